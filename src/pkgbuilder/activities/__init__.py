@@ -1,0 +1,1 @@
+"""Thin, idempotent adapters over pure modules. Each returns a pydantic model."""

@@ -1,0 +1,323 @@
+"""Package-manager shell-out activities: install, build, test (+coverage), quality, verify.
+
+Each is idempotent (re-running a build/test is harmless; install is guarded by a stamp of
+the manifests and a file lock so parallel children install a workspace once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from pkgbuilder.coverage import COVERAGE_FILES, read_coverage
+from pkgbuilder.failures import coverage_failure, failure_for, typescript_error_count
+from pkgbuilder.models.build import Failure, FailureType, PackageNode
+from pkgbuilder.models.common import PackageManager
+from pkgbuilder.models.steps import (
+    CommandInput,
+    InstallInput,
+    PackageStepInput,
+    StepResult,
+    VerifyDependenciesInput,
+)
+from pkgbuilder.shell import CommandResult, run_command, scrubbed_env
+
+STAMP_NAME = ".pkgbuilder-install.json"
+LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml")
+
+
+def _heartbeat(detail: str) -> None:
+    with contextlib.suppress(RuntimeError):  # outside an activity (unit tests)
+        activity.heartbeat(detail)
+
+
+def _pm_argv(pm: PackageManager, *args: str) -> list[str]:
+    """argv for the package manager; yarn/pnpm go through corepack when not on PATH."""
+    exe = pm.value
+    if shutil.which(exe) is None and pm is not PackageManager.NPM and shutil.which("corepack"):
+        return ["corepack", exe, *args]
+    return [exe, *args]
+
+
+def install_argv(root: Path, pm: PackageManager) -> list[str]:
+    if pm is PackageManager.PNPM:
+        frozen = ["--frozen-lockfile"] if (root / "pnpm-lock.yaml").exists() else []
+        return _pm_argv(pm, "install", *frozen)
+    if pm is PackageManager.YARN:
+        return _pm_argv(pm, "install")
+    if (root / "package-lock.json").exists() or (root / "npm-shrinkwrap.json").exists():
+        return _pm_argv(pm, "ci", "--no-audit", "--no-fund")
+    return _pm_argv(pm, "install", "--no-audit", "--no-fund")
+
+
+def script_argv(pm: PackageManager, script: str) -> list[str]:
+    return _pm_argv(pm, "run", script)
+
+
+def manifest_fingerprint(root: Path) -> str:
+    """Hash of the lockfile and every package.json below the root (outside node_modules)."""
+    h = hashlib.sha256()
+    for name in LOCKFILES:
+        p = root / name
+        if p.is_file():
+            h.update(name.encode() + b"\0" + p.read_bytes())
+    for p in sorted(root.rglob("package.json")):
+        rel = p.relative_to(root)
+        if "node_modules" in rel.parts:
+            continue
+        h.update(str(rel).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _log_path(log_dir: str | None, name: str) -> Path | None:
+    return Path(log_dir) / f"{name}.log" if log_dir else None
+
+
+@activity.defn
+async def install_workspace(inp: InstallInput) -> StepResult:
+    """Install the workspace's dependencies once (stamp + lock make repeats free)."""
+    root = Path(inp.workspace_root)
+    stamp = root / "node_modules" / STAMP_NAME
+    lock = root / "node_modules" / ".pkgbuilder-install.lock"
+    fingerprint = manifest_fingerprint(root)
+    loop = asyncio.get_running_loop()
+    # flock blocks: take it in a thread so heartbeats keep flowing meanwhile.
+    lock_cm = _file_lock(lock)
+    await loop.run_in_executor(None, lock_cm.__enter__)
+    try:
+        if stamp.is_file():
+            try:
+                if json.loads(stamp.read_text()).get("fingerprint") == fingerprint:
+                    return StepResult(step="install", ok=True, skipped=True,
+                                      detail="workspace already installed")
+            except (OSError, ValueError):
+                pass
+        argv = install_argv(root, inp.package_manager)
+        result = await run_command(
+            argv, root, timeout=inp.timeout_seconds, env=scrubbed_env(),
+            heartbeat=_heartbeat, log_path=_log_path(inp.log_dir, "install"),
+        )
+        if not result.ok:
+            return StepResult(
+                step="install", ok=False, duration_ms=result.duration_ms,
+                output_tail=result.output_tail, commands=[argv],
+                failures=[Failure(type=FailureType.INSTALL,
+                                  message=f"'{' '.join(argv)}' failed in {root}",
+                                  command=argv, output_tail=result.output_tail[-8000:])],
+            )
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps({"fingerprint": fingerprint}))
+        return StepResult(step="install", ok=True, duration_ms=result.duration_ms,
+                          output_tail=result.output_tail[-2000:], commands=[argv])
+    finally:
+        lock_cm.__exit__(None, None, None)
+
+
+async def _run_script(
+    inp: PackageStepInput, script: str, timeout: int, log_name: str
+) -> CommandResult:
+    pkg_dir = Path(inp.workspace_root) / inp.package.path
+    argv = script_argv(inp.package_manager, script)
+    try:
+        return await run_command(
+            argv, pkg_dir, timeout=timeout, env=scrubbed_env(), heartbeat=_heartbeat,
+            log_path=_log_path(inp.log_dir, log_name),
+        )
+    except FileNotFoundError as e:
+        raise ApplicationError(
+            f"'{argv[0]}' is not installed on this worker.", type="MissingTool",
+            non_retryable=True,
+        ) from e
+
+
+def _package_dir(inp: PackageStepInput) -> Path:
+    pkg_dir = Path(inp.workspace_root) / inp.package.path
+    if not (pkg_dir / "package.json").is_file():
+        raise ApplicationError(
+            f"Package directory {pkg_dir} has no package.json.", type="WorkspaceError",
+            non_retryable=True,
+        )
+    return pkg_dir
+
+
+@activity.defn
+async def build_package(inp: PackageStepInput) -> StepResult:
+    """Run the package's ``build`` script (skipped when it has none)."""
+    _package_dir(inp)
+    if "build" not in inp.package.scripts:
+        return StepResult(step="build", ok=True, skipped=True, detail="no build script")
+    res = await _run_script(inp, "build", inp.settings.timeouts.build_seconds, "build")
+    failures = [] if res.ok else [failure_for("build", res.argv, res.output_tail, res.exit_code)]
+    return StepResult(
+        step="build", ok=res.ok, duration_ms=res.duration_ms, failures=failures,
+        output_tail=res.output_tail[-4000:], commands=[res.argv],
+        type_script_errors=typescript_error_count(res.output_tail) if not res.ok else 0,
+    )
+
+
+@activity.defn
+async def test_package(inp: PackageStepInput) -> StepResult:
+    """Run the tests (``test:coverage`` when coverage is on and it exists, else ``test``)
+    and read the coverage report the runner wrote."""
+    pkg_dir = _package_dir(inp)
+    scripts = inp.package.scripts
+    script = "test"
+    if inp.settings.testing.enable_coverage and "test:coverage" in scripts:
+        script = "test:coverage"
+    if script not in scripts:
+        return StepResult(step="test", ok=True, skipped=True, detail="no test script")
+    # A stale report from an earlier run must never count as this run's coverage (the
+    # directory itself stays: runners such as node:test expect it to exist).
+    for rel in COVERAGE_FILES:
+        (pkg_dir / rel).unlink(missing_ok=True)
+    res = await _run_script(inp, script, inp.settings.timeouts.test_seconds, "test")
+    cov = read_coverage(pkg_dir)
+    failures = [] if res.ok else [failure_for(script, res.argv, res.output_tail, res.exit_code)]
+    return StepResult(
+        step="test", ok=res.ok, duration_ms=res.duration_ms, failures=failures,
+        output_tail=res.output_tail[-4000:], commands=[res.argv],
+        coverage_percent=cov.percent, coverage_source=cov.source,
+    )
+
+
+@activity.defn
+async def quality_check_package(inp: PackageStepInput) -> StepResult:
+    """Configured quality commands (or the package's lint/typecheck scripts) plus the
+    category's coverage threshold."""
+    pkg_dir = _package_dir(inp)
+    settings = inp.settings
+    category = inp.package.category
+    failures: list[Failure] = []
+    commands: list[list[str]] = []
+    duration = 0
+    tails: list[str] = []
+    ts_errors = 0
+    configured = settings.quality.commands.get(category.value) or settings.quality.commands.get(
+        "*"
+    )
+    runs: list[tuple[str, list[str]]] = []
+    if configured:
+        for argv in configured:
+            runs.append((argv[-1] if argv else "", argv))
+    else:
+        for script in settings.quality.default_scripts:
+            if script in inp.package.scripts:
+                runs.append((script, script_argv(inp.package_manager, script)))
+    for i, (name, argv) in enumerate(runs):
+        try:
+            res = await run_command(
+                argv, pkg_dir, timeout=settings.timeouts.quality_seconds, env=scrubbed_env(),
+                heartbeat=_heartbeat, log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
+            )
+        except FileNotFoundError as e:
+            raise ApplicationError(
+                f"Quality command '{argv[0]}' is not installed on this worker.",
+                type="MissingTool", non_retryable=True,
+            ) from e
+        commands.append(argv)
+        duration += res.duration_ms
+        tails.append(res.output_tail[-2000:])
+        if not res.ok:
+            failure = failure_for(name, argv, res.output_tail, res.exit_code)
+            failures.append(failure)
+            if failure.type is FailureType.TYPESCRIPT:
+                ts_errors += max(1, typescript_error_count(res.output_tail))
+    threshold = settings.testing.threshold_for(category)
+    cov = inp.coverage_percent
+    if settings.testing.enable_coverage and inp.tests_ran:
+        if cov is not None and cov < threshold:
+            failures.append(coverage_failure(cov, threshold))
+        elif cov is None and settings.testing.require_coverage_report:
+            failures.append(coverage_failure(None, threshold))
+    lint_runs = [f for f in failures if f.type is FailureType.LINT]
+    lint_total = sum(1 for name, _ in runs if "lint" in name)
+    lint_score = None if lint_total == 0 else 100.0 * (lint_total - len(lint_runs)) / lint_total
+    return StepResult(
+        step="quality", ok=not failures, duration_ms=duration, failures=failures,
+        output_tail="\n".join(tails)[-4000:], commands=commands,
+        coverage_percent=cov, type_script_errors=ts_errors, lint_score=lint_score,
+    )
+
+
+def _main_entry(pkg_dir: Path) -> str | None:
+    try:
+        manifest = json.loads((pkg_dir / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    main = manifest.get("main")
+    return main if isinstance(main, str) and main else None
+
+
+def missing_dependency_outputs(root: Path, deps: list[PackageNode]) -> list[str]:
+    """Dependencies whose directory is gone or whose declared ``main`` was not built."""
+    problems = []
+    for dep in deps:
+        dep_dir = root / dep.path
+        if not (dep_dir / "package.json").is_file():
+            problems.append(f"{dep.name} has no package.json at {dep.path}")
+            continue
+        main = _main_entry(dep_dir)
+        if main and not (dep_dir / main).exists():
+            problems.append(f"{dep.name} is not built ({main} is missing)")
+    return problems
+
+
+@activity.defn
+async def verify_dependencies(inp: VerifyDependenciesInput) -> StepResult:
+    """Check every workspace dependency exists and is built before building on it."""
+    problems = missing_dependency_outputs(Path(inp.workspace_root), inp.dependencies)
+    if problems:
+        return StepResult(
+            step="dependencies", ok=False,
+            failures=[Failure(type=FailureType.DEPENDENCY, message="; ".join(problems))],
+        )
+    return StepResult(step="dependencies", ok=True)
+
+
+@activity.defn
+async def run_suite_command(inp: CommandInput) -> StepResult:
+    """Run the suite-level VERIFY command in the workspace root."""
+    root = Path(inp.workspace_root)
+    try:
+        res = await run_command(
+            inp.argv, root, timeout=inp.timeout_seconds, env=scrubbed_env(),
+            heartbeat=_heartbeat, log_path=Path(inp.log_path) if inp.log_path else None,
+        )
+    except FileNotFoundError as e:
+        raise ApplicationError(
+            f"Verify command '{inp.argv[0]}' was not found.", type="MissingTool",
+            non_retryable=True,
+        ) from e
+    failures = [] if res.ok else [failure_for("verify", res.argv, res.output_tail, res.exit_code)]
+    return StepResult(step="verify", ok=res.ok, duration_ms=res.duration_ms, failures=failures,
+                      output_tail=res.output_tail[-4000:], commands=[res.argv])
+
+
+ACTIVITIES = [
+    install_workspace,
+    build_package,
+    test_package,
+    quality_check_package,
+    verify_dependencies,
+    run_suite_command,
+]

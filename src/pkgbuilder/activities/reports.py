@@ -1,0 +1,42 @@
+"""Report-writing activities (atomic JSON files; rewriting the same report is idempotent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio import activity
+
+from pkgbuilder.models.reports import (
+    Estimates,
+    EstimatesInput,
+    WritePackageReportInput,
+    WriteSuiteSummaryInput,
+    WrittenReport,
+)
+from pkgbuilder.reports import latest_durations, package_report_path, write_json_atomic
+
+
+@activity.defn
+def write_package_report(inp: WritePackageReportInput) -> WrittenReport:
+    path = package_report_path(Path(inp.reports_root), inp.date, inp.report.package_name)
+    write_json_atomic(path, inp.report.to_json_dict())
+    return WrittenReport(path=str(path))
+
+
+@activity.defn
+def write_suite_summary(inp: WriteSuiteSummaryInput) -> WrittenReport:
+    path = Path(inp.reports_root) / inp.date / "suite-summary.json"
+    report = inp.report.model_copy(update={"summary_path": str(path)})
+    write_json_atomic(path, report.to_json_dict())
+    # Keep every run's summary too: several suites may run on one day.
+    write_json_atomic(Path(inp.reports_root) / inp.date / "suites" / f"{report.build_id}.json",
+                      report.to_json_dict())
+    return WrittenReport(path=str(path))
+
+
+@activity.defn
+def load_duration_estimates(inp: EstimatesInput) -> Estimates:
+    return Estimates(durations_ms=latest_durations(Path(inp.reports_root)))
+
+
+ACTIVITIES = [write_package_report, write_suite_summary, load_duration_estimates]

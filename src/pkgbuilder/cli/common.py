@@ -1,0 +1,131 @@
+"""Helpers shared by CLI commands: error handling, settings, connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from pkgbuilder.config import BuildSettings, ConfigError, load_settings, pkgbuilder_home
+from pkgbuilder.errors import UserError
+from pkgbuilder.runtime.binaries import BinaryNotFound
+from pkgbuilder.runtime.client import connect, is_local_address, server_answers, split_address
+
+console = Console(stderr=True)
+out = Console()
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one clear sentence and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine, turning user errors into one sentence and a non-zero exit code."""
+    try:
+        return asyncio.run(coro)
+    except UserError as e:
+        fail(str(e), e.exit_code)
+    except (ConfigError, BinaryNotFound) as e:
+        fail(str(e), 2)
+    except RPCError as e:
+        fail(f"Temporal refused the request: {e.message}.", 2)
+    except KeyboardInterrupt:
+        console.print("interrupted; work already done is kept (the workflow is durable).")
+        raise typer.Exit(130) from None
+    raise AssertionError("unreachable")
+
+
+def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorator for sync commands: user errors end in one sentence, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            fail(str(e), e.exit_code)
+        except (ConfigError, BinaryNotFound) as e:
+            fail(str(e), 2)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def settings_for(
+    workspace: Path | None, config: Path | None = None, overrides: dict[str, Any] | None = None
+) -> BuildSettings:
+    warnings: list[str] = []
+    settings = load_settings(workspace, config, overrides, warnings=warnings)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def temporal_client(
+    settings: BuildSettings, allow_embedded: bool = False
+) -> AsyncIterator[tuple[Client, bool]]:
+    """Connect to ``settings.temporal.address``; with ``allow_embedded``, boot the embedded
+    persistent dev server when nothing answers. Yields (client, embedded?)."""
+    address = settings.temporal.address
+    if await server_answers(address):
+        try:
+            client = await connect(address, settings.temporal.namespace)
+        except RuntimeError as e:
+            raise UserError(f"Cannot connect to Temporal at {address}: {e}.") from e
+        yield client, False
+        return
+    if not allow_embedded:
+        raise UserError(
+            f"No Temporal server answers at {address}; start one with 'pkgbuilder server' "
+            "or set TEMPORAL_ADDRESS."
+        )
+    if not is_local_address(address):
+        raise UserError(
+            f"No Temporal server answers at {address}; pkgbuilder only boots an embedded "
+            "server on a local address."
+        )
+    from pkgbuilder.runtime.server import embedded_server
+
+    _, port = split_address(address)
+    home = pkgbuilder_home()
+    ui_port = int(os.environ.get("PKGBUILDER_UI_PORT", str(port + 1000)))
+    # The UI port is optional comfort: when it is taken, run headless rather than fail.
+    if await server_answers(f"127.0.0.1:{ui_port}", timeout=0.3):
+        headless_reason = f"UI port {ui_port} is busy"
+    else:
+        headless_reason = ""
+    headless = bool(headless_reason) or os.environ.get("PKGBUILDER_HEADLESS", "") not in (
+        "", "0", "false")
+    console.print(
+        f"[cyan]No Temporal server at {address}: booting an embedded one "
+        f"(database {home / 'temporal.db'}"
+        + ("" if headless else f", UI http://localhost:{ui_port}")
+        + ")[/]"
+    )
+    async with embedded_server(
+        port=port,
+        db=home / "temporal.db",
+        ui=not headless,
+        ui_port=None if headless else ui_port,
+        namespace=settings.temporal.namespace,
+    ) as client:
+        yield client, True
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,302 @@
+"""Configuration: ``pkgbuilder.toml`` (or the seed's ``production/configs/build-env.json``),
+then environment variables, then CLI flags.
+
+``BuildSettings`` is the serialisable, secret-free part that travels in workflow inputs.
+Secrets (ANTHROPIC_API_KEY, NPM_TOKEN, MCP tokens) are never part of it: activities read
+them from their own environment when they need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+
+from pkgbuilder.models.common import DEFAULT_COVERAGE_THRESHOLDS, Category, Model
+
+DEFAULT_TASK_QUEUE = "package-builder"
+DEFAULT_LLM_TASK_QUEUE = "package-builder-llm"
+DEFAULT_ADDRESS = "localhost:7233"
+
+# Keys that must never be read into a model; found in a config file they are ignored with a
+# warning (the seed's build-env.json carried npmToken in plain text).
+SECRET_KEYS = {"npmToken", "npm_token", "apiKey", "api_key", "anthropicApiKey", "token"}
+
+
+class ConfigError(Exception):
+    """A user-facing configuration error (one clear sentence)."""
+
+
+class TemporalSettings(Model):
+    address: str = DEFAULT_ADDRESS
+    namespace: str = "default"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    llm_task_queue: str = DEFAULT_LLM_TASK_QUEUE
+
+
+class TestingSettings(Model):
+    enable_coverage: bool = True
+    # Overrides every category threshold when set (the seed's single number).
+    min_coverage_percent: float | None = None
+    coverage_thresholds: dict[Category, float] = Field(
+        default_factory=lambda: dict(DEFAULT_COVERAGE_THRESHOLDS)
+    )
+    # When False, test failures are recorded but do not fail the package.
+    fail_on_error: bool = True
+    # Fail the coverage check when tests ran but produced no coverage report.
+    require_coverage_report: bool = False
+
+    def threshold_for(self, category: Category) -> float:
+        if self.min_coverage_percent is not None:
+            return self.min_coverage_percent
+        return self.coverage_thresholds.get(category, DEFAULT_COVERAGE_THRESHOLDS[category])
+
+
+class QualitySettings(Model):
+    # Per-category argv lists, run in the package directory, e.g.
+    # {"core": [["npm", "run", "lint"], ["npm", "run", "typecheck"]]}.
+    commands: dict[str, list[list[str]]] = Field(default_factory=dict)
+    # Scripts run when the package defines them and no explicit command is configured.
+    default_scripts: list[str] = Field(default_factory=lambda: ["lint", "typecheck"])
+
+
+class PublishingSettings(Model):
+    enabled: bool = False
+    dry_run: bool = False
+    require_tests: bool = True
+    require_clean_working_directory: bool = False
+    access: str = "public"
+    tag: str = "latest"
+
+    @field_validator("access")
+    @classmethod
+    def _access(cls, v: str) -> str:
+        if v not in ("public", "restricted"):
+            raise ValueError("publishing.access must be 'public' or 'restricted'")
+        return v
+
+
+class VerifySettings(Model):
+    # Suite-level command run in the workspace root during VERIFY (argv list).
+    command: list[str] | None = None
+    timeout_seconds: int = 1800
+
+
+class TimeoutSettings(Model):
+    install_seconds: int = 1800
+    build_seconds: int = 1800
+    test_seconds: int = 1800
+    quality_seconds: int = 900
+    heartbeat_seconds: int = 30
+
+
+class LLMSettings(Model):
+    model: str = "claude-sonnet-5-5"
+    # Per-purpose overrides, e.g. {"fix": "...", "generation": "..."}.
+    models: dict[str, str] = Field(default_factory=dict)
+    max_attempts: int = 5
+    tokens_per_minute: int = 8000
+    max_output_tokens_cap: int = 32000
+    request_timeout_seconds: float = 300.0
+    # The tokens-per-minute budget is counted over this sliding window; only tests shorten it.
+    rate_window_seconds: float = 60.0
+    # Temporal retry backoff of model calls (a server's retry-after wins when it sends one).
+    retry_initial_interval_seconds: float = 2.0
+    retry_max_interval_seconds: float = 60.0
+    # A retry-after longer than this is clamped (a misbehaving proxy must not park a build).
+    max_retry_after_seconds: float = 600.0
+    # USD per million tokens: input, output, cache_write, cache_read.
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    def model_for(self, purpose: str) -> str:
+        return self.models.get(purpose, self.model)
+
+
+class FixSettings(Model):
+    enabled: bool = True
+    max_attempts: int = 3
+    max_output_tokens: int = 8000
+    temperature: float = 0.2
+    # Caps on one model answer's file operations (LLM output is hostile input).
+    max_files_per_response: int = 50
+    max_file_bytes: int = 512 * 1024
+    max_response_bytes: int = 4 * 1024 * 1024
+    # Package files sent with a fix request: total budget and per-file cap (bytes).
+    context_budget_bytes: int = 60_000
+    context_file_max_bytes: int = 24_000
+
+
+class BuildSettings(Model):
+    """Everything a build needs to know, resolved once by the CLI; no secrets."""
+
+    registry: str | None = None
+    max_concurrent_builds: int = 4
+    reports_root: str | None = None  # default <workspace>/production/reports
+    suite_package: str | None = None
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    publishing: PublishingSettings = Field(default_factory=PublishingSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    fix: FixSettings = Field(default_factory=FixSettings)
+    # Other sections (turnBasedGeneration, orchestrator, ...) are kept verbatim and validated
+    # by the feature that owns them.
+    turn_based_generation: dict[str, Any] = Field(default_factory=dict)
+    orchestrator: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("max_concurrent_builds")
+    @classmethod
+    def _conc(cls, v: int) -> int:
+        if not 1 <= v <= 64:
+            raise ValueError("maxConcurrentBuilds must be between 1 and 64")
+        return v
+
+
+CONFIG_FILE_NAMES = ("pkgbuilder.toml", "production/configs/build-env.json")
+
+
+def find_config_file(workspace: Path) -> Path | None:
+    for name in CONFIG_FILE_NAMES:
+        candidate = workspace / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _strip_secrets(data: Any, warnings: list[str], where: str = "") -> Any:
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if k in SECRET_KEYS:
+                warnings.append(
+                    f"ignored secret '{where}{k}' in the config file: "
+                    "put it in the environment instead (e.g. NPM_TOKEN)"
+                )
+                continue
+            out[k] = _strip_secrets(v, warnings, f"{where}{k}.")
+        return out
+    return data
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"Cannot read config file {path}: {e.strerror}.") from e
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        data = json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"Config file {path} is not valid: {e}.") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold an object at the top level.")
+    # The seed's build-env.json spells the registry npmRegistry.
+    if "npmRegistry" in data and "registry" not in data:
+        data["registry"] = data.pop("npmRegistry")
+    return data
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    over: dict[str, Any] = {}
+    temporal: dict[str, Any] = {}
+    if v := env.get("TEMPORAL_ADDRESS"):
+        temporal["address"] = v
+    if v := env.get("TEMPORAL_NAMESPACE"):
+        temporal["namespace"] = v
+    if v := env.get("TEMPORAL_TASK_QUEUE"):
+        temporal["taskQueue"] = v
+    if v := env.get("PKGBUILDER_LLM_TASK_QUEUE"):
+        temporal["llmTaskQueue"] = v
+    if temporal:
+        over["temporal"] = temporal
+    if v := env.get("NPM_REGISTRY"):
+        over["registry"] = v
+    if v := env.get("PKGBUILDER_REPORTS_ROOT"):
+        over["reportsRoot"] = v
+    if v := env.get("MAX_CONCURRENT_BUILDS"):
+        over["maxConcurrentBuilds"] = v
+    llm: dict[str, Any] = {}
+    if v := env.get("PKGBUILDER_MODEL") or env.get("CLAUDE_MODEL"):
+        llm["model"] = v
+    if v := env.get("PKGBUILDER_TOKENS_PER_MINUTE"):
+        llm["tokensPerMinute"] = v
+    if llm:
+        over["llm"] = llm
+    return over
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _camel_keys(data: Any) -> Any:
+    """Accept snake_case keys in TOML by converting them to camelCase."""
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            key = k
+            if "_" in k:
+                head, *rest = k.split("_")
+                key = head + "".join(p[:1].upper() + p[1:] for p in rest)
+            # category maps keep their keys as written
+            out[key] = v if key in ("coverageThresholds", "commands", "prices", "models") else (
+                _camel_keys(v)
+            )
+        return out
+    return data
+
+
+def load_settings(
+    workspace: Path | None = None,
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    warnings: list[str] | None = None,
+) -> BuildSettings:
+    """Resolve settings: defaults < config file < environment < CLI overrides.
+
+    Raises:
+        ConfigError: the file is unreadable or a value is invalid (one clear sentence).
+    """
+    env = dict(os.environ) if env is None else env
+    warnings = [] if warnings is None else warnings
+    data: dict[str, Any] = {}
+    path = config_file
+    if path is None and env.get("PKGBUILDER_CONFIG"):
+        path = Path(env["PKGBUILDER_CONFIG"])
+    if path is None and workspace is not None:
+        path = find_config_file(workspace)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} does not exist.")
+        data = _camel_keys(_strip_secrets(_read_file(path), warnings))
+    data = _deep_merge(data, _env_overrides(env))
+    if overrides:
+        data = _deep_merge(data, _camel_keys(overrides))
+    try:
+        return BuildSettings.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"Invalid configuration value at '{loc}': {first['msg']}.") from e
+
+
+def pkgbuilder_home(env: dict[str, str] | None = None) -> Path:
+    """``$PKGBUILDER_HOME`` (default ``./.pkgbuilder``), created on demand."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("PKGBUILDER_HOME") or ".pkgbuilder").expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home

@@ -1,0 +1,1 @@
+"""Temporal runtime: embedded dev server, client connection, worker assembly."""

@@ -1,0 +1,79 @@
+"""Client connection (pydantic data converter) and server reachability probe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from pkgbuilder.search_attributes import ALL_KEYS
+
+log = logging.getLogger(__name__)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host:
+        return address, 7233
+    try:
+        return host, int(port)
+    except ValueError:
+        return address, 7233
+
+
+def is_local_address(address: str) -> bool:
+    host, _ = split_address(address)
+    return host in ("localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0")
+
+
+async def server_answers(address: str, timeout: float = 1.0) -> bool:
+    """True when something accepts TCP connections at ``address`` (cheap pre-check)."""
+    host, port = split_address(address)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    """Connect with the pydantic data converter (every boundary is a pydantic model)."""
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> bool:
+    """Register pkgbuilder's search attributes if missing; False if the cluster refuses.
+
+    On Temporal Cloud or a locked-down cluster the operator API may be denied; workflows are
+    then started without search attributes (they would fail their first task otherwise).
+    """
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {
+            k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            for k in ALL_KEYS
+            if k.name not in existing.custom_attributes
+        }
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            )
+        return True
+    except Exception as e:  # the operator API is optional: degrade, never fail a build
+        log.warning("search attributes unavailable (%s); the UI will not filter by them", e)
+        return False

