@@ -107,3 +107,28 @@ def pkgbuilder_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     home.mkdir()
     monkeypatch.setenv("PKGBUILDER_HOME", str(home))
     yield home
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def copy_workspace(src: Path, dest: Path, extra_config: str = "") -> Path:
+    """Copy a fixture monorepo (without build outputs), make it a git repo, return it."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(
+        "node_modules", "dist", "coverage", "production"))
+    if extra_config:
+        cfg = dest / "pkgbuilder.toml"
+        cfg.write_text((cfg.read_text() if cfg.exists() else "") + "\n" + extra_config)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "fixture")
+    return dest
+
+
+def pkgbuilder_cli() -> str:
+    return str(Path(os.sys.executable).parent / "pkgbuilder")

@@ -71,6 +71,8 @@ class PublishingSettings(Model):
     require_clean_working_directory: bool = False
     access: str = "public"
     tag: str = "latest"
+    # Bound on one pack or `npm publish` command.
+    timeout_seconds: int = 600
 
     @field_validator("access")
     @classmethod
@@ -291,7 +293,8 @@ def load_settings(
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"Invalid configuration value at '{loc}': {first['msg']}.") from e
+        msg = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
+        raise ConfigError(f"Invalid configuration value at '{loc}': {msg}.") from e
 
 
 def pkgbuilder_home(env: dict[str, str] | None = None) -> Path:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import typer
 
 from pkgbuilder.cli import build as build_cmds
+from pkgbuilder.cli import generate as generate_cmds
+from pkgbuilder.cli import generation as generation_cmds
 from pkgbuilder.cli import registry as registry_cmds
 from pkgbuilder.cli.common import console, fail, run_async, settings_for, temporal_client
 
@@ -22,7 +25,9 @@ app = typer.Typer(
 )
 
 build_cmds.register(app)
+generate_cmds.register(app)
 app.add_typer(registry_cmds.app)
+app.add_typer(generation_cmds.app)
 
 
 @app.command()
@@ -94,7 +99,19 @@ def worker(
 
 
 def main() -> None:
-    app()
+    """Entry point: user errors raised anywhere end in one sentence and exit code 2."""
+    from pkgbuilder.config import ConfigError
+    from pkgbuilder.errors import UserError
+    from pkgbuilder.runtime.binaries import BinaryNotFound
+
+    try:
+        app()
+    except UserError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except (ConfigError, BinaryNotFound) as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ from pkgbuilder.cli.common import (
     run_async,
     settings_for,
     temporal_client,
+    user_errors,
 )
 from pkgbuilder.cli.progress import state_table, summary_table
+from pkgbuilder.cli.publishing import prepare_publishing, publish_overrides, publish_table
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport, SuiteBuildInput, SuiteState
@@ -167,6 +169,8 @@ def _print_report(report: BuildReport, as_json: bool) -> None:
         print(json.dumps(report.to_json_dict(), indent=2))
         return
     out.print(summary_table(report))
+    if (published := publish_table(report)) is not None:
+        out.print(published)
     if report.summary_path:
         out.print(f"reports: {Path(report.summary_path).parent}")
     if report.verify_passed is False:
@@ -185,6 +189,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the suite summary JSON."),
         detach: bool = typer.Option(False, help="Start and return (needs a running server)."),
         config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
+        registry: str | None = typer.Option(
+            None, help="Publish to this registry URL; 'local' starts the embedded one."),
+        dry_run: bool = typer.Option(False, "--dry-run",
+                                     help="Pack and report what would be published; publish "
+                                          "nothing."),
     ) -> None:
         """Build every package of WORKSPACE in dependency order, in parallel."""
         workspace = workspace.resolve()
@@ -193,12 +202,14 @@ def register(app: typer.Typer) -> None:
         overrides: dict[str, Any] = {}
         if concurrency is not None:
             overrides["maxConcurrentBuilds"] = concurrency
+        overrides.update(publish_overrides(registry, dry_run))
         settings = settings_for(workspace, config, overrides)
         if plan is not None:
             plan = plan.resolve()
             if not plan.is_file():
                 _fail_now(f"Plan file {plan} does not exist.")
         _prevalidate(workspace, plan, only)
+        settings = user_errors(prepare_publishing)(settings, registry)
         bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         code = run_async(run_build(settings, workspace, plan, only, bid, as_json, detach))
         raise typer.Exit(code)
@@ -248,7 +259,7 @@ async def _latest_build_id(client: Client) -> str:
 async def _status(settings: BuildSettings, build_id: str | None, as_json: bool) -> int:
     async with temporal_client(settings, allow_embedded=True) as (client, _):
         bid = build_id or await _latest_build_id(client)
-        handle = client.get_workflow_handle(suite_workflow_id(bid))
+        handle = client.get_workflow_handle(suite_workflow_id(bid), result_type=BuildReport)
         try:
             desc = await handle.describe()
         except RPCError as e:

@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 def fail(message: str, code: int = 2) -> None:
     """Print one clear sentence and exit with ``code``."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
