@@ -23,7 +23,8 @@ def test_defaults() -> None:
 def test_toml_env_and_overrides(tmp_path: Path) -> None:
     (tmp_path / "pkgbuilder.toml").write_text(
         'registry = "http://r.example/"\nmax_concurrent_builds = 2\n'
-        '[testing]\nmin_coverage_percent = 70\n[quality.commands]\ncore = [["npm", "run", "lint"]]\n'
+        "[testing]\nmin_coverage_percent = 70\n"
+        '[quality.commands]\ncore = [["npm", "run", "lint"]]\n'
     )
     s = load_settings(tmp_path, env={"TEMPORAL_TASK_QUEUE": "q1"},
                       overrides={"maxConcurrentBuilds": 8})

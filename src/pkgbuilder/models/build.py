@@ -155,6 +155,7 @@ class PackageBuildReport(Model):
     waited_for: list[WaitedFor] = Field(default_factory=list)
     blocked_by: list[str] = Field(default_factory=list)
     publish: PublishOutcome = PublishOutcome.NOT_ATTEMPTED
+    publish_detail: str | None = None  # one sentence: what was (or would be) published
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     category: Category | None = None
@@ -175,6 +176,11 @@ class PackageBuildInput(Model):
     # Set by the suite once it ran the workspace install; a standalone child installs itself.
     workspace_installed: bool = False
     search_attributes: bool = False
+    # The suite's top package (config suitePackage) is published by the suite in COMPLETE.
+    defer_publish: bool = False
+    # Set by ContinuousBuilderWorkflow: the child signals `build_finished` to this workflow
+    # id when it ends (the orchestrator may have continued-as-new since it started the child).
+    notify_workflow_id: str | None = None
 
 
 class PackageBuildResult(Model):

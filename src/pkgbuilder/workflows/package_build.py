@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         PackageBuildReport,
         PackageBuildResult,
         PackageStatus,
+        PublishOutcome,
     )
     from pkgbuilder.models.common import slugify
     from pkgbuilder.models.reports import WritePackageReportInput
@@ -30,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
         VerifyDependenciesInput,
     )
     from pkgbuilder.reports import reports_root
+    from pkgbuilder.workflows import publishing
+    from pkgbuilder.workflows.build_notice import notify_orchestrator
     from pkgbuilder.workflows.common import (
         FILE_RETRY,
         SHELL_RETRY,
@@ -107,7 +110,7 @@ class PackageBuildWorkflow:
             await self._finish(report, start, root, date)
             raise
         path = await self._finish(report, start, root, date)
-        return PackageBuildResult(
+        result = PackageBuildResult(
             package_name=pkg.name,
             success=report.status is PackageStatus.SUCCESS,
             status=report.status,
@@ -116,6 +119,11 @@ class PackageBuildWorkflow:
             report=report,
             report_path=path,
         )
+        # Continuous orchestrator (issue 5): report back by signal; it may have
+        # continued-as-new since it started this child.
+        if inp.notify_workflow_id:
+            await notify_orchestrator(inp.notify_workflow_id, result)
+        return result
 
     async def _finish(
         self, report: PackageBuildReport, start: object, root: str, date: str
@@ -234,6 +242,23 @@ class PackageBuildWorkflow:
         return failures
 
     async def _publish(self, inp: PackageBuildInput, report: PackageBuildReport) -> None:
-        """Publish step; wired by the publishing issue (issue 3)."""
-        return None
+        """Publish step (issue 3): reached only when build, tests and quality passed."""
+        if not publishing.publishing_active(inp.config) or inp.defer_publish:
+            return
+        self._phase = "publish"
+        try:
+            result = await publishing.publish_package(
+                inp.config, inp.build_id, inp.workspace_root, inp.package, inp.package_manager
+            )
+        except ActivityError as e:
+            cause = e.cause
+            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            report.publish = PublishOutcome.FAILED
+            raise StepFailed("publish", [Failure(type=FailureType.PUBLISH, message=msg)]) from e
+        report.build_metrics.publish_time = result.duration_ms
+        report.publish = result.outcome
+        report.publish_detail = result.message
+        if result.outcome is PublishOutcome.FAILED:
+            raise StepFailed("publish", [Failure(type=FailureType.PUBLISH, message=result.message,
+                                                 output_tail=result.output_tail)])
 

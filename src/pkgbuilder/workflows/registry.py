@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pkgbuilder.workflows.generation import TurnBasedGenerationWorkflow
+from pkgbuilder.workflows.lifecycle import GenerationRunWorkflow
+from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 from pkgbuilder.workflows.package_build import PackageBuildWorkflow
+from pkgbuilder.workflows.poller import PackageQueuePollerWorkflow
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
 ALL_WORKFLOWS: list[type] = [
     SuiteBuildWorkflow,
     PackageBuildWorkflow,
+    ContinuousBuilderWorkflow,
+    PackageQueuePollerWorkflow,
+    TurnBasedGenerationWorkflow,
+    GenerationRunWorkflow,
 ]

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PackageNode,
         PackageState,
         PackageStatus,
+        PublishOutcome,
         SuiteBuildInput,
         SuitePhase,
         SuiteState,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.models.steps import CommandInput, InstallInput
     from pkgbuilder.reports import build_suite_report, reports_root
+    from pkgbuilder.workflows import publishing
     from pkgbuilder.workflows.common import (
         FILE_RETRY,
         SHELL_RETRY,
@@ -62,6 +64,7 @@ class SuiteBuildWorkflow:
     def __init__(self) -> None:
         self._state = SuiteState(build_id="")
         self._results: dict[str, PackageBuildResult] = {}
+        self._published_identical: set[str] = set()
         self._max_concurrent = 4
 
     @workflow.query
@@ -163,6 +166,8 @@ class SuiteBuildWorkflow:
                 self._fail(node.name, "the master plan lists it but its directory "
                            f"{node.path} does not exist (enable turnBasedGeneration to "
                            "generate it)", None)
+        self._published_identical = await publishing.skip_published(self._inp, graph,
+                                                                    self._state)
 
     async def _install(self, graph: WorkspaceGraph) -> str | None:
         """Install the workspace once, before any child starts (workspaces link packages)."""
@@ -250,6 +255,7 @@ class SuiteBuildWorkflow:
             report_date=self._date,
             waited_for=waited,
             workspace_installed=True,
+            defer_publish=node.name == self._inp.config.suite_package,
             search_attributes=self._inp.search_attributes,
         )
         assert state.workflow_id is not None
@@ -319,6 +325,11 @@ class SuiteBuildWorkflow:
 
     async def _complete(self, started: datetime) -> BuildReport:
         self._enter(SuitePhase.COMPLETE)
+        suite_published = PublishOutcome.NOT_ATTEMPTED
+        graph = getattr(self, "_graph", None)  # absent when cancelled during INITIALIZE
+        if graph is not None and not self._state.error:
+            suite_published = await publishing.publish_suite_package(
+                self._inp, graph, self._state, self._results, self._published_identical)
         reports = [self._package_report(p) for p in self._state.packages]
         end = workflow.now()
         summary = build_suite_report(
@@ -330,6 +341,7 @@ class SuiteBuildWorkflow:
             verify_passed=self._state.verify_passed,
         )
         summary.error = self._state.error
+        summary.suite_package_published = suite_published
         written = await workflow.execute_activity(
             report_acts.write_suite_summary,
             WriteSuiteSummaryInput(report=summary, reports_root=self._reports_root,
@@ -360,6 +372,8 @@ class SuiteBuildWorkflow:
             dependencies=p.dependencies,
             blocked_by=p.blocked_by,
             category=p.category,
+            **publishing.plan_skip_fields(p.name, self._published_identical,
+                                          getattr(self, "_graph", None)),
         )
 
 
