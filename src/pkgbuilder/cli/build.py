@@ -86,12 +86,12 @@ async def _follow(handle: WorkflowHandle[Any, Any], show: bool) -> BuildReport:
 
 
 def _failure_message(err: WorkflowFailureError) -> tuple[str, int]:
-    cause = err.cause
+    cause: BaseException | None = err.cause
     while cause is not None:
         if isinstance(cause, ApplicationError):
             code = 2 if cause.type in USER_ERROR_TYPES else 1
             return cause.message, code
-        cause = cause.cause  # type: ignore[assignment]
+        cause = getattr(cause, "cause", None)
     return str(err), 1
 
 

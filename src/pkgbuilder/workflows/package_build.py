@@ -5,6 +5,8 @@ gets a PackageBuildResult with typed failures either way."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -145,9 +147,11 @@ class PackageBuildWorkflow:
             workflow.logger.warning("could not write the report of %s", report.package_name)
             return None
 
-    async def _step(self, activity: object, arg: object, seconds: int, hb: int) -> StepResult:
+    async def _step(
+        self, activity: Callable[[Any], Awaitable[StepResult]], arg: Any, seconds: int, hb: int
+    ) -> StepResult:
         result: StepResult = await workflow.execute_activity(
-            activity,  # type: ignore[arg-type]
+            activity,
             arg,
             start_to_close_timeout=shell_timeout(seconds),
             heartbeat_timeout=heartbeat_timeout(hb),
