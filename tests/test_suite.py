@@ -81,6 +81,9 @@ async def test_failure_blocks_exactly_its_transitive_dependents(failing_run) -> 
     assert "@fx/broken" in (by_name["@fx/top"].error or "")
     assert by_name["@fx/top"].start_time is None
     broken = by_name["@fx/broken"]
+    # no API key in the test environment: one attempt that stops the loop, nothing crashes
+    assert len(broken.fix_attempts) == 1 and not broken.fix_attempts[0].succeeded
+    assert "MissingApiKey" in (broken.error or "")
     assert broken.failed_phase == "test"
     assert broken.failures and broken.failures[0].type.value == "test"
     assert "not ok" in broken.failures[0].output_tail or "fail" in broken.failures[0].output_tail

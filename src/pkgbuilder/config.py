@@ -103,6 +103,9 @@ class LLMSettings(Model):
     max_attempts: int = 5
     tokens_per_minute: int = 8000
     max_output_tokens_cap: int = 32000
+    # Send each phase's temperature (in the request body when the SDK has no parameter for
+    # it); turn off for a model that rejects sampling parameters.
+    send_temperature: bool = True
     request_timeout_seconds: float = 300.0
     # The tokens-per-minute budget is counted over this sliding window; only tests shorten it.
     rate_window_seconds: float = 60.0
@@ -231,6 +234,14 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         llm["tokensPerMinute"] = v
     if llm:
         over["llm"] = llm
+    # turnBasedGeneration (the operator guide's variables; validated by phases/config.py)
+    tbg: dict[str, Any] = {}
+    if v := env.get("ENABLE_TURN_BASED_GENERATION"):
+        tbg["enabled"] = v
+    if v := env.get("GENERATION_STATE_DIR"):
+        tbg["stateDir"] = v
+    if tbg:
+        over["turnBasedGeneration"] = tbg
     return over
 
 

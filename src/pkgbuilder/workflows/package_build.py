@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         PublishOutcome,
     )
     from pkgbuilder.models.common import slugify
+    from pkgbuilder.models.llm import FixAttemptInput
     from pkgbuilder.models.reports import WritePackageReportInput
     from pkgbuilder.models.steps import (
         InstallInput,
@@ -42,6 +43,11 @@ with workflow.unsafe.imports_passed_through():
         heartbeat_timeout,
         shell_timeout,
     )
+    from pkgbuilder.workflows.fix_loop import run_fix_attempt
+
+# Failure types a model can fix; install/dependency/publish problems it cannot.
+FIXABLE = frozenset({FailureType.BUILD, FailureType.TYPESCRIPT, FailureType.LINT,
+                     FailureType.TEST, FailureType.COVERAGE})
 
 
 class StepFailed(Exception):
@@ -58,6 +64,7 @@ class PackageBuildWorkflow:
     def __init__(self) -> None:
         self._phase = "starting"
         self._report: PackageBuildReport | None = None
+        self._fix_stopped: str | None = None
 
     @workflow.query
     def get_state(self) -> PackageBuildReport | None:
@@ -99,6 +106,8 @@ class PackageBuildWorkflow:
             report.failed_phase = e.phase
             report.failures = e.failures
             report.error = f"{e.phase}: {e}"
+            if self._fix_stopped:
+                report.error += f" (fix loop stopped: {self._fix_stopped})"
         except ActivityError as e:
             report.status = PackageStatus.FAILED
             report.failed_phase = self._phase
@@ -242,7 +251,36 @@ class PackageBuildWorkflow:
 
     async def _fix_loop(self, inp: PackageBuildInput, step_in: PackageStepInput,
                         report: PackageBuildReport, failures: list[Failure]) -> list[Failure]:
-        """Claude fix attempts; wired by the Claude layer (issue 7)."""
+        """Up to ``fix.maxAttempts`` Claude attempts: classify → prompt → apply + commit →
+        re-run the checks. Stops early when another attempt cannot help (no API key)."""
+        cfg = inp.config.fix
+        attempt = 0
+        while failures and cfg.enabled and attempt < cfg.max_attempts:
+            if not any(f.type in FIXABLE for f in failures):
+                break
+            attempt += 1
+            self._phase = f"fix-{attempt}"
+            outcome = await run_fix_attempt(FixAttemptInput(
+                build_id=inp.build_id,
+                workspace_root=inp.workspace_root,
+                package_name=inp.package.name,
+                package_path=inp.package.path,
+                plan_path=inp.package.plan_path,
+                failures=[f for f in failures if f.type in FIXABLE],
+                attempt=attempt,
+                config=inp.config,
+            ))
+            record = outcome.attempt
+            report.fix_attempts.append(record)
+            report.tokens = report.tokens + record.tokens
+            report.cost_usd = round(report.cost_usd + record.cost_usd, 6)
+            if outcome.stop_loop:
+                self._fix_stopped = record.error or "the fix loop stopped"
+                break
+            if not record.succeeded:
+                continue  # the answer could not be obtained or applied; try again
+            failures = await self._checks(step_in, report)
+            record.succeeded = not failures
         return failures
 
     async def _publish(self, inp: PackageBuildInput, report: PackageBuildReport) -> None:

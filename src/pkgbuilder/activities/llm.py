@@ -1,0 +1,378 @@
+"""The LLM activity: one validated model answer per request file, on the LLM task queue.
+
+``call_llm`` reads a request file written by a main-queue activity, waits for the worker's
+token budget, calls the Messages API through the real ``anthropic`` SDK (its own retries
+off: Temporal owns retries), validates the answer against the response contract and writes
+it to ``responses/<request-sha>.json``. A retried activity that finds that file returns it
+without calling (and paying for) the model again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import inspect
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anthropic
+from anthropic.resources.messages.messages import AsyncMessages
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from pkgbuilder.activities.llm_policy import LLM_NON_RETRYABLE_ERROR_TYPES
+from pkgbuilder.config import BuildSettings, LLMSettings
+from pkgbuilder.llm import contract, pricing, prompts
+from pkgbuilder.llm.ratelimit import TokenRateLimiter
+from pkgbuilder.llm.store import (
+    StoreError,
+    read_request,
+    read_response,
+    response_path_for,
+    write_response,
+)
+from pkgbuilder.models.build import TokenUsage
+from pkgbuilder.models.llm import (
+    CALL_LLM_ACTIVITY,
+    LLMCallInput,
+    LLMCallResult,
+    LLMMessage,
+    LLMRequest,
+    ModelResponse,
+    StoredResponse,
+)
+
+API_KEY_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY")
+BASE_URL_VARS = ("ANTHROPIC_BASE_URL", "CLAUDE_API_BASE_URL")
+# Error types a retry cannot fix (callers list them in their RetryPolicy).
+NON_RETRYABLE_ERROR_TYPES = tuple(LLM_NON_RETRYABLE_ERROR_TYPES)
+
+# Status codes worth retrying (as the SDK's own retry logic does): timeouts, conflicts,
+# rate limits, server errors and 529 overloaded.
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+SPEND_LIMIT_CODES = frozenset({"contract_spend_limit_reached", "enforced_spend_limit_reached"})
+
+
+# Recent SDKs (2.x) dropped sampling parameters from messages.create's signature. The phases
+# still carry a temperature each (the seed's design), so it is sent in the request body
+# (extra_body) unless llm.sendTemperature is false, e.g. for a model that rejects it.
+SDK_TAKES_TEMPERATURE = "temperature" in inspect.signature(AsyncMessages.create).parameters
+
+
+def deprecated_models() -> dict[str, str]:
+    """Model name -> end-of-life date, from the installed SDK's own tables."""
+    table: dict[str, str] = {}
+    with contextlib.suppress(ImportError):
+        from anthropic.resources.messages.messages import DEPRECATED_MODELS as from_messages
+
+        table.update(from_messages)
+    with contextlib.suppress(ImportError):
+        from anthropic._data import DEPRECATED_MODELS as from_data
+
+        table.update(from_data)
+    return table
+
+
+def deprecation_warning(model: str) -> str | None:
+    """A clear warning when ``model`` is deprecated, else None."""
+    eol = deprecated_models().get(model)
+    if eol is None:
+        return None
+    return (
+        f"model '{model}' is deprecated and reaches end-of-life on {eol}; set llm.model "
+        f"(or PKGBUILDER_MODEL) to a current model such as '{LLMSettings().model}'"
+    )
+
+
+def read_api_key(env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return next((env[v] for v in API_KEY_VARS if env.get(v)), None)
+
+
+def read_base_url(env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return next((env[v] for v in BASE_URL_VARS if env.get(v)), None)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """``retry-after-ms`` or ``retry-after`` (seconds or HTTP date) of a response."""
+    if not headers:
+        return None
+    if ms := headers.get("retry-after-ms"):
+        with contextlib.suppress(ValueError):
+            return max(float(ms) / 1000, 0.0)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(when.timestamp() - time.time(), 0.0)
+    return None
+
+
+def api_error_to_application_error(
+    exc: anthropic.APIError, settings: LLMSettings, usage: dict[str, Any]
+) -> ApplicationError:
+    """Map an SDK error to a Temporal error: transient ones retry, the rest fail clearly."""
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ApplicationError(f"model call timed out: {exc.message}", usage, type="Timeout")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ApplicationError(
+            f"cannot reach the model API: {exc.message}", usage, type="ConnectionError"
+        )
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        detail = exc.api_message or exc.message
+        where = f" (request-id {exc.request_id})" if exc.request_id else ""
+        if status == 429 and exc.error_code in SPEND_LIMIT_CODES:
+            return ApplicationError(
+                f"the API spend limit is reached (429 {exc.error_code}): {detail}{where}; raise "
+                "the limit in the Anthropic console, retrying will not help",
+                usage,
+                type="SpendLimitReached",
+                non_retryable=True,
+            )
+        if status in RETRYABLE_STATUS or status >= 500:
+            delay = retry_after_seconds(exc.response.headers)
+            return ApplicationError(
+                f"model API answered {status} ({exc.type or 'error'}): {detail}{where}",
+                usage,
+                type="RateLimited"
+                if status == 429
+                else "Overloaded"
+                if status == 529
+                else "ServerError",
+                next_retry_delay=(
+                    timedelta(seconds=min(delay, settings.max_retry_after_seconds))
+                    if delay is not None
+                    else None
+                ),
+            )
+        hint = {
+            401: "check ANTHROPIC_API_KEY",
+            403: "the API key lacks permission for this model or feature",
+            404: "check the model name (llm.model / llm.models)",
+            413: "the request is too large; lower the context budget",
+        }.get(status, "the request was rejected as invalid")
+        return ApplicationError(
+            f"model API rejected the request with {status} ({exc.type or 'error'}): "
+            f"{detail}{where}; {hint}; retrying will not help",
+            usage,
+            type="ModelRequestRejected",
+            non_retryable=True,
+        )
+    # APIResponseValidationError and friends: an unreadable answer is usually transient.
+    return ApplicationError(
+        f"unreadable answer from the model API: {exc}", usage, type="BadApiResponse"
+    )
+
+
+def _usage_of(message: Any) -> TokenUsage:
+    u = message.usage
+    return TokenUsage(
+        input_tokens=u.input_tokens or 0,
+        output_tokens=u.output_tokens or 0,
+        cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=u.cache_read_input_tokens or 0,
+    )
+
+
+def _text_of(message: Any) -> str:
+    return "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(phase: str) -> AsyncIterator[None]:
+    """Heartbeat in the background (a third of the heartbeat timeout, else every 10 s)."""
+    timeout = activity.info().heartbeat_timeout
+    interval = max(timeout.total_seconds() / 3, 0.2) if timeout else 10.0
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat(phase)
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class LLMActivities:
+    """LLM activities bound to one worker's resources (its token-rate limiter)."""
+
+    def __init__(self, settings: BuildSettings, limiter: TokenRateLimiter | None = None) -> None:
+        self.settings = settings
+        self.limiter = limiter or TokenRateLimiter(
+            settings.llm.tokens_per_minute, settings.llm.rate_window_seconds
+        )
+
+    @activity.defn(name=CALL_LLM_ACTIVITY)
+    async def call_llm(self, inp: LLMCallInput) -> LLMCallResult:
+        """Answer one request file with a validated :class:`ModelResponse` (see module doc)."""
+        request_path = Path(inp.request_path)
+        response_path = response_path_for(request_path, inp.request_sha256)
+        if response_path.is_file():
+            with contextlib.suppress(StoreError):
+                stored = read_response(response_path)
+                if stored.request_sha256 == inp.request_sha256:
+                    return _result(response_path, stored, reused=True)
+        try:
+            request = read_request(request_path, inp.request_sha256)
+        except (StoreError, ValueError) as e:
+            raise ApplicationError(str(e), type="RequestFileInvalid", non_retryable=True) from e
+        api_key = read_api_key()
+        if not api_key:
+            raise ApplicationError(
+                "no API key: set ANTHROPIC_API_KEY (or CLAUDE_API_KEY) in the environment of "
+                "the LLM worker",
+                type="MissingApiKey",
+                non_retryable=True,
+            )
+        settings = inp.llm
+        model = request.model or settings.model_for(request.purpose)
+        warnings = [w] if (w := deprecation_warning(model)) else []
+        for w in warnings:
+            activity.logger.warning(w)
+        if request.temperature is not None and not settings.send_temperature:
+            warnings.append(
+                f"temperature {request.temperature} not sent (llm.sendTemperature is false)"
+            )
+        price = pricing.price_for(model, settings.prices)
+        if not pricing.is_priced(model, settings.prices):
+            warnings.append(f"no price known for model '{model}'; cost uses Sonnet prices")
+        client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=read_base_url(),
+            max_retries=0,
+            timeout=settings.request_timeout_seconds,
+        )
+        try:
+            async with heartbeating("calling model"):
+                stored = await self._converse(
+                    client, request, model, settings, price, inp.request_sha256
+                )
+        finally:
+            await client.close()
+        stored.warnings = warnings + stored.warnings
+        write_response(response_path, stored)
+        return _result(response_path, stored, reused=False)
+
+    async def _converse(
+        self,
+        client: anthropic.AsyncAnthropic,
+        request: LLMRequest,
+        model: str,
+        settings: LLMSettings,
+        price: pricing.Price,
+        sha: str,
+    ) -> StoredResponse:
+        """Call until a valid answer: larger budget after truncation, one re-ask on bad JSON."""
+        messages: list[LLMMessage] = list(request.messages)
+        max_tokens: int = request.max_tokens
+        cap = max(settings.max_output_tokens_cap, request.max_tokens)
+        usage, calls, reasked, notes = TokenUsage(), 0, False, []
+        while True:
+            system, api_messages = prompts.to_api_params(request.system, messages)
+            estimate = prompts.estimate_input_tokens(request.system, messages) + max_tokens
+            reservation = await self.limiter.acquire(estimate)
+            actual: int | None = None
+            try:
+                kwargs: dict[str, Any] = {
+                    "model": model,
+                    "system": system,
+                    "messages": api_messages,
+                    "max_tokens": max_tokens,
+                    "timeout": settings.request_timeout_seconds,
+                }
+                if request.temperature is not None and settings.send_temperature:
+                    if SDK_TAKES_TEMPERATURE:
+                        kwargs["temperature"] = request.temperature
+                    else:
+                        kwargs["extra_body"] = {"temperature": request.temperature}
+                message = await client.messages.create(**kwargs)
+                call_usage = _usage_of(message)
+                actual = call_usage.total
+            except anthropic.APIError as e:
+                raise api_error_to_application_error(e, settings, _details(usage, price)) from e
+            except json.JSONDecodeError as e:  # a 200 whose body is not JSON (proxy trouble)
+                raise ApplicationError(
+                    f"unreadable answer from the model API: {e}",
+                    _details(usage, price),
+                    type="BadApiResponse",
+                ) from e
+            finally:
+                # Without an answer the estimate stays counted (conservative).
+                self.limiter.settle(reservation, actual)
+            calls += 1
+            usage = usage + call_usage
+            text = _text_of(message)
+            if message.stop_reason == "max_tokens":
+                if max_tokens >= cap:
+                    raise ApplicationError(
+                        f"token limit exceeded: the answer did not fit into {max_tokens} output "
+                        f"tokens (llm.maxOutputTokensCap = {settings.max_output_tokens_cap})",
+                        _details(usage, price),
+                        type="TokenLimitExceeded",
+                        non_retryable=True,
+                    )
+                notes.append(f"answer truncated at {max_tokens} tokens; retried with more")
+                max_tokens = min(max_tokens * 2, cap)
+                continue
+            try:
+                response: ModelResponse = contract.parse_model_response(text)
+            except contract.ContractError as e:
+                if reasked:
+                    raise ApplicationError(
+                        f"the model's answer broke the response contract twice: {e}",
+                        _details(usage, price),
+                        type="InvalidModelResponse",
+                        non_retryable=True,
+                    ) from e
+                reasked = True
+                notes.append(f"answer re-asked once: {e}")
+                messages = prompts.with_reask(messages, text, contract.reask_instruction(e))
+                continue
+            return StoredResponse(
+                request_sha256=sha,
+                model=model,
+                response=response,
+                raw_text=text,
+                usage=usage,
+                cost_usd=pricing.cost_usd(usage, price),
+                stop_reason=message.stop_reason,
+                model_calls=calls,
+                warnings=notes,
+            )
+
+
+def _details(usage: TokenUsage, price: pricing.Price) -> dict[str, Any]:
+    """Failure details: tokens already paid for, so accounting survives a failed call."""
+    return {"usage": usage.to_json_dict(), "costUsd": pricing.cost_usd(usage, price)}
+
+
+def _result(path: Path, stored: StoredResponse, reused: bool) -> LLMCallResult:
+    return LLMCallResult(
+        response_path=str(path),
+        request_sha256=stored.request_sha256,
+        summary=stored.response.summary[:2000],
+        file_count=len(stored.response.files),
+        usage=stored.usage,
+        cost_usd=stored.cost_usd,
+        model=stored.model,
+        stop_reason=stored.stop_reason,
+        model_calls=0 if reused else stored.model_calls,
+        warnings=stored.warnings,
+        reused=reused,
+    )

@@ -1,0 +1,1 @@
+"""Test support: the scripted Messages-API server and test-only workflows."""
