@@ -140,6 +140,9 @@ class BuildSettings(Model):
 
     registry: str | None = None
     max_concurrent_builds: int = 4
+    # "direct": run package.json scripts like pnpm does (sh -c, pre/post hooks, .bin on PATH)
+    # without the package manager's start-up cost; "package-manager": npm/yarn/pnpm run.
+    script_runner: str = "direct"
     reports_root: str | None = None  # default <workspace>/production/reports
     suite_package: str | None = None
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
@@ -154,6 +157,13 @@ class BuildSettings(Model):
     # by the feature that owns them.
     turn_based_generation: dict[str, Any] = Field(default_factory=dict)
     orchestrator: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("script_runner")
+    @classmethod
+    def _runner(cls, v: str) -> str:
+        if v not in ("direct", "package-manager"):
+            raise ValueError("scriptRunner must be 'direct' or 'package-manager'")
+        return v
 
     @field_validator("max_concurrent_builds")
     @classmethod

@@ -49,3 +49,17 @@ def coverage_failure(percent: float | None, threshold: float) -> Failure:
         type=FailureType.COVERAGE,
         message=f"coverage {shown} is below the {threshold:.0f}% threshold",
     )
+
+
+def coverage_failures(
+    percent: float | None, threshold: float, tests_ran: bool, enabled: bool,
+    require_report: bool,
+) -> list[Failure]:
+    """The coverage check of the quality step (pure: also evaluated inside workflows)."""
+    if not enabled or not tests_ran:
+        return []
+    if percent is not None and percent < threshold:
+        return [coverage_failure(percent, threshold)]
+    if percent is None and require_report:
+        return [coverage_failure(None, threshold)]
+    return []

@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.coverage import COVERAGE_FILES, read_coverage
-from pkgbuilder.failures import coverage_failure, failure_for, typescript_error_count
+from pkgbuilder.failures import coverage_failures, failure_for, typescript_error_count
 from pkgbuilder.models.build import Failure, FailureType, PackageNode
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.models.steps import (
@@ -29,6 +29,7 @@ from pkgbuilder.models.steps import (
     StepResult,
     VerifyDependenciesInput,
 )
+from pkgbuilder.scripts import direct_argv, lifecycle, read_scripts, script_env
 from pkgbuilder.shell import CommandResult, run_command, scrubbed_env
 
 STAMP_NAME = ".pkgbuilder-install.json"
@@ -48,12 +49,18 @@ def _pm_argv(pm: PackageManager, *args: str) -> list[str]:
     return [exe, *args]
 
 
-def install_argv(root: Path, pm: PackageManager) -> list[str]:
+def install_argv(root: Path, pm: PackageManager, update_lockfile: bool = False) -> list[str]:
+    """``update_lockfile``: the workspace gained a package (turn-based generation), so a
+    frozen install (``npm ci``) would refuse the now stale lockfile."""
     if pm is PackageManager.PNPM:
         frozen = ["--frozen-lockfile"] if (root / "pnpm-lock.yaml").exists() else []
+        if update_lockfile:
+            frozen = ["--no-frozen-lockfile"]
         return _pm_argv(pm, "install", *frozen)
     if pm is PackageManager.YARN:
         return _pm_argv(pm, "install")
+    if update_lockfile:
+        return _pm_argv(pm, "install", "--no-audit", "--no-fund")
     if (root / "package-lock.json").exists() or (root / "npm-shrinkwrap.json").exists():
         return _pm_argv(pm, "ci", "--no-audit", "--no-fund")
     return _pm_argv(pm, "install", "--no-audit", "--no-fund")
@@ -112,7 +119,7 @@ async def install_workspace(inp: InstallInput) -> StepResult:
                                       detail="workspace already installed")
             except (OSError, ValueError):
                 pass
-        argv = install_argv(root, inp.package_manager)
+        argv = install_argv(root, inp.package_manager, inp.update_lockfile)
         result = await run_command(
             argv, root, timeout=inp.timeout_seconds, env=scrubbed_env(),
             heartbeat=_heartbeat, log_path=_log_path(inp.log_dir, "install"),
@@ -136,18 +143,39 @@ async def install_workspace(inp: InstallInput) -> StepResult:
 async def _run_script(
     inp: PackageStepInput, script: str, timeout: int, log_name: str
 ) -> CommandResult:
+    """Run a package.json script with the configured runner (see scripts.py)."""
     pkg_dir = Path(inp.workspace_root) / inp.package.path
-    argv = script_argv(inp.package_manager, script)
-    try:
-        return await run_command(
-            argv, pkg_dir, timeout=timeout, env=scrubbed_env(), heartbeat=_heartbeat,
-            log_path=_log_path(inp.log_dir, log_name),
-        )
-    except FileNotFoundError as e:
-        raise ApplicationError(
-            f"'{argv[0]}' is not installed on this worker.", type="MissingTool",
-            non_retryable=True,
-        ) from e
+    log_path = _log_path(inp.log_dir, log_name)
+    if inp.settings.script_runner == "package-manager":
+        argv = script_argv(inp.package_manager, script)
+        try:
+            return await run_command(argv, pkg_dir, timeout=timeout, env=scrubbed_env(),
+                                     heartbeat=_heartbeat, log_path=log_path)
+        except FileNotFoundError as e:
+            raise ApplicationError(
+                f"'{argv[0]}' is not installed on this worker.", type="MissingTool",
+                non_retryable=True,
+            ) from e
+    steps = lifecycle(read_scripts(pkg_dir), script)
+    results: list[CommandResult] = []
+    for i, (event, command) in enumerate(steps):
+        env = script_env(scrubbed_env(), pkg_dir, Path(inp.workspace_root), inp.package.name,
+                         inp.package.version, event)
+        step_log = log_path.with_name(f"{log_path.stem}-{event}.log") if log_path and i else \
+            log_path
+        res = await run_command(direct_argv(command), pkg_dir, timeout=timeout, env=env,
+                                heartbeat=_heartbeat, log_path=step_log)
+        results.append(res)
+        if not res.ok:
+            break
+    if not results:  # the script vanished from package.json since discovery
+        return CommandResult(argv=[script], cwd=str(pkg_dir), exit_code=1, duration_ms=0,
+                             output_tail=f"package.json has no '{script}' script")
+    last = results[-1]
+    return last.model_copy(update={
+        "duration_ms": sum(r.duration_ms for r in results),
+        "output_tail": "".join(f"> {r.argv[-1]}\n{r.output_tail}" for r in results)[-16384:],
+    })
 
 
 def _package_dir(inp: PackageStepInput) -> Path:
@@ -215,6 +243,7 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
     configured = settings.quality.commands.get(category.value) or settings.quality.commands.get(
         "*"
     )
+    # (name, argv) for configured commands; (script, []) for the package's own scripts
     runs: list[tuple[str, list[str]]] = []
     if configured:
         for argv in configured:
@@ -222,33 +251,35 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
     else:
         for script in settings.quality.default_scripts:
             if script in inp.package.scripts:
-                runs.append((script, script_argv(inp.package_manager, script)))
+                runs.append((script, []))
     for i, (name, argv) in enumerate(runs):
-        try:
-            res = await run_command(
-                argv, pkg_dir, timeout=settings.timeouts.quality_seconds, env=scrubbed_env(),
-                heartbeat=_heartbeat, log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
-            )
-        except FileNotFoundError as e:
-            raise ApplicationError(
-                f"Quality command '{argv[0]}' is not installed on this worker.",
-                type="MissingTool", non_retryable=True,
-            ) from e
-        commands.append(argv)
+        if argv:
+            try:
+                res = await run_command(
+                    argv, pkg_dir, timeout=settings.timeouts.quality_seconds,
+                    env=scrubbed_env(), heartbeat=_heartbeat,
+                    log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
+                )
+            except FileNotFoundError as e:
+                raise ApplicationError(
+                    f"Quality command '{argv[0]}' is not installed on this worker.",
+                    type="MissingTool", non_retryable=True,
+                ) from e
+        else:
+            res = await _run_script(inp, name, settings.timeouts.quality_seconds,
+                                    f"quality-{i}-{name}")
+        commands.append(res.argv)
         duration += res.duration_ms
         tails.append(res.output_tail[-2000:])
         if not res.ok:
-            failure = failure_for(name, argv, res.output_tail, res.exit_code)
+            failure = failure_for(name, res.argv, res.output_tail, res.exit_code)
             failures.append(failure)
             if failure.type is FailureType.TYPESCRIPT:
                 ts_errors += max(1, typescript_error_count(res.output_tail))
-    threshold = settings.testing.threshold_for(category)
     cov = inp.coverage_percent
-    if settings.testing.enable_coverage and inp.tests_ran:
-        if cov is not None and cov < threshold:
-            failures.append(coverage_failure(cov, threshold))
-        elif cov is None and settings.testing.require_coverage_report:
-            failures.append(coverage_failure(None, threshold))
+    failures.extend(coverage_failures(
+        cov, settings.testing.threshold_for(category), inp.tests_ran,
+        settings.testing.enable_coverage, settings.testing.require_coverage_report))
     lint_runs = [f for f in failures if f.type is FailureType.LINT]
     lint_total = sum(1 for name, _ in runs if "lint" in name)
     lint_score = None if lint_total == 0 else 100.0 * (lint_total - len(lint_runs)) / lint_total
