@@ -161,3 +161,67 @@ async def test_worker_killed_mid_suite_resumes_without_rebuilding(
     for name in done_before:
         assert builds[name] == 1, f"{name} was rebuilt after the worker restart"
     assert log.read_text().count("\n") > lines_at_kill  # the second worker did real work
+
+
+def test_server_command_runs_a_persistent_dev_server(tmp_path: Path) -> None:
+    port = free_port()
+    db = tmp_path / "t.db"
+    proc = subprocess.Popen([pkgbuilder_cli(), "server", "--port", str(port), "--headless",
+                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        async def probe() -> bool:
+            from pkgbuilder.runtime.client import connect, server_answers
+
+            for _ in range(100):
+                if await server_answers(f"127.0.0.1:{port}"):
+                    try:
+                        c = await connect(f"127.0.0.1:{port}")
+                        await c.count_workflows()
+                        return True
+                    except Exception:
+                        pass
+                await asyncio.sleep(0.2)
+            return False
+
+        assert asyncio.run(probe())
+        assert db.is_file()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+async def test_cancel_stops_the_suite_and_its_children(address: str, client: Client,
+                                                       tmp_path: Path) -> None:
+    ws = copy_workspace(FAILING, tmp_path / "ws")
+    env = cli_env(address, PKGBUILDER_TEST_SLEEP_MS="20000")
+    worker = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
+                              stdout=(tmp_path / "w.log").open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        assert run_cli(["build", str(ws), "--detach", "--build-id", "cancelme"],
+                       env).returncode == 0
+        handle = client.get_workflow_handle("suite-cancelme", result_type=BuildReport)
+        for _ in range(200):
+            state = await handle.query(SuiteBuildWorkflow.get_state)
+            if state.active:
+                break
+            await asyncio.sleep(0.2)
+        child_id = f"build-cancelme-{state.active[0].replace('@', '').replace('/', '-')}"
+        proc = run_cli(["cancel", "cancelme"], env)
+        assert proc.returncode == 0, proc.stderr
+        from temporalio.client import WorkflowExecutionStatus
+
+        for _ in range(150):
+            if (await handle.describe()).status == WorkflowExecutionStatus.CANCELED:
+                break
+            await asyncio.sleep(0.2)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+        child = await client.get_workflow_handle(child_id).describe()
+        assert child.status == WorkflowExecutionStatus.CANCELED
+        again = run_cli(["cancel", "cancelme"], env)
+        assert again.returncode == 1 and "is not running" in again.stderr
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
