@@ -41,6 +41,17 @@ def _heartbeat(detail: str) -> None:
         activity.heartbeat(detail)
 
 
+def _heartbeat_every() -> float:
+    """Heartbeat three times per heartbeat timeout (at most every 5 s)."""
+    try:
+        timeout = activity.info().heartbeat_timeout
+    except RuntimeError:  # outside an activity (unit tests)
+        return 5.0
+    if not timeout:
+        return 5.0
+    return max(0.2, min(5.0, timeout.total_seconds() / 3))
+
+
 def _pm_argv(pm: PackageManager, *args: str) -> list[str]:
     """argv for the package manager; yarn/pnpm go through corepack when not on PATH."""
     exe = pm.value
@@ -115,27 +126,46 @@ async def install_workspace(inp: InstallInput) -> StepResult:
         if stamp.is_file():
             try:
                 if json.loads(stamp.read_text()).get("fingerprint") == fingerprint:
-                    return StepResult(step="install", ok=True, skipped=True,
-                                      detail="workspace already installed")
+                    return StepResult(
+                        step="install", ok=True, skipped=True, detail="workspace already installed"
+                    )
             except (OSError, ValueError):
                 pass
         argv = install_argv(root, inp.package_manager, inp.update_lockfile)
         result = await run_command(
-            argv, root, timeout=inp.timeout_seconds, env=scrubbed_env(),
-            heartbeat=_heartbeat, log_path=_log_path(inp.log_dir, "install"),
+            argv,
+            root,
+            timeout=inp.timeout_seconds,
+            env=scrubbed_env(),
+            heartbeat=_heartbeat,
+            heartbeat_every=_heartbeat_every(),
+            log_path=_log_path(inp.log_dir, "install"),
         )
         if not result.ok:
             return StepResult(
-                step="install", ok=False, duration_ms=result.duration_ms,
-                output_tail=result.output_tail, commands=[argv],
-                failures=[Failure(type=FailureType.INSTALL,
-                                  message=f"'{' '.join(argv)}' failed in {root}",
-                                  command=argv, output_tail=result.output_tail[-8000:])],
+                step="install",
+                ok=False,
+                duration_ms=result.duration_ms,
+                output_tail=result.output_tail,
+                commands=[argv],
+                failures=[
+                    Failure(
+                        type=FailureType.INSTALL,
+                        message=f"'{' '.join(argv)}' failed in {root}",
+                        command=argv,
+                        output_tail=result.output_tail[-8000:],
+                    )
+                ],
             )
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps({"fingerprint": fingerprint}))
-        return StepResult(step="install", ok=True, duration_ms=result.duration_ms,
-                          output_tail=result.output_tail[-2000:], commands=[argv])
+        return StepResult(
+            step="install",
+            ok=True,
+            duration_ms=result.duration_ms,
+            output_tail=result.output_tail[-2000:],
+            commands=[argv],
+        )
     finally:
         lock_cm.__exit__(None, None, None)
 
@@ -149,40 +179,70 @@ async def _run_script(
     if inp.settings.script_runner == "package-manager":
         argv = script_argv(inp.package_manager, script)
         try:
-            return await run_command(argv, pkg_dir, timeout=timeout, env=scrubbed_env(),
-                                     heartbeat=_heartbeat, log_path=log_path)
+            return await run_command(
+                argv,
+                pkg_dir,
+                timeout=timeout,
+                env=scrubbed_env(),
+                heartbeat=_heartbeat,
+                heartbeat_every=_heartbeat_every(),
+                log_path=log_path,
+            )
         except FileNotFoundError as e:
             raise ApplicationError(
-                f"'{argv[0]}' is not installed on this worker.", type="MissingTool",
+                f"'{argv[0]}' is not installed on this worker.",
+                type="MissingTool",
                 non_retryable=True,
             ) from e
     steps = lifecycle(read_scripts(pkg_dir), script)
     results: list[CommandResult] = []
     for i, (event, command) in enumerate(steps):
-        env = script_env(scrubbed_env(), pkg_dir, Path(inp.workspace_root), inp.package.name,
-                         inp.package.version, event)
-        step_log = log_path.with_name(f"{log_path.stem}-{event}.log") if log_path and i else \
-            log_path
-        res = await run_command(direct_argv(command), pkg_dir, timeout=timeout, env=env,
-                                heartbeat=_heartbeat, log_path=step_log)
+        env = script_env(
+            scrubbed_env(),
+            pkg_dir,
+            Path(inp.workspace_root),
+            inp.package.name,
+            inp.package.version,
+            event,
+        )
+        step_log = (
+            log_path.with_name(f"{log_path.stem}-{event}.log") if log_path and i else log_path
+        )
+        res = await run_command(
+            direct_argv(command),
+            pkg_dir,
+            timeout=timeout,
+            env=env,
+            heartbeat=_heartbeat,
+            heartbeat_every=_heartbeat_every(),
+            log_path=step_log,
+        )
         results.append(res)
         if not res.ok:
             break
     if not results:  # the script vanished from package.json since discovery
-        return CommandResult(argv=[script], cwd=str(pkg_dir), exit_code=1, duration_ms=0,
-                             output_tail=f"package.json has no '{script}' script")
+        return CommandResult(
+            argv=[script],
+            cwd=str(pkg_dir),
+            exit_code=1,
+            duration_ms=0,
+            output_tail=f"package.json has no '{script}' script",
+        )
     last = results[-1]
-    return last.model_copy(update={
-        "duration_ms": sum(r.duration_ms for r in results),
-        "output_tail": "".join(f"> {r.argv[-1]}\n{r.output_tail}" for r in results)[-16384:],
-    })
+    return last.model_copy(
+        update={
+            "duration_ms": sum(r.duration_ms for r in results),
+            "output_tail": "".join(f"> {r.argv[-1]}\n{r.output_tail}" for r in results)[-16384:],
+        }
+    )
 
 
 def _package_dir(inp: PackageStepInput) -> Path:
     pkg_dir = Path(inp.workspace_root) / inp.package.path
     if not (pkg_dir / "package.json").is_file():
         raise ApplicationError(
-            f"Package directory {pkg_dir} has no package.json.", type="WorkspaceError",
+            f"Package directory {pkg_dir} has no package.json.",
+            type="WorkspaceError",
             non_retryable=True,
         )
     return pkg_dir
@@ -197,8 +257,12 @@ async def build_package(inp: PackageStepInput) -> StepResult:
     res = await _run_script(inp, "build", inp.settings.timeouts.build_seconds, "build")
     failures = [] if res.ok else [failure_for("build", res.argv, res.output_tail, res.exit_code)]
     return StepResult(
-        step="build", ok=res.ok, duration_ms=res.duration_ms, failures=failures,
-        output_tail=res.output_tail[-4000:], commands=[res.argv],
+        step="build",
+        ok=res.ok,
+        duration_ms=res.duration_ms,
+        failures=failures,
+        output_tail=res.output_tail[-4000:],
+        commands=[res.argv],
         type_script_errors=typescript_error_count(res.output_tail) if not res.ok else 0,
     )
 
@@ -222,9 +286,14 @@ async def test_package(inp: PackageStepInput) -> StepResult:
     cov = read_coverage(pkg_dir)
     failures = [] if res.ok else [failure_for(script, res.argv, res.output_tail, res.exit_code)]
     return StepResult(
-        step="test", ok=res.ok, duration_ms=res.duration_ms, failures=failures,
-        output_tail=res.output_tail[-4000:], commands=[res.argv],
-        coverage_percent=cov.percent, coverage_source=cov.source,
+        step="test",
+        ok=res.ok,
+        duration_ms=res.duration_ms,
+        failures=failures,
+        output_tail=res.output_tail[-4000:],
+        commands=[res.argv],
+        coverage_percent=cov.percent,
+        coverage_source=cov.source,
     )
 
 
@@ -240,9 +309,7 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
     duration = 0
     tails: list[str] = []
     ts_errors = 0
-    configured = settings.quality.commands.get(category.value) or settings.quality.commands.get(
-        "*"
-    )
+    configured = settings.quality.commands.get(category.value) or settings.quality.commands.get("*")
     # (name, argv) for configured commands; (script, []) for the package's own scripts
     runs: list[tuple[str, list[str]]] = []
     if configured:
@@ -256,18 +323,24 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
         if argv:
             try:
                 res = await run_command(
-                    argv, pkg_dir, timeout=settings.timeouts.quality_seconds,
-                    env=scrubbed_env(), heartbeat=_heartbeat,
+                    argv,
+                    pkg_dir,
+                    timeout=settings.timeouts.quality_seconds,
+                    env=scrubbed_env(),
+                    heartbeat=_heartbeat,
+                    heartbeat_every=_heartbeat_every(),
                     log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
                 )
             except FileNotFoundError as e:
                 raise ApplicationError(
                     f"Quality command '{argv[0]}' is not installed on this worker.",
-                    type="MissingTool", non_retryable=True,
+                    type="MissingTool",
+                    non_retryable=True,
                 ) from e
         else:
-            res = await _run_script(inp, name, settings.timeouts.quality_seconds,
-                                    f"quality-{i}-{name}")
+            res = await _run_script(
+                inp, name, settings.timeouts.quality_seconds, f"quality-{i}-{name}"
+            )
         commands.append(res.argv)
         duration += res.duration_ms
         tails.append(res.output_tail[-2000:])
@@ -277,16 +350,28 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
             if failure.type is FailureType.TYPESCRIPT:
                 ts_errors += max(1, typescript_error_count(res.output_tail))
     cov = inp.coverage_percent
-    failures.extend(coverage_failures(
-        cov, settings.testing.threshold_for(category), inp.tests_ran,
-        settings.testing.enable_coverage, settings.testing.require_coverage_report))
+    failures.extend(
+        coverage_failures(
+            cov,
+            settings.testing.threshold_for(category),
+            inp.tests_ran,
+            settings.testing.enable_coverage,
+            settings.testing.require_coverage_report,
+        )
+    )
     lint_runs = [f for f in failures if f.type is FailureType.LINT]
     lint_total = sum(1 for name, _ in runs if "lint" in name)
     lint_score = None if lint_total == 0 else 100.0 * (lint_total - len(lint_runs)) / lint_total
     return StepResult(
-        step="quality", ok=not failures, duration_ms=duration, failures=failures,
-        output_tail="\n".join(tails)[-4000:], commands=commands,
-        coverage_percent=cov, type_script_errors=ts_errors, lint_score=lint_score,
+        step="quality",
+        ok=not failures,
+        duration_ms=duration,
+        failures=failures,
+        output_tail="\n".join(tails)[-4000:],
+        commands=commands,
+        coverage_percent=cov,
+        type_script_errors=ts_errors,
+        lint_score=lint_score,
     )
 
 
@@ -319,7 +404,8 @@ async def verify_dependencies(inp: VerifyDependenciesInput) -> StepResult:
     problems = missing_dependency_outputs(Path(inp.workspace_root), inp.dependencies)
     if problems:
         return StepResult(
-            step="dependencies", ok=False,
+            step="dependencies",
+            ok=False,
             failures=[Failure(type=FailureType.DEPENDENCY, message="; ".join(problems))],
         )
     return StepResult(step="dependencies", ok=True)
@@ -331,17 +417,29 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
     root = Path(inp.workspace_root)
     try:
         res = await run_command(
-            inp.argv, root, timeout=inp.timeout_seconds, env=scrubbed_env(),
-            heartbeat=_heartbeat, log_path=Path(inp.log_path) if inp.log_path else None,
+            inp.argv,
+            root,
+            timeout=inp.timeout_seconds,
+            env=scrubbed_env(),
+            heartbeat=_heartbeat,
+            heartbeat_every=_heartbeat_every(),
+            log_path=Path(inp.log_path) if inp.log_path else None,
         )
     except FileNotFoundError as e:
         raise ApplicationError(
-            f"Verify command '{inp.argv[0]}' was not found.", type="MissingTool",
+            f"Verify command '{inp.argv[0]}' was not found.",
+            type="MissingTool",
             non_retryable=True,
         ) from e
     failures = [] if res.ok else [failure_for("verify", res.argv, res.output_tail, res.exit_code)]
-    return StepResult(step="verify", ok=res.ok, duration_ms=res.duration_ms, failures=failures,
-                      output_tail=res.output_tail[-4000:], commands=[res.argv])
+    return StepResult(
+        step="verify",
+        ok=res.ok,
+        duration_ms=res.duration_ms,
+        failures=failures,
+        output_tail=res.output_tail[-4000:],
+        commands=[res.argv],
+    )
 
 
 ACTIVITIES = [
