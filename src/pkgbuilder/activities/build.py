@@ -12,8 +12,9 @@ import fcntl
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -442,7 +443,7 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
     )
 
 
-ACTIVITIES = [
+ACTIVITIES: list[Callable[..., Any]] = [
     install_workspace,
     build_package,
     test_package,

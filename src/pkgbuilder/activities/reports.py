@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 
@@ -29,8 +31,10 @@ def write_suite_summary(inp: WriteSuiteSummaryInput) -> WrittenReport:
     report = inp.report.model_copy(update={"summary_path": str(path)})
     write_json_atomic(path, report.to_json_dict())
     # Keep every run's summary too: several suites may run on one day.
-    write_json_atomic(Path(inp.reports_root) / inp.date / "suites" / f"{report.build_id}.json",
-                      report.to_json_dict())
+    write_json_atomic(
+        Path(inp.reports_root) / inp.date / "suites" / f"{report.build_id}.json",
+        report.to_json_dict(),
+    )
     return WrittenReport(path=str(path))
 
 
@@ -39,4 +43,8 @@ def load_duration_estimates(inp: EstimatesInput) -> Estimates:
     return Estimates(durations_ms=latest_durations(Path(inp.reports_root)))
 
 
-ACTIVITIES = [write_package_report, write_suite_summary, load_duration_estimates]
+ACTIVITIES: list[Callable[..., Any]] = [
+    write_package_report,
+    write_suite_summary,
+    load_duration_estimates,
+]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -26,4 +28,4 @@ def discover_workspace_activity(inp: DiscoverInput) -> WorkspaceGraph:
         raise ApplicationError(str(e), type="WorkspaceError", non_retryable=True) from e
 
 
-ACTIVITIES = [discover_workspace_activity]
+ACTIVITIES: list[Callable[..., Any]] = [discover_workspace_activity]
