@@ -13,6 +13,9 @@ class InstallInput(Model):
     workspace_root: str
     package_manager: PackageManager = PackageManager.NPM
     timeout_seconds: int = 1800
+    # Install non-frozen (npm install, not npm ci): set by turn-based generation, whose new
+    # package makes the workspace lockfile stale.
+    update_lockfile: bool = False
     log_dir: str | None = None
 
 

@@ -1,0 +1,116 @@
+"""Generation records: ``$PKGBUILDER_HOME/generations/<name>.json``.
+
+Git holds the lifecycle itself (the branch, and the `-start` tag that marks the branch point);
+the record adds what git cannot hold: the base branch, the packages chosen for regeneration,
+the master plan, the options of the last run and the state of every task, so that `resume`
+after a crash knows which tasks are pending or stuck. Writes are atomic (temp file + rename)
+and read-modify-write cycles hold an exclusive lock, because parallel task activities update
+the same record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from pkgbuilder.errors import UserError
+from pkgbuilder.models.lifecycle import GenerationRecord, TaskRecord
+
+
+def records_dir(home: Path) -> Path:
+    path = home / "generations"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def record_path(home: Path, name: str) -> Path:
+    return records_dir(home) / f"{name}.json"
+
+
+def log_path(home: Path, name: str) -> Path:
+    return records_dir(home) / f"{name}.log"
+
+
+def load(home: Path, name: str, repo: Path | None = None) -> GenerationRecord | None:
+    """The record of ``name`` (None when absent or when it belongs to another repository:
+    one ``$PKGBUILDER_HOME`` may serve several repositories)."""
+    path = record_path(home, name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        record = GenerationRecord.model_validate_json(text)
+    except ValidationError as e:
+        raise UserError(
+            f"The generation record {path} is corrupt ({e.error_count()} errors); "
+            "restore it or delete it to start over."
+        ) from e
+    if repo is not None and Path(record.repo).resolve() != repo.resolve():
+        return None
+    return record
+
+
+def save(home: Path, record: GenerationRecord) -> None:
+    path = record_path(home, record.name)
+    data = json.dumps(record.to_json_dict(), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(home: Path, name: str) -> Iterator[None]:
+    with open(records_dir(home) / f".{name}.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def update(
+    home: Path, name: str, change: Callable[[GenerationRecord], None], repo: Path | None = None
+) -> GenerationRecord:
+    """Apply ``change`` to the record under an exclusive lock and save it atomically."""
+    with _locked(home, name):
+        record = load(home, name, repo)
+        if record is None:
+            raise UserError(f"No record of generation '{name}' in {records_dir(home)}.")
+        change(record)
+        save(home, record)
+        return record
+
+
+def upsert_task(home: Path, name: str, task: TaskRecord) -> GenerationRecord:
+    """Store ``task`` (keyed by package name) in the record of generation ``name``."""
+
+    def change(record: GenerationRecord) -> None:
+        record.tasks[task.package] = task
+
+    return update(home, name, change)
+
+
+def all_records(home: Path, repo: Path) -> list[GenerationRecord]:
+    out = []
+    for path in sorted(records_dir(home).glob("generation-*.json")):
+        with contextlib.suppress(UserError):
+            record = load(home, path.stem, repo)
+            if record is not None:
+                out.append(record)
+    return out
