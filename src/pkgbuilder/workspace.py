@@ -343,9 +343,7 @@ def discover_workspace(
         raise WorkspaceError(f"Workspace {root} is not a directory.")
     manifest_file = root / "package.json"
     manifest = (
-        read_manifest(manifest_file, root, require_name=False)
-        if (manifest_file.is_file())
-        else None
+        read_manifest(manifest_file, root, require_name=False) if manifest_file.is_file() else None
     )
     manager = detect_package_manager(root, manifest)
     declared = workspace_patterns(root, manifest, manager)

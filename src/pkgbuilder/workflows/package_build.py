@@ -9,18 +9,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
     from pkgbuilder.activities import build as build_acts
     from pkgbuilder.activities import reports as report_acts
+    from pkgbuilder.config import BuildSettings
+    from pkgbuilder.failures import coverage_failures
     from pkgbuilder.models.build import (
         Failure,
         FailureType,
         PackageBuildInput,
         PackageBuildReport,
         PackageBuildResult,
+        PackageNode,
         PackageStatus,
         PublishOutcome,
     )
@@ -44,6 +47,15 @@ with workflow.unsafe.imports_passed_through():
         shell_timeout,
     )
     from pkgbuilder.workflows.fix_loop import run_fix_attempt
+
+
+def has_quality_commands(settings: BuildSettings, package: PackageNode) -> bool:
+    """True when the quality activity has a command or script to run for the package."""
+    q = settings.quality
+    if q.commands.get(package.category.value) or q.commands.get("*"):
+        return True
+    return any(s in package.scripts for s in q.default_scripts)
+
 
 # Failure types a model can fix; install/dependency/publish problems it cannot.
 FIXABLE = frozenset({FailureType.BUILD, FailureType.TYPESCRIPT, FailureType.LINT,
@@ -111,6 +123,11 @@ class PackageBuildWorkflow:
         except ActivityError as e:
             report.status = PackageStatus.FAILED
             report.failed_phase = self._phase
+            if is_cancelled_exception(e):
+                # the workflow itself was cancelled while an activity ran
+                report.error = f"{self._phase}: cancelled"
+                await self._finish(report, start, root, date)
+                raise asyncio.CancelledError() from e
             cause = e.cause
             msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
             report.error = f"{self._phase}: {msg}"
@@ -235,17 +252,26 @@ class PackageBuildWorkflow:
                                     message="the package has no test script and "
                                             "publishing.requireTests is on"))
         self._phase = "quality"
+        settings = step_in.settings
+        category = step_in.package.category
+        threshold = settings.testing.threshold_for(category)
+        report.quality.coverage_threshold = threshold
+        if not has_quality_commands(settings, step_in.package):
+            # Nothing to run: the coverage check alone is pure, no activity round trip.
+            failures.extend(coverage_failures(
+                test.coverage_percent, threshold, not test.skipped,
+                settings.testing.enable_coverage, settings.testing.require_coverage_report))
+            return failures
         quality_in = step_in.model_copy(update={
             "coverage_percent": test.coverage_percent,
             "tests_ran": not test.skipped,
         })
         quality = await self._step(build_acts.quality_check_package, quality_in,
-                                   t.quality_seconds, hb)
+                                   settings.timeouts.quality_seconds,
+                                   settings.timeouts.heartbeat_seconds)
         report.build_metrics.quality_check_time = quality.duration_ms
         report.quality.lint_score = quality.lint_score
         report.quality.type_script_errors += quality.type_script_errors
-        report.quality.coverage_threshold = step_in.settings.testing.threshold_for(
-            step_in.package.category)
         failures.extend(quality.failures)
         return failures
 

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.models.steps import CommandInput, InstallInput
     from pkgbuilder.reports import build_suite_report, reports_root
-    from pkgbuilder.workflows import publishing
+    from pkgbuilder.workflows import generation_child, publishing
     from pkgbuilder.workflows.common import (
         FILE_RETRY,
         SHELL_RETRY,
@@ -162,6 +162,9 @@ class SuiteBuildWorkflow:
         registry check (issue 3) and plan-driven generation (issue 4)."""
         self._enter(SuitePhase.PLAN)
         for node in graph.packages:
+            # turn-based generation (issue 4): generated right before its build, see _run_child
+            if generation_child.wants_generation(self._inp.config, node):
+                continue
             if not node.exists:
                 self._fail(node.name, "the master plan lists it but its directory "
                            f"{node.path} does not exist (enable turnBasedGeneration to "
@@ -210,9 +213,21 @@ class SuiteBuildWorkflow:
             self._update_details()
             if not running:
                 break
-            done, _ = await workflow.wait(
-                list(running), return_when=asyncio.FIRST_COMPLETED
-            )
+            try:
+                done, _ = await workflow.wait(
+                    list(running), return_when=asyncio.FIRST_COMPLETED
+                )
+            except asyncio.CancelledError:
+                # Cancel every running child and wait until each has recorded its
+                # cancellation (and written its report) before the suite closes.
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                for name in running.values():
+                    self._pkg(name).end_time = workflow.now()
+                    if name in self._state.active:
+                        self._state.active.remove(name)
+                raise
             for task in done:
                 name = running.pop(task)
                 end_times[name] = workflow.now()
@@ -240,6 +255,9 @@ class SuiteBuildWorkflow:
         state.status = PackageStatus.BUILDING
         state.start_time = workflow.now()
         self._state.active.append(node.name)
+        if generation_child.wants_generation(self._inp.config, node):  # issue 4
+            node = await generation_child.generate_package(
+                self._inp, node, graph.package_manager, graph.packages.index(node))
         waited = [
             WaitedFor(package_name=d, wait_time=int(
                 (end_times[d] - build_start).total_seconds() * 1000))
