@@ -75,3 +75,18 @@ def test_invalid_config_is_one_sentence(tmp_path: Path, content: str, fragment: 
 def test_missing_explicit_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path, config_file=tmp_path / "nope.toml", env={})
+
+
+@pytest.mark.parametrize("key", ["npmToken", "_authToken", "apiKey", "api_key", "password",
+                                 "clientSecret", "token"])
+def test_secret_looking_keys_are_dropped_anywhere(tmp_path: Path, key: str) -> None:
+    (tmp_path / "pkgbuilder.toml").write_text(
+        f'[orchestrator]\n{key} = "SENTINEL"\nconcurrency = 2\n'
+        f'[turnBasedGeneration]\nenabled = true\n[turnBasedGeneration.tokenBudgets]\nTYPES = 10\n'
+    )
+    warnings: list[str] = []
+    s = load_settings(tmp_path, env={}, warnings=warnings)
+    assert "SENTINEL" not in s.model_dump_json()
+    assert s.orchestrator.get("concurrency") == 2
+    assert s.turn_based_generation["tokenBudgets"] == {"TYPES": 10}
+    assert len(warnings) == 1 and key in warnings[0]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pkgbuilder.activities.llm import deprecation_warning
 from pkgbuilder.config import LLMSettings, load_settings
+from pkgbuilder.llm.models import deprecated_model_warnings, deprecation_warning
 from pkgbuilder.llm.pricing import Price, cost_usd, is_priced, price_for
 from pkgbuilder.llm.prompts import MAX_CACHE_BREAKPOINTS, to_api_params, with_reask
 from pkgbuilder.llm.store import StoreError, read_request, response_path_for, write_request
@@ -104,3 +104,11 @@ def test_request_store_roundtrip_and_integrity(tmp_path: Path) -> None:
         read_request(path, "0" * 64)
     with pytest.raises(StoreError, match="share PKGBUILDER_HOME"):
         read_request(tmp_path / "missing.json", sha)
+
+
+def test_every_configured_model_is_checked() -> None:
+    settings = LLMSettings(model="claude-sonnet-5-5",
+                           models={"fix": "claude-sonnet-4-5-20250929"})
+    warnings = deprecated_model_warnings(settings)
+    assert len(warnings) == 1 and "claude-sonnet-4-5-20250929" in warnings[0]
+    assert "November 30th, 2026" in warnings[0]

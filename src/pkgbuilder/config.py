@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,13 @@ DEFAULT_ADDRESS = "localhost:7233"
 
 # Keys that must never be read into a model; found in a config file they are ignored with a
 # warning (the seed's build-env.json carried npmToken in plain text).
-SECRET_KEYS = {"npmToken", "npm_token", "apiKey", "api_key", "anthropicApiKey", "token"}
+# Matched on the lower-cased key without separators: npmToken, _authToken, apiKey,
+# password... but not tokenBudgets, tokensPerMinute or maxOutputTokens.
+_SECRET_KEY = re.compile(r"(token|password|passwd|secret|apikey|credentials?)$")
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key.lower().replace("_", "").replace("-", "")))
 
 
 class ConfigError(Exception):
@@ -188,7 +195,7 @@ def _strip_secrets(data: Any, warnings: list[str], where: str = "") -> Any:
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
-            if k in SECRET_KEYS:
+            if isinstance(k, str) and is_secret_key(k):
                 warnings.append(
                     f"ignored secret '{where}{k}' in the config file: "
                     "put it in the environment instead (e.g. NPM_TOKEN)"

@@ -7,7 +7,6 @@ with a unique key (the request hash) lets a retried activity find its own earlie
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,8 +14,9 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
+from pkgbuilder.lifecycle.git import git_env
+
 GIT_TIMEOUT_SECONDS = 120
-SECRET_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY", "NPM_TOKEN", "NODE_AUTH_TOKEN")
 DEFAULT_IDENTITY = ("-c", "user.name=pkgbuilder", "-c", "user.email=pkgbuilder@localhost")
 # How far back a retried activity looks for its own commit.
 LOOKBACK_COMMITS = 500
@@ -30,9 +30,9 @@ class CommitOutcome:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
+    # one definition of git's environment: the lifecycle module's (secrets scrubbed,
+    # repository-local variables such as GIT_DIR removed)
+    return git_env()
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from pkgbuilder.activities.llm_policy import LLM_NON_RETRYABLE_ERROR_TYPES
 from pkgbuilder.config import BuildSettings, LLMSettings
 from pkgbuilder.llm import contract, pricing, prompts
+from pkgbuilder.llm.models import deprecation_warning
 from pkgbuilder.llm.ratelimit import TokenRateLimiter
 from pkgbuilder.llm.store import (
     StoreError,
@@ -63,31 +64,6 @@ SPEND_LIMIT_CODES = frozenset({"contract_spend_limit_reached", "enforced_spend_l
 # still carry a temperature each (the seed's design), so it is sent in the request body
 # (extra_body) unless llm.sendTemperature is false, e.g. for a model that rejects it.
 SDK_TAKES_TEMPERATURE = "temperature" in inspect.signature(AsyncMessages.create).parameters
-
-
-def deprecated_models() -> dict[str, str]:
-    """Model name -> end-of-life date, from the installed SDK's own tables."""
-    table: dict[str, str] = {}
-    with contextlib.suppress(ImportError):
-        from anthropic.resources.messages.messages import DEPRECATED_MODELS as from_messages
-
-        table.update(from_messages)
-    with contextlib.suppress(ImportError):
-        from anthropic._data import DEPRECATED_MODELS as from_data
-
-        table.update(from_data)
-    return table
-
-
-def deprecation_warning(model: str) -> str | None:
-    """A clear warning when ``model`` is deprecated, else None."""
-    eol = deprecated_models().get(model)
-    if eol is None:
-        return None
-    return (
-        f"model '{model}' is deprecated and reaches end-of-life on {eol}; set llm.model "
-        f"(or PKGBUILDER_MODEL) to a current model such as '{LLMSettings().model}'"
-    )
 
 
 def read_api_key(env: Mapping[str, str] | None = None) -> str | None:

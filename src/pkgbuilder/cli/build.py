@@ -20,6 +20,8 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
@@ -35,7 +37,7 @@ from pkgbuilder.cli.common import (
 )
 from pkgbuilder.cli.progress import state_table, summary_table
 from pkgbuilder.cli.publishing import prepare_publishing, publish_overrides, publish_table
-from pkgbuilder.config import BuildSettings
+from pkgbuilder.config import BuildSettings, ConfigError
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport, SuiteBuildInput, SuiteState
 from pkgbuilder.runtime.client import ensure_search_attributes
@@ -79,7 +81,7 @@ async def _follow(handle: WorkflowHandle[Any, Any], show: bool) -> BuildReport:
                 )
                 if state.packages:
                     live.update(state_table(state))
-            except RPCError:
+            except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
                 pass  # a query can race with the first workflow task; try again
             await asyncio.wait({result_task}, timeout=1.0)
     return await result_task
@@ -209,6 +211,7 @@ def register(app: typer.Typer) -> None:
             if not plan.is_file():
                 _fail_now(f"Plan file {plan} does not exist.")
         _prevalidate(workspace, plan, only)
+        _validate_sections(settings)
         settings = user_errors(prepare_publishing)(settings, registry)
         bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         code = run_async(run_build(settings, workspace, plan, only, bid, as_json, detach))
@@ -240,6 +243,17 @@ def _fail_now(message: str) -> None:
     fail(message, 2)
 
 
+def _validate_sections(settings: BuildSettings) -> None:
+    """Sections kept verbatim in BuildSettings are validated here, before anything starts,
+    so a typo is one sentence instead of a silently disabled feature."""
+    from pkgbuilder.phases.config import turn_based_config
+
+    try:
+        turn_based_config(settings)
+    except ConfigError as e:
+        _fail_now(str(e))
+
+
 def _prevalidate(workspace: Path, plan: Path | None, only: list[str]) -> None:
     """Discover locally first so graph errors are one sentence before anything starts."""
     from pkgbuilder.workspace import discover_workspace
@@ -265,7 +279,10 @@ async def _status(settings: BuildSettings, build_id: str | None, as_json: bool) 
         except RPCError as e:
             raise UserError(f"No build with id {bid} was found.") from e
         if desc.status == WorkflowExecutionStatus.RUNNING:
-            state: SuiteState = await handle.query(SuiteBuildWorkflow.get_state)
+            try:
+                state: SuiteState = await handle.query(SuiteBuildWorkflow.get_state)
+            except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
+                raise UserError(f"Build {bid} did not answer the state query: {e}.") from e
             if as_json:
                 print(json.dumps(state.to_json_dict(), indent=2))
             else:

@@ -70,7 +70,9 @@ def settings_for(
 ) -> BuildSettings:
     warnings: list[str] = []
     settings = load_settings(workspace, config, overrides, warnings=warnings)
-    for w in warnings:
+    from pkgbuilder.llm.models import deprecated_model_warnings
+
+    for w in [*warnings, *deprecated_model_warnings(settings.llm)]:
         console.print(f"[yellow]warning:[/] {w}")
     return settings
 

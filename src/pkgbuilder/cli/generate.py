@@ -71,7 +71,11 @@ def _check_local(workspace: Path, plan_rel: str, name: str) -> str | None:
     if not plan_file.is_file():
         raise UserError(f"Plan file {plan_rel} does not exist; write it first (see 'Plan "
                         "format' in docs/generation.md).")
-    plan = parse_plan(plan_file.read_text(encoding="utf-8"), plan_rel)
+    try:
+        plan_text = plan_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"Plan file {plan_rel} cannot be read as UTF-8 text ({e}).") from None
+    plan = parse_plan(plan_text, plan_rel)
     if plan.package_name and plan.package_name != name:
         raise UserError(f"Plan {plan_rel} is for '{plan.package_name}', not '{name}'; pass "
                         "--name with the plan's name.")

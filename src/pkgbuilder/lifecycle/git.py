@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkgbuilder.errors import UserError
+from pkgbuilder.shell import is_secret_env_name
 
-SECRET_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY", "NPM_TOKEN", "NODE_AUTH_TOKEN")
 # Variables a git hook or a parent git process may leave behind; inherited, they would make
 # every command act on another repository.
 GIT_LOCAL_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
@@ -48,8 +48,14 @@ class Worktree:
     prunable: bool = False
 
 
-def _base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV + GIT_LOCAL_ENV}
+def git_env() -> dict[str, str]:
+    """The environment of every git call: secrets scrubbed (git runs hooks, which are the
+    repository's code) and repository-local variables removed."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in GIT_LOCAL_ENV and not is_secret_env_name(k)
+    }
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"  # git's messages are parsed in a few places
     return env
@@ -66,7 +72,7 @@ class Git:
     @property
     def env(self) -> dict[str, str]:
         if self._env is None:
-            env = _base_env()
+            env = git_env()
             # Commits made by pkgbuilder must not fail on a machine without a git identity.
             probe = subprocess.run(
                 ["git", "config", "user.email"],

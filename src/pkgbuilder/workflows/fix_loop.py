@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities.llm_policy import fix_activity_options, llm_activity_options
@@ -95,6 +95,8 @@ async def run_fix_attempt(inp: FixAttemptInput) -> FixAttemptOutcome:
         record.files_changed, record.commit = applied.files_changed, applied.commit
         record.succeeded = True
     except ActivityError as e:
+        if is_cancelled_exception(e):
+            raise  # a cancelled build must not go on to the next (paid) attempt
         cause: Any = e.cause
         if isinstance(cause, ApplicationError):
             record.error = f"{cause.type}: {cause.message}" if cause.type else cause.message

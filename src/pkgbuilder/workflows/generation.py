@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
@@ -137,6 +137,9 @@ class TurnBasedGenerationWorkflow:
             try:
                 await self._run_step(step)
             except (ActivityError, PhaseFailed, ApplicationError) as e:
+                if isinstance(e, ActivityError) and is_cancelled_exception(e):
+                    await self._record_failure(step, PhaseFailed("the workflow was cancelled"))
+                    raise asyncio.CancelledError() from e
                 await self._record_failure(step, e)
                 raise ApplicationError(
                     f"Step {step.step_number} ({step.phase.value}) of session {ctx.session_id} "
@@ -263,8 +266,8 @@ class TurnBasedGenerationWorkflow:
 
     async def _act(self, fn: Any, arg: Any) -> Any:
         return await workflow.execute_activity(
+            # these git/file steps do not heartbeat: start-to-close alone bounds them
             fn, arg, start_to_close_timeout=GEN_TIMEOUT, retry_policy=GEN_RETRY,
-            heartbeat_timeout=timedelta(seconds=self._inp.config.timeouts.heartbeat_seconds),
         )
 
     async def _prompt(self, step: ScheduledPhase, failures: list[Failure] | None = None,

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ValidationTargetResult,
     )
     from pkgbuilder.phases.config import turn_based_config
+    from pkgbuilder.workflows.common import FILE_RETRY
     from pkgbuilder.workflows.generation import TurnBasedGenerationWorkflow
 
 
@@ -76,6 +77,7 @@ async def generate_package(
                               package_name=node.name, category=node.category,
                               dependencies=list(node.dependencies)),
         start_to_close_timeout=timedelta(minutes=1),
+        retry_policy=FILE_RETRY,
     )
     if target.node is None:
         why = target.failures[0].message if target.failures else "no package.json"

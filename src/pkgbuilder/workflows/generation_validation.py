@@ -20,7 +20,12 @@ with workflow.unsafe.imports_passed_through():
         ValidationTargetResult,
     )
     from pkgbuilder.models.steps import InstallInput, PackageStepInput, StepResult
-    from pkgbuilder.workflows.common import SHELL_RETRY, heartbeat_timeout, shell_timeout
+    from pkgbuilder.workflows.common import (
+        FILE_RETRY,
+        SHELL_RETRY,
+        heartbeat_timeout,
+        shell_timeout,
+    )
 
 
 async def _shell(activity: Any, arg: Any, seconds: int, hb: int) -> StepResult:
@@ -41,6 +46,7 @@ async def run_checks(
                               package_name=ctx.package_name, category=ctx.category,
                               dependencies=inp.dependencies),
         start_to_close_timeout=timedelta(minutes=1),
+        retry_policy=FILE_RETRY,
     )
     if target.node is None or target.install_root is None:
         return target.failures, None

@@ -57,6 +57,17 @@ def has_quality_commands(settings: BuildSettings, package: PackageNode) -> bool:
     return any(s in package.scripts for s in q.default_scripts)
 
 
+# The parent carries every child's report in its own history and result: keep output tails
+# short there (the full tail is in the package's JSON report, the whole output in its logs).
+RESULT_TAIL_CHARS = 600
+
+
+def _compact(report: PackageBuildReport) -> PackageBuildReport:
+    failures = [f.model_copy(update={"output_tail": f.output_tail[-RESULT_TAIL_CHARS:]})
+                for f in report.failures]
+    return report.model_copy(update={"failures": failures})
+
+
 # Failure types a model can fix; install/dependency/publish problems it cannot.
 FIXABLE = frozenset({FailureType.BUILD, FailureType.TYPESCRIPT, FailureType.LINT,
                      FailureType.TEST, FailureType.COVERAGE})
@@ -144,7 +155,7 @@ class PackageBuildWorkflow:
             status=report.status,
             failed_phase=report.failed_phase,
             error=report.error,
-            report=report,
+            report=_compact(report),
             report_path=path,
         )
         # Continuous orchestrator (issue 5): report back by signal; it may have
@@ -319,6 +330,8 @@ class PackageBuildWorkflow:
                 inp.config, inp.build_id, inp.workspace_root, inp.package, inp.package_manager
             )
         except ActivityError as e:
+            if is_cancelled_exception(e):
+                raise
             cause = e.cause
             msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
             report.publish = PublishOutcome.FAILED

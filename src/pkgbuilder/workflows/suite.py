@@ -292,8 +292,10 @@ class SuiteBuildWorkflow:
         state.end_time = workflow.now()
         try:
             result = task.result()
-        except ChildWorkflowError as e:
-            self._fail(name, f"child workflow failed: {e.cause or e}", state.start_time)
+        except (ChildWorkflowError, ActivityError, ApplicationError) as e:
+            cause = e.cause if isinstance(e, (ChildWorkflowError, ActivityError)) else e
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            self._fail(name, f"child workflow failed: {message}", state.start_time)
             return
         self._results[name] = result
         if result.success:
