@@ -51,14 +51,17 @@ async def generate_package(
 ) -> PackageNode:
     """Generate ``node`` from its plan (child workflow); returns the node re-read from the
     generated package.json, ready for PackageBuildWorkflow. ``ordinal`` (the node's index in
-    the graph) keeps session ids unique when several packages start in the same instant.
+    the graph) keeps session ids unique when several packages start in the same instant
+    (a collision with a later suite would need it to start within ``ordinal`` ms).
 
     Raises:
         ChildWorkflowError: the generation failed (its state file says where and why).
         ApplicationError: the generated package has no usable package.json.
     """
     assert node.plan_path is not None
-    session_id = f"gen-{int(workflow.now().timestamp() * 1000) * 100 + ordinal % 100}"
+    # gen-<ms>: the ordinal is added in milliseconds, so packages started in the same
+    # workflow task still get distinct ids (and ids stay millisecond timestamps)
+    session_id = f"gen-{int(workflow.now().timestamp() * 1000) + ordinal}"
     result: GenerationResult = await workflow.execute_child_workflow(
         TurnBasedGenerationWorkflow.run,
         TurnBasedGenerationInput(
