@@ -8,11 +8,8 @@ scope as a directory: ``@acme/x`` → ``@acme/x.json``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pkgbuilder.models.build import (
     BuildReport,
@@ -35,22 +32,6 @@ def reports_root(workspace_root: str | Path, configured: str | None) -> Path:
 def package_report_path(root: Path, date: str, package_name: str) -> Path:
     safe = [part for part in package_name.split("/") if part not in ("", ".", "..")]
     return root / date / ("/".join(safe) + ".json")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so readers never see a half-written file (tmp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_suite_report(

@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio import activity
 
+from pkgbuilder.atomic import write_json_atomic
 from pkgbuilder.models.reports import (
     Estimates,
     EstimatesInput,
@@ -15,7 +16,7 @@ from pkgbuilder.models.reports import (
     WriteSuiteSummaryInput,
     WrittenReport,
 )
-from pkgbuilder.reports import latest_durations, package_report_path, write_json_atomic
+from pkgbuilder.reports import latest_durations, package_report_path
 
 
 @activity.defn

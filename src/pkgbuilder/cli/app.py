@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 from pkgbuilder.cli import build as build_cmds
 from pkgbuilder.cli import generate as generate_cmds
 from pkgbuilder.cli import generation as generation_cmds
+from pkgbuilder.cli import orchestrator as orchestrator_cmds
 from pkgbuilder.cli import registry as registry_cmds
 from pkgbuilder.cli.common import console, fail, run_async, settings_for, temporal_client
 
@@ -28,6 +30,8 @@ build_cmds.register(app)
 generate_cmds.register(app)
 app.add_typer(registry_cmds.app)
 app.add_typer(generation_cmds.app)
+app.add_typer(orchestrator_cmds.queue_app)
+app.add_typer(orchestrator_cmds.app)
 
 
 @app.command()
@@ -80,10 +84,11 @@ def worker(
 
     async def _run() -> None:
         from pkgbuilder.runtime.client import ensure_search_attributes
+        from pkgbuilder.runtime.orchestrator import bootstrap as orchestrator_bootstrap
         from pkgbuilder.runtime.worker import running_workers
 
         async with temporal_client(settings) as (client, _):
-            await ensure_search_attributes(client, settings.temporal.namespace)
+            attrs = await ensure_search_attributes(client, settings.temporal.namespace)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,6 +98,10 @@ def worker(
                     f"worker polling '{settings.temporal.task_queue}' and "
                     f"'{settings.temporal.llm_task_queue}' at {settings.temporal.address}"
                 )
+                # orchestrator.autoStart / pollerEnabled (issue 5): ensure both exist.
+                for line in await orchestrator_bootstrap(client, settings,
+                                                         str(workspace.resolve()), attrs):
+                    console.print(line)
                 await stop.wait()
 
     run_async(_run())
@@ -104,14 +113,23 @@ def main() -> None:
     from pkgbuilder.errors import UserError
     from pkgbuilder.runtime.binaries import BinaryNotFound
 
+    code = 0
     try:
-        app()
+        app()  # standalone mode: usage errors and typer.Exit arrive as SystemExit
     except UserError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
+        code = e.exit_code
     except (ConfigError, BinaryNotFound) as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        code = 2
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    # The Temporal SDK's native runtime threads can abort the interpreter while it
+    # finalises (PyGILState_Release); everything is flushed and done by now, so leave
+    # without finalisation to make the exit code reliable.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":

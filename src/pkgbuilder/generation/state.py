@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, ValidationError
 
+from pkgbuilder.atomic import write_json_atomic
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import TokenUsage
 from pkgbuilder.models.common import Category, Model
@@ -142,26 +142,7 @@ def state_path(directory: Path | str, session_id: str) -> Path:
 
 def write_state(path: Path, context: GenerationContext) -> None:
     """Write ``context`` to ``path`` atomically (readers never see a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(context.to_json_dict(), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_json_atomic(path, context.to_json_dict())
 
 
 def read_state(path: Path) -> GenerationContext:

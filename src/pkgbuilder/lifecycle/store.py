@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from pkgbuilder.atomic import write_json_atomic
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.lifecycle import GenerationRecord, TaskRecord
 
@@ -60,18 +58,7 @@ def load(home: Path, name: str, repo: Path | None = None) -> GenerationRecord | 
 
 def save(home: Path, record: GenerationRecord) -> None:
     path = record_path(home, record.name)
-    data = json.dumps(record.to_json_dict(), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_json_atomic(path, record.to_json_dict())
 
 
 @contextlib.contextmanager

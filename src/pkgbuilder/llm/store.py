@@ -7,32 +7,16 @@ responses, so both need the same file system (same host, or a shared volume).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from pkgbuilder.atomic import write_bytes_atomic
 from pkgbuilder.models.llm import LLMRequest, StoredResponse
 
 
 class StoreError(ValueError):
     """A request or response file is missing or does not match its hash."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (no torn files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def canonical_request_bytes(request: LLMRequest) -> bytes:
@@ -47,7 +31,7 @@ def write_request(home: Path, request: LLMRequest) -> tuple[Path, str]:
     sha = hashlib.sha256(data).hexdigest()
     path = home / "llm" / "requests" / f"{sha}.json"
     if not (path.is_file() and path.read_bytes() == data):
-        atomic_write_bytes(path, data)
+        write_bytes_atomic(path, data)
     return path, sha
 
 
@@ -76,7 +60,7 @@ def response_path_for(request_path: Path, sha256: str) -> Path:
 
 
 def write_response(path: Path, stored: StoredResponse) -> None:
-    atomic_write_bytes(path, stored.model_dump_json(by_alias=True, indent=2).encode())
+    write_bytes_atomic(path, stored.model_dump_json(by_alias=True, indent=2).encode())
 
 
 def read_response(path: Path) -> StoredResponse:

@@ -146,6 +146,15 @@ class OrchestratorSettings(Model):
         return QueueSourceSettings(kind=self.source, queue_db=self.queue_db, mcp=self.mcp)
 
 
+def mode_name(is_stopping: bool, is_draining: bool, is_paused: bool) -> str:
+    """One word for people: stopping, draining, paused or running."""
+    if is_stopping:
+        return "stopping"
+    if is_draining:
+        return "draining"
+    return "paused" if is_paused else "running"
+
+
 # -- what sources deliver ----------------------------------------------------------------
 
 
@@ -171,6 +180,9 @@ class NewPackages(Model):
     """Payload of the ``new_packages`` signal."""
 
     packages: list[QueuedPackage]
+    # Where they came from: outcomes are written back there (default: the orchestrator's
+    # configured source).
+    source: QueueSourceSettings | None = None
 
 
 class ResolvedPackage(Model):
@@ -188,6 +200,7 @@ class QueueEntry(QueuedPackage):
     last_error: str | None = None
     not_before: datetime | None = None  # durable backoff: not started before this time
     resolved: ResolvedPackage | None = None
+    source: QueueSourceSettings | None = None
 
 
 class ActiveBuild(Model):
@@ -215,6 +228,7 @@ class SourceReport(Model):
     source_id: str | None = None
     status: SourceStatus
     error: str | None = None
+    source: QueueSourceSettings | None = None  # None: the orchestrator's configured source
 
 
 class BuildFinished(Model):
@@ -370,6 +384,7 @@ class SignalOrchestratorInput(Model):
     task_queue: str
     start: OrchestratorInput
     packages: list[QueuedPackage]
+    source: QueueSourceSettings | None = None
 
 
 class SignalOrchestratorResult(Model):
