@@ -266,8 +266,11 @@ class TurnBasedGenerationWorkflow:
 
     async def _act(self, fn: Any, arg: Any) -> Any:
         return await workflow.execute_activity(
-            # these git/file steps do not heartbeat: start-to-close alone bounds them
+            # The heartbeat timeout is what lets a retry start soon after a worker dies
+            # mid-step; these git/file steps are short (seconds) and heartbeat where they
+            # can take longer (apply → commit).
             fn, arg, start_to_close_timeout=GEN_TIMEOUT, retry_policy=GEN_RETRY,
+            heartbeat_timeout=timedelta(seconds=self._inp.config.timeouts.heartbeat_seconds),
         )
 
     async def _prompt(self, step: ScheduledPhase, failures: list[Failure] | None = None,
