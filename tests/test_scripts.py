@@ -60,3 +60,23 @@ async def test_failing_lint_script_is_a_typed_failure(tmp_path: Path) -> None:
     assert [f.type.value for f in result.failures] == ["lint"]
     assert "exited with code 3" in result.failures[0].message
     assert result.lint_score == 0.0
+
+
+async def test_build_refuses_when_a_dependency_was_not_built(tmp_path: Path) -> None:
+    root, node = make_workspace(tmp_path)
+    dep_dir = root / "packages" / "dep"
+    dep_dir.mkdir()
+    (dep_dir / "package.json").write_text(json.dumps(
+        {"name": "@s/dep", "version": "1.0.0", "main": "dist/index.js"}))
+    dep = PackageNode(name="@s/dep", path="packages/dep")
+    settings = load_settings(env={})
+    inp = PackageStepInput(workspace_root=str(root), package=node, settings=settings,
+                           dependencies=[dep])
+    result = await build_package(inp)
+    assert not result.ok
+    assert [f.type.value for f in result.failures] == ["dependency"]
+    assert "@s/dep is not built (dist/index.js is missing)" in result.failures[0].message
+    assert not (root / "packages" / "a" / "order.txt").exists()  # nothing ran
+    (dep_dir / "dist").mkdir()
+    (dep_dir / "dist" / "index.js").write_text("module.exports = {};\n")
+    assert (await build_package(inp)).ok

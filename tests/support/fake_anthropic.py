@@ -288,7 +288,10 @@ class FakeAnthropic:
                     "error": {"type": "authentication_error", "message": "invalid x-api-key"},
                 },
             )
-        reply = self._next_reply(body)
+        try:
+            reply = self._next_reply(body)
+        except Exception as e:  # a broken script must fail the call now, not hang it
+            reply = Reply.error(500, "api_error", f"fake server script raised {e!r}")
         if reply.delay and self._stop.wait(reply.delay):
             return
         if reply.raw_body is not None:

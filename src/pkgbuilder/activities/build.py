@@ -28,7 +28,6 @@ from pkgbuilder.models.steps import (
     InstallInput,
     PackageStepInput,
     StepResult,
-    VerifyDependenciesInput,
 )
 from pkgbuilder.scripts import direct_argv, lifecycle, read_scripts, script_env
 from pkgbuilder.shell import CommandResult, run_command, scrubbed_env
@@ -251,8 +250,15 @@ def _package_dir(inp: PackageStepInput) -> Path:
 
 @activity.defn
 async def build_package(inp: PackageStepInput) -> StepResult:
-    """Run the package's ``build`` script (skipped when it has none)."""
+    """Verify the workspace dependencies were built, then run the package's ``build``
+    script (skipped when it has none)."""
     _package_dir(inp)
+    problems = missing_dependency_outputs(Path(inp.workspace_root), inp.dependencies)
+    if problems:
+        return StepResult(
+            step="build", ok=False,
+            failures=[Failure(type=FailureType.DEPENDENCY, message="; ".join(problems))],
+        )
     if "build" not in inp.package.scripts:
         return StepResult(step="build", ok=True, skipped=True, detail="no build script")
     res = await _run_script(inp, "build", inp.settings.timeouts.build_seconds, "build")
@@ -400,19 +406,6 @@ def missing_dependency_outputs(root: Path, deps: list[PackageNode]) -> list[str]
 
 
 @activity.defn
-async def verify_dependencies(inp: VerifyDependenciesInput) -> StepResult:
-    """Check every workspace dependency exists and is built before building on it."""
-    problems = missing_dependency_outputs(Path(inp.workspace_root), inp.dependencies)
-    if problems:
-        return StepResult(
-            step="dependencies",
-            ok=False,
-            failures=[Failure(type=FailureType.DEPENDENCY, message="; ".join(problems))],
-        )
-    return StepResult(step="dependencies", ok=True)
-
-
-@activity.defn
 async def run_suite_command(inp: CommandInput) -> StepResult:
     """Run the suite-level VERIFY command in the workspace root."""
     root = Path(inp.workspace_root)
@@ -448,6 +441,5 @@ ACTIVITIES: list[Callable[..., Any]] = [
     build_package,
     test_package,
     quality_check_package,
-    verify_dependencies,
     run_suite_command,
 ]

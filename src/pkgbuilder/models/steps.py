@@ -27,6 +27,8 @@ class PackageStepInput(Model):
     package_manager: PackageManager = PackageManager.NPM
     settings: BuildSettings
     log_dir: str | None = None
+    # Build only: workspace dependencies that must exist and be built first.
+    dependencies: list[PackageNode] = Field(default_factory=list)
     # Quality only: the coverage measured by the test step (None when none was produced).
     coverage_percent: float | None = None
     tests_ran: bool = False
@@ -45,12 +47,6 @@ class StepResult(Model):
     type_script_errors: int = 0
     lint_score: float | None = None
     detail: str | None = None
-
-
-class VerifyDependenciesInput(Model):
-    workspace_root: str
-    package: PackageNode
-    dependencies: list[PackageNode]
 
 
 class CommandInput(Model):

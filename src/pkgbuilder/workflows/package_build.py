@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         InstallInput,
         PackageStepInput,
         StepResult,
-        VerifyDependenciesInput,
     )
     from pkgbuilder.reports import reports_root
     from pkgbuilder.workflows import publishing
@@ -201,16 +200,6 @@ class PackageBuildWorkflow:
         pkg = inp.package
         t = inp.config.timeouts
         hb = t.heartbeat_seconds
-        self._phase = "dependencies"
-        if inp.dependency_nodes:
-            deps = await self._step(
-                build_acts.verify_dependencies,
-                VerifyDependenciesInput(workspace_root=inp.workspace_root, package=pkg,
-                                        dependencies=inp.dependency_nodes),
-                120, hb,
-            )
-            if not deps.ok:
-                raise StepFailed("dependencies", deps.failures)
         if not inp.workspace_installed:
             self._phase = "install"
             inst = await self._step(
@@ -223,9 +212,12 @@ class PackageBuildWorkflow:
             report.build_metrics.install_time = inst.duration_ms
             if not inst.ok:
                 raise StepFailed("install", inst.failures)
+        # The build step first verifies that every workspace dependency exists and was
+        # built (one activity round trip less per package than a separate check).
         step_in = PackageStepInput(
             workspace_root=inp.workspace_root, package=pkg,
             package_manager=inp.package_manager, settings=inp.config, log_dir=log_dir,
+            dependencies=inp.dependency_nodes,
         )
         failures = await self._checks(step_in, report)
         # Fix loop (Claude layer) — up to fix.maxAttempts attempts.
