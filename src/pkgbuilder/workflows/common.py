@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pkgbuilder.models.steps import StepResult
 
 # Shell steps: a worker crash (heartbeat timeout) retries; a failing build does not raise,
 # it returns ok=False, so retries only cover infrastructure faults.
@@ -33,3 +39,22 @@ def shell_timeout(seconds: int) -> timedelta:
 
 def heartbeat_timeout(seconds: int) -> timedelta:
     return timedelta(seconds=seconds)
+
+
+async def run_shell_step(
+    activity: Callable[[Any], Awaitable[StepResult]],
+    arg: Any,
+    seconds: int,
+    heartbeat_seconds: int,
+) -> StepResult:
+    """Run one shell activity (install, build, test, quality, verify) with the house options:
+    start-to-close a little over the command's own timeout, a heartbeat timeout so a dead
+    worker is noticed quickly, and SHELL_RETRY (infrastructure faults only)."""
+    result: StepResult = await workflow.execute_activity(
+        activity,
+        arg,
+        start_to_close_timeout=shell_timeout(seconds),
+        heartbeat_timeout=heartbeat_timeout(heartbeat_seconds),
+        retry_policy=SHELL_RETRY,
+    )
+    return result

@@ -5,7 +5,6 @@ nothing). Workflow code: deterministic, activities only."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 
@@ -19,21 +18,11 @@ with workflow.unsafe.imports_passed_through():
         ValidationTargetInput,
         ValidationTargetResult,
     )
-    from pkgbuilder.models.steps import InstallInput, PackageStepInput, StepResult
+    from pkgbuilder.models.steps import InstallInput, PackageStepInput
     from pkgbuilder.workflows.common import (
         FILE_RETRY,
-        SHELL_RETRY,
-        heartbeat_timeout,
-        shell_timeout,
+        run_shell_step,
     )
-
-
-async def _shell(activity: Any, arg: Any, seconds: int, hb: int) -> StepResult:
-    result: StepResult = await workflow.execute_activity(
-        activity, arg, start_to_close_timeout=shell_timeout(seconds),
-        heartbeat_timeout=heartbeat_timeout(hb), retry_policy=SHELL_RETRY,
-    )
-    return result
 
 
 async def run_checks(
@@ -52,7 +41,7 @@ async def run_checks(
         return target.failures, None
     t = inp.config.timeouts
     hb = t.heartbeat_seconds
-    install = await _shell(
+    install = await run_shell_step(
         build_acts.install_workspace,
         InstallInput(workspace_root=target.install_root, package_manager=inp.package_manager,
                      timeout_seconds=t.install_seconds, log_dir=log_dir, update_lockfile=True),
@@ -63,16 +52,16 @@ async def run_checks(
     step_in = PackageStepInput(workspace_root=ctx.workspace_root, package=target.node,
                                package_manager=inp.package_manager, settings=inp.config,
                                log_dir=log_dir)
-    build = await _shell(build_acts.build_package, step_in, t.build_seconds, hb)
+    build = await run_shell_step(build_acts.build_package, step_in, t.build_seconds, hb)
     if not build.ok:
         return build.failures, None
-    test = await _shell(build_acts.test_package, step_in, t.test_seconds, hb)
+    test = await run_shell_step(build_acts.test_package, step_in, t.test_seconds, hb)
     failures = list(test.failures) if not test.ok else []
     if test.skipped:
         # A generated package without tests is not validated, whatever the settings say.
         failures.append(Failure(type=FailureType.TEST,
                                 message="package.json has no 'test' script"))
-    quality = await _shell(
+    quality = await run_shell_step(
         build_acts.quality_check_package,
         step_in.model_copy(update={"coverage_percent": test.coverage_percent,
                                    "tests_ran": not test.skipped}),

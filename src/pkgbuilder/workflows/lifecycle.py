@@ -58,11 +58,7 @@ with workflow.unsafe.imports_passed_through():
         TaskWorktree,
     )
     from pkgbuilder.models.steps import InstallInput, PackageStepInput, StepResult
-    from pkgbuilder.workflows.common import (
-        SHELL_RETRY,
-        heartbeat_timeout,
-        shell_timeout,
-    )
+    from pkgbuilder.workflows.common import heartbeat_timeout, run_shell_step
 
 GIT_TIMEOUT = timedelta(minutes=10)  # a checkout of a large monorepo; heartbeats catch deaths
 LOG_TIMEOUT = timedelta(minutes=1)
@@ -257,13 +253,11 @@ class GenerationRunWorkflow:
         )
         log_dir = (f"{self._inp.home}/generations/{self._inp.generation}/logs/"
                    f"{task.slug}-{task.attempts}")
-        install: StepResult = await workflow.execute_activity(
+        install = await run_shell_step(
             build_acts.install_workspace,
             InstallInput(workspace_root=wt.worktree, package_manager=graph.package_manager,
                          timeout_seconds=t.install_seconds, log_dir=log_dir),
-            start_to_close_timeout=shell_timeout(t.install_seconds),
-            heartbeat_timeout=heartbeat_timeout(t.heartbeat_seconds),
-            retry_policy=SHELL_RETRY,
+            t.install_seconds, t.heartbeat_seconds,
         )
         self._check("install", install)
         for node in graph.packages:
@@ -282,14 +276,12 @@ class GenerationRunWorkflow:
     ) -> None:
         t = self._inp.config.timeouts
         seconds = t.build_seconds if step == "build" else t.test_seconds
-        result: StepResult = await workflow.execute_activity(
+        result = await run_shell_step(
             fn,
             PackageStepInput(workspace_root=wt.worktree, package=node,
                              package_manager=graph.package_manager, settings=self._inp.config,
                              log_dir=log_dir),
-            start_to_close_timeout=shell_timeout(seconds),
-            heartbeat_timeout=heartbeat_timeout(t.heartbeat_seconds),
-            retry_policy=SHELL_RETRY,
+            seconds, t.heartbeat_seconds,
         )
         self._check(f"{step} of {node.name}", result)
 

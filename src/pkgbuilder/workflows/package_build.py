@@ -40,10 +40,8 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.workflows.build_notice import notify_orchestrator
     from pkgbuilder.workflows.common import (
         FILE_RETRY,
-        SHELL_RETRY,
         SHORT_TIMEOUT,
-        heartbeat_timeout,
-        shell_timeout,
+        run_shell_step,
     )
     from pkgbuilder.workflows.fix_loop import run_fix_attempt
 
@@ -186,14 +184,7 @@ class PackageBuildWorkflow:
     async def _step(
         self, activity: Callable[[Any], Awaitable[StepResult]], arg: Any, seconds: int, hb: int
     ) -> StepResult:
-        result: StepResult = await workflow.execute_activity(
-            activity,
-            arg,
-            start_to_close_timeout=shell_timeout(seconds),
-            heartbeat_timeout=heartbeat_timeout(hb),
-            retry_policy=SHELL_RETRY,
-        )
-        return result
+        return await run_shell_step(activity, arg, seconds, hb)
 
     async def _pipeline(self, inp: PackageBuildInput, report: PackageBuildReport,
                         log_dir: str) -> None:

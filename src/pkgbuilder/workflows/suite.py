@@ -45,13 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.models.steps import CommandInput, InstallInput
     from pkgbuilder.reports import build_suite_report, reports_root
     from pkgbuilder.workflows import generation_child, publishing
-    from pkgbuilder.workflows.common import (
-        FILE_RETRY,
-        SHELL_RETRY,
-        SHORT_TIMEOUT,
-        heartbeat_timeout,
-        shell_timeout,
-    )
+    from pkgbuilder.workflows.common import FILE_RETRY, SHORT_TIMEOUT, run_shell_step
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
 
 DONE_OK = (PackageStatus.SUCCESS, PackageStatus.SKIPPED)
@@ -176,14 +170,12 @@ class SuiteBuildWorkflow:
         """Install the workspace once, before any child starts (workspaces link packages)."""
         t = self._inp.config.timeouts
         log_dir = f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}"
-        result = await workflow.execute_activity(
+        result = await run_shell_step(
             build_acts.install_workspace,
             InstallInput(workspace_root=self._inp.workspace_root,
                          package_manager=graph.package_manager,
                          timeout_seconds=t.install_seconds, log_dir=log_dir),
-            start_to_close_timeout=shell_timeout(t.install_seconds),
-            heartbeat_timeout=heartbeat_timeout(t.heartbeat_seconds),
-            retry_policy=SHELL_RETRY,
+            t.install_seconds, t.heartbeat_seconds,
         )
         if result.ok:
             return None
@@ -331,14 +323,12 @@ class SuiteBuildWorkflow:
             self._state.verify_output = "skipped: not every package succeeded"
             return
         t = self._inp.config.verify.timeout_seconds
-        result = await workflow.execute_activity(
+        result = await run_shell_step(
             build_acts.run_suite_command,
             CommandInput(workspace_root=self._inp.workspace_root, argv=cmd, timeout_seconds=t,
                          log_path=f"{self._reports_root}/{self._date}/logs/"
                                   f"{self._inp.build_id}/verify.log"),
-            start_to_close_timeout=shell_timeout(t),
-            heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
-            retry_policy=SHELL_RETRY,
+            t, self._inp.config.timeouts.heartbeat_seconds,
         )
         self._state.verify_passed = result.ok
         self._state.verify_output = result.output_tail[-2000:]
