@@ -19,6 +19,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from pkgbuilder.activities.heartbeat import heartbeat_interval
 from pkgbuilder.coverage import COVERAGE_FILES, read_coverage
 from pkgbuilder.failures import coverage_failures, failure_for, typescript_error_count
 from pkgbuilder.models.build import Failure, FailureType, PackageNode
@@ -42,17 +43,10 @@ def _heartbeat(detail: str) -> None:
 
 
 def _heartbeat_every() -> float:
-    """Heartbeat three times per heartbeat timeout (at most every 5 s)."""
-    try:
-        timeout = activity.info().heartbeat_timeout
-    except RuntimeError:  # outside an activity (unit tests)
-        return 5.0
-    if not timeout:
-        return 5.0
-    return max(0.2, min(5.0, timeout.total_seconds() / 3))
+    return heartbeat_interval(default=5.0, cap=5.0)
 
 
-def _pm_argv(pm: PackageManager, *args: str) -> list[str]:
+def pm_argv(pm: PackageManager, *args: str) -> list[str]:
     """argv for the package manager; yarn/pnpm go through corepack when not on PATH."""
     exe = pm.value
     if shutil.which(exe) is None and pm is not PackageManager.NPM and shutil.which("corepack"):
@@ -67,18 +61,18 @@ def install_argv(root: Path, pm: PackageManager, update_lockfile: bool = False) 
         frozen = ["--frozen-lockfile"] if (root / "pnpm-lock.yaml").exists() else []
         if update_lockfile:
             frozen = ["--no-frozen-lockfile"]
-        return _pm_argv(pm, "install", *frozen)
+        return pm_argv(pm, "install", *frozen)
     if pm is PackageManager.YARN:
-        return _pm_argv(pm, "install")
+        return pm_argv(pm, "install")
     if update_lockfile:
-        return _pm_argv(pm, "install", "--no-audit", "--no-fund")
+        return pm_argv(pm, "install", "--no-audit", "--no-fund")
     if (root / "package-lock.json").exists() or (root / "npm-shrinkwrap.json").exists():
-        return _pm_argv(pm, "ci", "--no-audit", "--no-fund")
-    return _pm_argv(pm, "install", "--no-audit", "--no-fund")
+        return pm_argv(pm, "ci", "--no-audit", "--no-fund")
+    return pm_argv(pm, "install", "--no-audit", "--no-fund")
 
 
 def script_argv(pm: PackageManager, script: str) -> list[str]:
-    return _pm_argv(pm, "run", script)
+    return pm_argv(pm, "run", script)
 
 
 def manifest_fingerprint(root: Path) -> str:

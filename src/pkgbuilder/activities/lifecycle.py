@@ -9,17 +9,16 @@ are not (``TaskRejected``, ``WorkspaceError``, ``UserError``).
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import shutil
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from pkgbuilder.activities.heartbeat import heartbeating_thread
 from pkgbuilder.errors import UserError
 from pkgbuilder.lifecycle import naming, store, tasks
 from pkgbuilder.lifecycle.common import open_repo, remove_tree
@@ -49,28 +48,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PLAN = "plans/master-plan.md"
 
 
-@contextlib.contextmanager
-def _heartbeating() -> Iterator[None]:
-    """Heartbeat from a side thread while a blocking git step runs, so a dead worker is
-    noticed after the heartbeat timeout rather than the (long) start-to-close timeout."""
-    timeout = activity.info().heartbeat_timeout
-    every = timeout.total_seconds() / 3 if timeout else 10.0
-    stop = threading.Event()
-    ctx = contextvars.copy_context()  # the activity context lives in a context variable
-
-    def beat() -> None:
-        while not stop.wait(every):
-            ctx.run(activity.heartbeat)
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
 def _git_activity(fn: F) -> F:
     """Heartbeat while running; git trouble stays retryable, everything a user or the model
     caused is not."""
@@ -78,7 +55,7 @@ def _git_activity(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with _heartbeating():
+            with heartbeating_thread():
                 return fn(*args, **kwargs)
         except GitError as e:
             raise ApplicationError(str(e), type="GitError") from e

@@ -9,14 +9,13 @@ without calling (and paying for) the model again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import inspect
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from anthropic.resources.messages.messages import AsyncMessages
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from pkgbuilder.activities.heartbeat import heartbeating
 from pkgbuilder.activities.llm_policy import LLM_NON_RETRYABLE_ERROR_TYPES
 from pkgbuilder.config import BuildSettings, LLMSettings
 from pkgbuilder.llm import contract, pricing, prompts
@@ -163,26 +163,6 @@ def _usage_of(message: Any) -> TokenUsage:
 
 def _text_of(message: Any) -> str:
     return "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
-
-
-@contextlib.asynccontextmanager
-async def heartbeating(phase: str) -> AsyncIterator[None]:
-    """Heartbeat in the background (a third of the heartbeat timeout, else every 10 s)."""
-    timeout = activity.info().heartbeat_timeout
-    interval = max(timeout.total_seconds() / 3, 0.2) if timeout else 10.0
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat(phase)
-            await asyncio.sleep(interval)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class LLMActivities:

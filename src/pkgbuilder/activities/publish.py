@@ -33,7 +33,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder import registry as reg
-from pkgbuilder.activities.build import _pm_argv
+from pkgbuilder.activities.build import pm_argv
 from pkgbuilder.freshness import outputs_fresh
 from pkgbuilder.models.build import PackageNode, PublishOutcome
 from pkgbuilder.models.common import PackageManager
@@ -94,11 +94,11 @@ def pack_argv(pm: PackageManager, workspace_root: Path, dest: Path) -> list[str]
     """argv that packs the package in the cwd into ``dest`` (lifecycle scripts off for npm:
     the build step already built it, and a pack must not run arbitrary code twice)."""
     if pm is PackageManager.PNPM:
-        return _pm_argv(pm, "pack", "--pack-destination", str(dest))
+        return pm_argv(pm, "pack", "--pack-destination", str(dest))
     if pm is PackageManager.YARN:
         if (workspace_root / ".yarnrc.yml").exists():  # yarn berry
-            return _pm_argv(pm, "pack", "--out", str(dest / "package.tgz"))
-        return _pm_argv(pm, "pack", "--filename", str(dest / "package.tgz"))
+            return pm_argv(pm, "pack", "--out", str(dest / "package.tgz"))
+        return pm_argv(pm, "pack", "--filename", str(dest / "package.tgz"))
     return ["npm", "pack", "--ignore-scripts", "--pack-destination", str(dest)]
 
 

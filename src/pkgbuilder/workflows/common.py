@@ -8,8 +8,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pkgbuilder.models.build import TokenUsage
     from pkgbuilder.models.steps import StepResult
 
 # Shell steps: a worker crash (heartbeat timeout) retries; a failing build does not raise,
@@ -58,3 +60,17 @@ async def run_shell_step(
         retry_policy=SHELL_RETRY,
     )
     return result
+
+
+def paid_usage(error: BaseException) -> tuple[TokenUsage, float]:
+    """Tokens and cost a failed model call already paid for: the LLM activity puts them into
+    its error's details (``{"usage": ..., "costUsd": ...}``). Accepts the ActivityError or
+    its ApplicationError cause."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        for detail in cause.details or ():
+            if isinstance(detail, dict) and "usage" in detail:
+                return TokenUsage.model_validate(detail["usage"]), float(
+                    detail.get("costUsd", 0.0)
+                )
+    return TokenUsage(), 0.0

@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities.llm_policy import fix_activity_options, llm_activity_options
-    from pkgbuilder.models.build import FixAttempt, TokenUsage
+    from pkgbuilder.models.build import FixAttempt
     from pkgbuilder.models.llm import (
         APPLY_FIX_RESPONSE_ACTIVITY,
         CALL_LLM_ACTIVITY,
@@ -28,17 +28,10 @@ with workflow.unsafe.imports_passed_through():
         PrepareFixInput,
         PrepareFixResult,
     )
+    from pkgbuilder.workflows.common import paid_usage
 
 # Another attempt cannot succeed after these: the package fails with the reason.
 STOP_LOOP_ERROR_TYPES = frozenset({"MissingApiKey", "ModelRequestRejected", "SpendLimitReached"})
-
-
-def _paid_usage(cause: ApplicationError) -> tuple[TokenUsage, float]:
-    """Tokens a failed ``call_llm`` already paid for (it puts them into its error details)."""
-    for detail in cause.details or ():
-        if isinstance(detail, dict) and "usage" in detail:
-            return TokenUsage.model_validate(detail["usage"]), float(detail.get("costUsd", 0.0))
-    return TokenUsage(), 0.0
 
 
 async def run_fix_attempt(inp: FixAttemptInput) -> FixAttemptOutcome:
@@ -100,7 +93,7 @@ async def run_fix_attempt(inp: FixAttemptInput) -> FixAttemptOutcome:
         cause: Any = e.cause
         if isinstance(cause, ApplicationError):
             record.error = f"{cause.type}: {cause.message}" if cause.type else cause.message
-            usage, cost = _paid_usage(cause)
+            usage, cost = paid_usage(cause)
             record.tokens, record.cost_usd = record.tokens + usage, record.cost_usd + cost
             stop = cause.type in STOP_LOOP_ERROR_TYPES
         else:

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         turn_based_config,
     )
     from pkgbuilder.phases.definitions import GenerationPhase, spec
+    from pkgbuilder.workflows.common import paid_usage
     from pkgbuilder.workflows.generation_validation import run_checks
 
 GEN_RETRY = RetryPolicy(
@@ -75,16 +76,6 @@ def error_message(e: BaseException) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or e)
-
-
-def _paid_usage(e: BaseException) -> tuple[TokenUsage, float]:
-    """Tokens a failed model call already paid for (sent in the error's details)."""
-    cause = e.cause if isinstance(e, ActivityError) else None
-    if isinstance(cause, ApplicationError) and cause.details:
-        d = cause.details[0]
-        if isinstance(d, dict) and "usage" in d:
-            return TokenUsage.model_validate(d["usage"]), float(d.get("costUsd", 0.0))
-    return TokenUsage(), 0.0
 
 
 @workflow.defn
@@ -298,7 +289,7 @@ class TurnBasedGenerationWorkflow:
                 result_type=LLMCallResult, **llm_activity_options(settings),
             )
         except ActivityError as e:
-            self._count(*_paid_usage(e))
+            self._count(*paid_usage(e))
             raise
         return result
 
