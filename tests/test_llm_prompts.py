@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,20 @@ def test_every_configured_model_is_checked() -> None:
     warnings = deprecated_model_warnings(settings)
     assert len(warnings) == 1 and "claude-sonnet-4-5-20250929" in warnings[0]
     assert "November 30th, 2026" in warnings[0]
+
+
+def test_the_deprecation_table_is_read_without_importing_the_sdk() -> None:
+    """The CLI checks models before anything starts; importing anthropic costs ~1.3 s."""
+    code = (
+        "import sys, json\n"
+        "from pkgbuilder.llm.models import deprecated_models\n"
+        "table = deprecated_models()\n"
+        "print(json.dumps({'loaded': 'anthropic' in sys.modules, 'table': table}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    result = json.loads(proc.stdout)
+    assert result["loaded"] is False
+    from anthropic._data import DEPRECATED_MODELS
+
+    assert result["table"] == dict(DEPRECATED_MODELS) and result["table"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -115,12 +113,6 @@ async def run_build(
         only=only,
         config=settings,
     )
-    if not detach:
-        # The worker's LLM activities import the anthropic SDK (~1.3 s); do it in the
-        # background while the server boots and the workflow starts.
-        threading.Thread(
-            target=importlib.import_module, args=("pkgbuilder.activities.llm",), daemon=True
-        ).start()
     async with temporal_client(settings, allow_embedded=not detach) as (client, embedded):
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
         tq = settings.temporal.task_queue

@@ -84,6 +84,11 @@ async def temporal_client(
     """Connect to ``settings.temporal.address``; with ``allow_embedded``, boot the embedded
     persistent dev server when nothing answers. Yields (client, embedded?)."""
     address = settings.temporal.address
+    if allow_embedded and is_local_address(address):
+        from pkgbuilder.runtime.server import wait_for_stopping_server
+
+        # An embedded server from the previous command may still be shutting down.
+        await wait_for_stopping_server(pkgbuilder_home())
     if await server_answers(address):
         try:
             client = await connect(address, settings.temporal.namespace)

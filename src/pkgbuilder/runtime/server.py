@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from pkgbuilder.runtime.binaries import temporal_cli_path
 from pkgbuilder.runtime.client import server_answers
 from pkgbuilder.search_attributes import ALL_KEYS
+
+STOPPING_MARKER = "temporal-server.stopping"
 
 
 def dev_server_argv(
@@ -75,6 +79,7 @@ async def embedded_server(
     namespace: str = "default",
     extra_args: list[str] | None = None,
     startup_timeout: float = 60.0,
+    wait_on_exit: bool = False,
 ) -> AsyncIterator[Client]:
     """Boot a persistent dev server (SQLite at ``db``) for the duration of the block.
 
@@ -101,12 +106,55 @@ async def embedded_server(
         client = await _wait_ready(proc, address, namespace, startup_timeout, log_path)
         yield client
     finally:
+        # The server takes about 1 s to shut down gracefully. A CLI command need not wait:
+        # it leaves a marker, and the next boot on this database waits for that server to
+        # be gone (``wait_for_stopping_server``).
+        marker = db.parent / STOPPING_MARKER
+        marker.write_text(str(proc.pid), encoding="utf-8")
         proc.terminate()
+        if wait_on_exit:
+            try:
+                await asyncio.to_thread(proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+            marker.unlink(missing_ok=True)
+
+
+def _is_dev_server(pid: int) -> bool:
+    """True while ``pid`` is a running ``temporal server start-dev`` (a reused pid or a
+    zombie is not)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no procfs: all we can tell is whether the pid exists
         try:
-            await asyncio.to_thread(proc.wait, 15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    return b"start-dev" in argv
+
+
+async def wait_for_stopping_server(home: Path, timeout: float = 15.0) -> None:
+    """Wait until the embedded server a previous command left shutting down is gone (it
+    still holds the port and the database meanwhile); kill it after ``timeout``."""
+    marker = home / STOPPING_MARKER
+    try:
+        pid = int(marker.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while _is_dev_server(pid) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if _is_dev_server(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        while _is_dev_server(pid):
+            await asyncio.sleep(0.05)
+    marker.unlink(missing_ok=True)
 
 
 async def _wait_ready(

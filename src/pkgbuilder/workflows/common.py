@@ -21,14 +21,14 @@ SHELL_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
-    non_retryable_error_types=["WorkspaceError", "MissingTool", "ConfigError"],
+    non_retryable_error_types=("WorkspaceError", "MissingTool", "ConfigError"),
 )
 
 FILE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
-    non_retryable_error_types=["WorkspaceError", "ConfigError"],
+    non_retryable_error_types=("WorkspaceError", "ConfigError"),
 )
 
 SHORT_TIMEOUT = timedelta(minutes=2)

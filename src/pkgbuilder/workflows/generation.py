@@ -57,7 +57,7 @@ GEN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
-    non_retryable_error_types=list(gen_acts.NON_RETRYABLE),
+    non_retryable_error_types=tuple(gen_acts.NON_RETRYABLE),
 )
 GEN_TIMEOUT = timedelta(minutes=5)
 # The context travels in every checkpoint and prompt input: keep each step's summary short.

@@ -66,7 +66,7 @@ GIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=5,
-    non_retryable_error_types=["UserError", "TaskRejected", "WorkspaceError"],
+    non_retryable_error_types=("UserError", "TaskRejected", "WorkspaceError"),
 )
 TURN_BASED_WORKFLOW = "TurnBasedGenerationWorkflow"
 

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
 
 RESOLVE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5,
-                            non_retryable_error_types=["WorkspaceError"])
+                            non_retryable_error_types=("WorkspaceError",))
 # Write-backs matter (the source keeps listing a package until it hears back), so they
 # retry for a day; permanent source errors are raised non-retryable by the activity.
 REPORT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5),

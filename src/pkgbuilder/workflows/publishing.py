@@ -40,7 +40,7 @@ PUBLISH_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
-    non_retryable_error_types=["MissingTool", "PackFailed", "WorkspaceError", "ConfigError"],
+    non_retryable_error_types=("MissingTool", "PackFailed", "WorkspaceError", "ConfigError"),
 )
 
 

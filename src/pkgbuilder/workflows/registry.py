@@ -9,11 +9,11 @@ from pkgbuilder.workflows.package_build import PackageBuildWorkflow
 from pkgbuilder.workflows.poller import PackageQueuePollerWorkflow
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
-ALL_WORKFLOWS: list[type] = [
+ALL_WORKFLOWS: tuple[type, ...] = (
     SuiteBuildWorkflow,
     PackageBuildWorkflow,
     ContinuousBuilderWorkflow,
     PackageQueuePollerWorkflow,
     TurnBasedGenerationWorkflow,
     GenerationRunWorkflow,
-]
+)

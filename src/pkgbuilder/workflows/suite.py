@@ -122,7 +122,9 @@ class SuiteBuildWorkflow:
     async def _initialize(self, inp: SuiteBuildInput) -> WorkspaceGraph:
         self._enter(SuitePhase.INITIALIZE)
         try:
-            graph: WorkspaceGraph = await workflow.execute_activity(
+            # Quick file reads and writes of the suite run as local activities (no
+            # task-queue round trip); shell steps and children go through the server.
+            graph: WorkspaceGraph = await workflow.execute_local_activity(
                 workspace_acts.discover_workspace_activity,
                 DiscoverInput(workspace_root=inp.workspace_root, plan_path=inp.plan_path,
                               only=inp.only),
@@ -141,7 +143,7 @@ class SuiteBuildWorkflow:
                          workflow_id=f"build-{inp.build_id}-{slugify(p.name)}")
             for p in graph.packages
         ]
-        estimates = await workflow.execute_activity(
+        estimates = await workflow.execute_local_activity(
             report_acts.load_duration_estimates,
             EstimatesInput(reports_root=self._reports_root),
             start_to_close_timeout=SHORT_TIMEOUT,
@@ -352,7 +354,7 @@ class SuiteBuildWorkflow:
         )
         summary.error = self._state.error
         summary.suite_package_published = suite_published
-        written = await workflow.execute_activity(
+        written = await workflow.execute_local_activity(
             report_acts.write_suite_summary,
             WriteSuiteSummaryInput(report=summary, reports_root=self._reports_root,
                                    date=self._date),
