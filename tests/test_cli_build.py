@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -14,11 +15,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from tests.conftest import EXAMPLES, REPO_ROOT, copy_workspace, free_port, pkgbuilder_cli
 
+from pkgbuilder.config import load_settings
 from pkgbuilder.models.build import BuildReport, PackageStatus
+from pkgbuilder.runtime.client import has_dedicated_workers
+from pkgbuilder.runtime.worker import running_workers
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
 FAILING = REPO_ROOT / "tests" / "fixtures" / "failing-monorepo"
@@ -109,6 +114,42 @@ def test_main_job_on_embedded_server_then_status_reads_persisted_result(tmp_path
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["buildId"] == "demo1" and data["failed"] == 0
+    assert {e["status"] for e in data["packageReports"]} == {"success"}
+
+
+@pytest.mark.slow
+async def test_a_build_never_relies_on_another_commands_in_process_worker(
+        address: str, client: Client, tmp_path: Path) -> None:
+    """Another command's in-process worker polls the task queue and stops mid-build (that
+    command ended). The build ran its own worker all along, so it still completes."""
+    ws = copy_workspace(EXAMPLES / "demo-monorepo", tmp_path / "demo")
+    env = cli_env(address)
+    tq = env["TEMPORAL_TASK_QUEUE"]
+    settings = load_settings(ws, env={"TEMPORAL_TASK_QUEUE": tq, "TEMPORAL_ADDRESS": address})
+    dedicated_tq = f"{tq}-dedicated"
+    async with running_workers(client, settings, task_queue=dedicated_tq, in_process=False):
+        deadline = time.monotonic() + 20
+        while not await has_dedicated_workers(client, "default", dedicated_tq):
+            assert time.monotonic() < deadline, "the dedicated worker never showed as a poller"
+            await asyncio.sleep(0.2)
+    async with running_workers(client, settings, in_process=True):
+        await asyncio.sleep(1.0)  # polling by now, yet it is not a dedicated worker
+        assert not await has_dedicated_workers(client, "default", tq)
+        proc = await asyncio.create_subprocess_exec(
+            pkgbuilder_cli(), "build", str(ws), "--json", "--build-id", "shared-queue",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        handle = client.get_workflow_handle("suite-shared-queue")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the suite's children are running
+            with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+                state = await handle.query(SuiteBuildWorkflow.get_state)
+                if state.active:
+                    break
+            await asyncio.sleep(0.2)
+    # The other command's worker is gone, with whatever it was running.
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
+    assert proc.returncode == 0, stderr.decode()
+    data = json.loads(stdout)
     assert {e["status"] for e in data["packageReports"]} == {"success"}
 
 

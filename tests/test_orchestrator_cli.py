@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from tests.support.orchestrator import (
     BuildScript,
@@ -115,6 +115,12 @@ async def test_queue_and_orchestrator_commands(
             await release_all(client, [script.calls[-1].child_workflow_id])
             await wait_for(lambda: queue.items()[-1].status is SourceStatus.PUBLISHED,
                            "@c/three published")
+
+            async def orchestrator_closed() -> bool:
+                desc = await client.get_workflow_handle(orch_id).describe()
+                return desc.status is not WorkflowExecutionStatus.RUNNING
+
+            await wait_for(orchestrator_closed, "the drained orchestrator to complete")
             code, out, _ = await cli("orchestrator", "status")
             assert code == 1 and "last run COMPLETED (drained)" in out
             code, out, _ = await cli("orchestrator", "status", "--json")

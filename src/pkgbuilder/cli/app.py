@@ -93,7 +93,7 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            async with running_workers(client, settings):
+            async with running_workers(client, settings, in_process=False):
                 console.print(
                     f"worker polling '{settings.temporal.task_queue}' and "
                     f"'{settings.temporal.llm_task_queue}' at {settings.temporal.address}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -12,9 +13,6 @@ from typing import Any
 
 import typer
 from rich.live import Live
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -26,6 +24,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
 from pkgbuilder.cli.common import (
     console,
@@ -40,7 +39,7 @@ from pkgbuilder.cli.publishing import prepare_publishing, publish_overrides, pub
 from pkgbuilder.config import BuildSettings, ConfigError
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport, SuiteBuildInput, SuiteState
-from pkgbuilder.runtime.client import ensure_search_attributes
+from pkgbuilder.runtime.client import ensure_search_attributes, has_dedicated_workers
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
 USER_ERROR_TYPES = {"WorkspaceError", "ConfigError"}
@@ -57,32 +56,33 @@ def exit_code_for(report: BuildReport) -> int:
     return 0
 
 
-async def has_workers(client: Client, namespace: str, task_queue: str) -> bool:
-    resp = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return len(resp.pollers) > 0
+async def _follow(
+    handle: WorkflowHandle[Any, Any], show: bool, worker: Worker | None = None
+) -> BuildReport:
+    """Wait for the suite's result, rendering its live state meanwhile.
 
-
-async def _follow(handle: WorkflowHandle[Any, Any], show: bool) -> BuildReport:
-    """Wait for the suite's result, rendering its live state meanwhile."""
+    ``worker``: this command's in-process worker; should it stop, nothing would ever run
+    the suite's next task, so the command ends with a clear error instead of waiting."""
     result_task = asyncio.ensure_future(handle.result())
-    if not show:
-        return await result_task
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
+    live = Live(console=console, refresh_per_second=4, transient=False) if show else None
+    with live if live is not None else contextlib.nullcontext():
         while not result_task.done():
-            try:
-                state: SuiteState = await handle.query(
-                    SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
+            if worker is not None and worker.is_shutdown:
+                result_task.cancel()
+                raise UserError(
+                    "The in-process worker stopped before the build ended; the build is "
+                    f"durable: run 'pkgbuilder worker' to finish it, then 'pkgbuilder status "
+                    f"{handle.id.removeprefix('suite-')}'."
                 )
-                if state.packages:
-                    live.update(state_table(state))
-            except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-                pass  # a query can race with the first workflow task; try again
+            if live is not None:
+                try:
+                    state: SuiteState = await handle.query(
+                        SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
+                    )
+                    if state.packages:
+                        live.update(state_table(state))
+                except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+                    pass  # a query can race with the first workflow task; try again
             await asyncio.wait({result_task}, timeout=1.0)
     return await result_task
 
@@ -117,7 +117,7 @@ async def run_build(
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
         tq = settings.temporal.task_queue
         need_worker = not detach and (
-            embedded or not await has_workers(client, settings.temporal.namespace, tq)
+            embedded or not await has_dedicated_workers(client, settings.temporal.namespace, tq)
         )
         wf_id = suite_workflow_id(build_id)
         try:
@@ -149,18 +149,20 @@ async def run_build(
             from pkgbuilder.runtime.worker import running_workers
 
             if not embedded and not as_json:
-                console.print("no worker polls this task queue: running one in-process")
-            async with running_workers(client, settings):
-                report = await _wait(handle, as_json)
+                console.print("no dedicated worker polls this task queue: running one in-process")
+            async with running_workers(client, settings) as worker:
+                report = await _wait(handle, as_json, worker)
         else:
             report = await _wait(handle, as_json)
     _print_report(report, as_json)
     return exit_code_for(report)
 
 
-async def _wait(handle: WorkflowHandle[Any, Any], as_json: bool) -> BuildReport:
+async def _wait(
+    handle: WorkflowHandle[Any, Any], as_json: bool, worker: Worker | None = None
+) -> BuildReport:
     try:
-        return await _follow(handle, show=not as_json)
+        return await _follow(handle, show=not as_json, worker=worker)
     except WorkflowFailureError as e:
         message, code = _failure_message(e)
         raise UserError(message, exit_code=code) from e

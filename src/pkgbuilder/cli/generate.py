@@ -15,7 +15,6 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from pkgbuilder.cli.build import has_workers
 from pkgbuilder.cli.common import console, out, run_async, settings_for, temporal_client
 from pkgbuilder.cli.generate_dashboard import dashboard, sessions_table
 from pkgbuilder.config import BuildSettings
@@ -36,7 +35,11 @@ from pkgbuilder.lifecycle.git import Git, GitError
 from pkgbuilder.models.common import Category
 from pkgbuilder.models.generation import GenerationResult, TurnBasedGenerationInput
 from pkgbuilder.phases.config import schedule, turn_based_config
-from pkgbuilder.runtime.client import ensure_search_attributes, server_answers
+from pkgbuilder.runtime.client import (
+    ensure_search_attributes,
+    has_dedicated_workers,
+    server_answers,
+)
 from pkgbuilder.workflows.generation import TurnBasedGenerationWorkflow
 
 # Failure types of the generation activities that are the user's to fix (exit code 2).
@@ -171,7 +174,7 @@ async def run_session(settings: BuildSettings, inp: TurnBasedGenerationInput, wo
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
         tq = settings.temporal.task_queue
         need_worker = not detach and (
-            embedded or not await has_workers(client, settings.temporal.namespace, tq))
+            embedded or not await has_dedicated_workers(client, settings.temporal.namespace, tq))
         await client.start_workflow(
             TurnBasedGenerationWorkflow.run, inp, id=workflow_id, task_queue=tq,
             static_summary=f"generate {inp.package_name} ({inp.session_id})",

@@ -93,17 +93,17 @@ async def _wait(
     client: Client, settings: BuildSettings, handle: WorkflowHandle[Any, Any], generation: str,
     quiet: bool, own_worker: bool,
 ) -> GenerationRunResult:
-    from pkgbuilder.cli.build import has_workers
+    from pkgbuilder.runtime.client import has_dedicated_workers
 
     tq = settings.temporal.task_queue
     try:
-        if not own_worker and await has_workers(client, settings.temporal.namespace, tq):
+        if not own_worker and await has_dedicated_workers(client, settings.temporal.namespace, tq):
             raw = await _follow(handle, generation, quiet)
         else:
             from pkgbuilder.runtime.worker import running_workers
 
             if not quiet:
-                console.print("no worker polls this task queue: running one in-process")
+                console.print("no dedicated worker polls this task queue: running one in-process")
             async with running_workers(client, settings):
                 raw = await _follow(handle, generation, quiet)
     except WorkflowFailureError as e:

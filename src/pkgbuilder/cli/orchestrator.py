@@ -207,9 +207,8 @@ def start(
     config: Path | None = CONFIG,
 ) -> None:
     """Start the orchestrator (or adjust the running one), ensure the poll schedule."""
-    from pkgbuilder.cli.build import has_workers
     from pkgbuilder.runtime import orchestrator as boot
-    from pkgbuilder.runtime.client import ensure_search_attributes
+    from pkgbuilder.runtime.client import ensure_search_attributes, has_dedicated_workers
 
     workspace = workspace.resolve()
     if not workspace.is_dir():
@@ -219,9 +218,9 @@ def start(
     async def _run() -> None:
         async with temporal_client(settings) as (client, _):
             tq = settings.temporal.task_queue
-            if not await has_workers(client, settings.temporal.namespace, tq):
-                console.print(f"[yellow]warning:[/] no worker polls '{tq}' yet; builds start "
-                              "once 'pkgbuilder worker' runs")
+            if not await has_dedicated_workers(client, settings.temporal.namespace, tq):
+                console.print(f"[yellow]warning:[/] no dedicated worker polls '{tq}' yet; "
+                              "builds start once 'pkgbuilder worker' runs")
             attrs = await ensure_search_attributes(client, settings.temporal.namespace)
             started = await boot.ensure_orchestrator(client, settings, str(workspace),
                                                      concurrency=concurrency,

@@ -6,15 +6,21 @@ import asyncio
 import contextlib
 import logging
 
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from pkgbuilder.search_attributes import ALL_KEYS
+
+# Marks the workers a CLI command runs for itself (they stop when the command ends), so that
+# another command never counts on them: see ``has_dedicated_workers``.
+IN_PROCESS_TAG = "pkgbuilder-in-process"
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,21 @@ async def connect(address: str, namespace: str = "default") -> Client:
     return await Client.connect(
         address, namespace=namespace, data_converter=pydantic_data_converter
     )
+
+
+async def has_dedicated_workers(client: Client, namespace: str, task_queue: str) -> bool:
+    """True when a worker that outlives any one command polls ``task_queue``'s workflows.
+
+    The in-process worker of another ``pkgbuilder build`` does not count: it stops when that
+    command ends, and a build relying on it would then wait for a worker forever."""
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return any(IN_PROCESS_TAG not in poller.identity for poller in resp.pollers)
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> bool:

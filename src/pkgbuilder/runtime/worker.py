@@ -7,6 +7,8 @@ import concurrent.futures
 import contextlib
 import importlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 
 from temporalio.client import Client
@@ -15,10 +17,17 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from pkgbuilder.activities.registry import build_activities, llm_activities
 from pkgbuilder.config import BuildSettings
+from pkgbuilder.runtime.client import IN_PROCESS_TAG
 from pkgbuilder.workflows.registry import ALL_WORKFLOWS
 
 LLM_ACTIVITY_MODULE = "pkgbuilder.activities.llm"
 log = logging.getLogger(__name__)
+
+
+def worker_identity(in_process: bool) -> str:
+    """``pid@host``, the SDK's default, tagged for the in-process workers of a command."""
+    base = f"{os.getpid()}@{socket.gethostname()}"
+    return f"{base} {IN_PROCESS_TAG}" if in_process else base
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -40,11 +49,13 @@ def make_main_worker(
     settings: BuildSettings,
     task_queue: str | None = None,
     max_concurrent_activities: int = 64,
+    in_process: bool = True,
 ) -> Worker:
     """All workflows plus the I/O activities (shell, git, files, reports, registry, queue)."""
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
+        identity=worker_identity(in_process),
         workflows=list(ALL_WORKFLOWS),
         activities=build_activities(settings),
         workflow_runner=workflow_runner(),
@@ -54,7 +65,10 @@ def make_main_worker(
 
 
 def make_llm_worker(
-    client: Client, settings: BuildSettings, llm_task_queue: str | None = None
+    client: Client,
+    settings: BuildSettings,
+    llm_task_queue: str | None = None,
+    in_process: bool = True,
 ) -> Worker | None:
     """The paid model calls on their own task queue, so that they can be scaled (and
     rate-limited) independently of shell-heavy build activities. None when no LLM activity
@@ -65,6 +79,7 @@ def make_llm_worker(
     return Worker(
         client,
         task_queue=llm_task_queue or settings.temporal.llm_task_queue,
+        identity=worker_identity(in_process),
         activities=llm,
         max_concurrent_activities=16,
         activity_executor=concurrent.futures.ThreadPoolExecutor(16),
@@ -77,20 +92,23 @@ async def running_workers(
     settings: BuildSettings,
     task_queue: str | None = None,
     llm_task_queue: str | None = None,
+    in_process: bool = True,
 ) -> AsyncIterator[Worker]:
-    """Run the workers for the duration of the block (``pkgbuilder worker`` and the
-    in-process worker of ``build``); yields the main worker.
+    """Run the workers for the duration of the block; yields the main worker.
+
+    ``in_process``: the workers of a command such as ``build`` (tagged in their identity);
+    False for ``pkgbuilder worker``, a dedicated worker other commands may rely on.
 
     The main worker polls at once. The LLM worker starts as soon as the anthropic SDK is
     imported (about 1.3 s, done in a thread meanwhile): until then model-call activities
     simply wait on their task queue, while every build step already runs."""
-    main = make_main_worker(client, settings, task_queue)
+    main = make_main_worker(client, settings, task_queue, in_process=in_process)
     stop = asyncio.Event()
 
     async def llm_worker() -> None:
         try:
             await asyncio.to_thread(importlib.import_module, LLM_ACTIVITY_MODULE)
-            worker = make_llm_worker(client, settings, llm_task_queue)
+            worker = make_llm_worker(client, settings, llm_task_queue, in_process)
             if worker is None:
                 return
             async with worker:
