@@ -16,7 +16,8 @@ Generates a seeded random layered DAG of N packages as an npm-workspaces monorep
 Usage::
 
     python bench/suite_makespan.py [--packages 88] [--concurrency 4] [--seed 7]
-        [--min-ms 2000] [--max-ms 8000] [--keep DIR] [--generate-only] [--build-only] [--json]
+        [--min-ms 2000] [--max-ms 8000] [--keep DIR] [--generate-only] [--build-only]
+        [--server embedded|running] [--repeat N] [--json]
 
 Issue 2 asks for efficiency >= 0.90 at 88 packages / concurrency 4 (pnpm -r measured
 0.75-0.80 and turbo 0.47 on the same kind of DAG).
@@ -349,8 +350,18 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="embedded: the build boots its own server (in the wall time); running: a "
         "pkgbuilder server is started before the measurement",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure N runs, each on a fresh copy of the monorepo and a fresh PKGBUILDER_HOME "
+        "(a reused one would let later runs schedule by earlier runs' durations)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or (args.repeat > 1 and (args.keep or args.generate_only)):
+        parser.error("--repeat needs N >= 1 and cannot be combined with --keep/--generate-only")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,34 +372,62 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.keep} is not empty: pass an empty or new --keep directory.", file=sys.stderr)
         return 2
     scratch = Path(tempfile.mkdtemp(prefix="pkgbuilder-bench-"))
-    root = args.keep.resolve() if args.keep else scratch / "monorepo"
     try:
-        write_monorepo(root, packages, args.concurrency, test_script=not args.build_only)
-        kept = str(root) if args.keep else None
-        result: dict[str, Any] = {"dag": asdict(figures), "monorepo": kept}
-        if not args.generate_only:
-            wall, rc, stdout, stderr = run_build(
-                root, args.concurrency, scratch / "home", args.server
-            )
-            try:
-                summary = json.loads(stdout)
-            except json.JSONDecodeError:
-                print(
-                    f"pkgbuilder build exited {rc} without JSON:\n{stderr[-3000:]}", file=sys.stderr
-                )
+        runs: list[dict[str, Any]] = []
+        kept = str(args.keep.resolve()) if args.keep else None
+        for index in range(args.repeat):
+            root = args.keep.resolve() if args.keep else scratch / f"monorepo-{index}"
+            write_monorepo(root, packages, args.concurrency, test_script=not args.build_only)
+            if args.generate_only:
+                break
+            run = _measure_run(root, packages, figures, args, scratch / f"home-{index}")
+            if run is None:
                 return 1
-            measured = measure(summary, packages, args.concurrency)
-            result["run"] = {
-                "exitCode": rc,
-                "wall": wall,
-                "efficiency": figures.bound / wall,
-                **asdict(measured),
-                "spanEfficiency": figures.bound / measured.span if measured.span else None,
-            }
+            runs.append(run)
+            if args.repeat > 1 and not args.json:
+                print(f"run {index + 1}/{args.repeat}: wall {run['wall']:.1f} s, "
+                      f"efficiency {run['efficiency']:.3f}", file=sys.stderr)
+        result: dict[str, Any] = {"dag": asdict(figures), "monorepo": kept}
+        if runs:
+            result["run"] = runs[0] if len(runs) == 1 else _aggregate(runs)
+            if len(runs) > 1:
+                result["runs"] = runs
         _report(result, args.json)
-        return 0 if result.get("run", {}).get("exitCode", 0) == 0 else 1
+        return 0 if all(r["exitCode"] == 0 for r in runs) else 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _measure_run(
+    root: Path,
+    packages: list[BenchPackage],
+    figures: DagFigures,
+    args: argparse.Namespace,
+    home: Path,
+) -> dict[str, Any] | None:
+    wall, rc, stdout, stderr = run_build(root, args.concurrency, home, args.server)
+    try:
+        summary = json.loads(stdout)
+    except json.JSONDecodeError:
+        print(f"pkgbuilder build exited {rc} without JSON:\n{stderr[-3000:]}", file=sys.stderr)
+        return None
+    measured = measure(summary, packages, args.concurrency)
+    return {
+        "exitCode": rc,
+        "wall": wall,
+        "efficiency": figures.bound / wall,
+        **asdict(measured),
+        "spanEfficiency": figures.bound / measured.span if measured.span else None,
+    }
+
+
+def _aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run by wall time, with every run's wall and efficiency alongside."""
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    median = dict(ordered[len(ordered) // 2])
+    median["walls"] = [r["wall"] for r in runs]
+    median["efficiencies"] = [r["efficiency"] for r in runs]
+    return median
 
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
@@ -407,6 +446,12 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
     if run is None:
         return
     print(f"wall          {run['wall']:8.1f} s   efficiency bound/wall = {run['efficiency']:.3f}")
+    if "efficiencies" in run:
+        effs = run["efficiencies"]
+        print(
+            f"runs          {len(effs)}: efficiency min {min(effs):.3f}, median "
+            f"{run['efficiency']:.3f}, max {max(effs):.3f} (figures below: the median run)"
+        )
     if run["span"] is not None:
         print(
             f"span          {run['span']:8.1f} s   efficiency bound/span = "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,29 @@ def test_generate_only_command_line(bench: ModuleType, tmp_path: Path, capsys) -
         bench.main(["--packages", "3", "--generate-only", "--build-only", "--keep", str(lean)]) == 0
     )
     assert all(p.scripts == ["build"] for p in discover_workspace(lean).packages)
+
+
+def test_aggregate_reports_the_median_run(bench: ModuleType) -> None:
+    runs = [{"wall": w, "efficiency": 10 / w} for w in (12.0, 10.0, 11.0)]
+    agg = bench._aggregate(runs)
+    assert agg["wall"] == 11.0
+    assert agg["walls"] == [12.0, 10.0, 11.0]
+    assert agg["efficiencies"] == [10 / 12, 1.0, 10 / 11]
+    with pytest.raises(SystemExit):
+        bench._arguments(["--repeat", "2", "--generate-only"])
+    with pytest.raises(SystemExit):
+        bench._arguments(["--repeat", "0"])
+
+
+@pytest.mark.slow
+def test_repeated_runs_each_on_a_fresh_monorepo(bench: ModuleType, capsys) -> None:
+    """Two real runs (embedded server each); neither may reuse the other's duration history."""
+    code = bench.main(["--packages", "4", "--min-ms", "50", "--max-ms", "100", "--repeat", "2",
+                       "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert len(result["runs"]) == 2
+    for run in result["runs"]:
+        assert run["exitCode"] == 0 and run["statuses"] == {"success": 4}
+        assert run["order_violations"] == []
+    assert sorted(result["run"]["walls"]) == sorted(r["wall"] for r in result["runs"])

@@ -4,6 +4,7 @@ still stopping (it holds the port and the SQLite database), and kills one that h
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from pkgbuilder.runtime.server import STOPPING_MARKER, _is_dev_server, wait_for_
 
 
 def _fake_server(seconds: float) -> subprocess.Popen[bytes]:
-    # argv carries "start-dev" like the real `temporal server start-dev`
-    return subprocess.Popen(["sh", "-c", f"sleep {seconds}", "temporal", "start-dev"])
+    # argv carries "start-dev" like the real `temporal server start-dev` (a Python sleeper:
+    # `sh -c "sleep N"` may exec sleep and lose its argv)
+    sleeper = "import sys, time; time.sleep(float(sys.argv[1]))"
+    return subprocess.Popen([sys.executable, "-c", sleeper, str(seconds), "server", "start-dev"])
 
 
 async def test_waits_for_a_server_that_stops_by_itself(tmp_path: Path) -> None:

@@ -122,10 +122,12 @@ async def embedded_server(
 
 
 def _is_dev_server(pid: int) -> bool:
-    """True while ``pid`` is a running ``temporal server start-dev`` (a reused pid or a
-    zombie is not)."""
+    """True while ``pid`` is a running ``temporal server start-dev``; a zombie or a reused pid
+    is not. An empty command line (a process between fork and exec) counts as running."""
+    proc = Path(f"/proc/{pid}")
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = (proc / "stat").read_text(encoding="utf-8", errors="replace")
+        argv = (proc / "cmdline").read_bytes()
     except FileNotFoundError:
         return False
     except OSError:  # no procfs: all we can tell is whether the pid exists
@@ -134,7 +136,10 @@ def _is_dev_server(pid: int) -> bool:
         except (ProcessLookupError, PermissionError):
             return False
         return True
-    return b"start-dev" in argv
+    state = stat.rpartition(")")[2].split()[:1]
+    if state and state[0] in ("Z", "X"):
+        return False
+    return not argv or b"start-dev" in argv.split(b"\0")
 
 
 async def wait_for_stopping_server(home: Path, timeout: float = 15.0) -> None:
@@ -152,7 +157,8 @@ async def wait_for_stopping_server(home: Path, timeout: float = 15.0) -> None:
     if _is_dev_server(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-        while _is_dev_server(pid):
+        deadline = loop.time() + 5.0
+        while _is_dev_server(pid) and loop.time() < deadline:
             await asyncio.sleep(0.05)
     marker.unlink(missing_ok=True)
 
