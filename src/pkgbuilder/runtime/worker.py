@@ -114,7 +114,7 @@ async def running_workers(
             async with worker:
                 await stop.wait()
         except Exception:
-            log.exception("the LLM worker could not start; model calls will wait")
+            log.exception("the LLM worker failed; model calls wait for another LLM worker")
             raise
 
     async with main:
@@ -123,5 +123,8 @@ async def running_workers(
             yield main
         finally:
             stop.set()
-            await llm_task  # a failure to start it surfaces here rather than silently
+            # Its failure was logged when it happened; it must not mask the
+            # block's own outcome here.
+            with contextlib.suppress(Exception):
+                await llm_task
 
