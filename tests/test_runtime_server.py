@@ -8,7 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from pkgbuilder.runtime.server import STOPPING_MARKER, _is_dev_server, wait_for_stopping_server
+from pkgbuilder.runtime.server import (
+    STOPPING_MARKER,
+    _is_dev_server,
+    _start_ticks,
+    wait_for_stopping_server,
+)
 
 
 def _fake_server(seconds: float) -> subprocess.Popen[bytes]:
@@ -46,6 +51,15 @@ async def test_a_stale_marker_or_reused_pid_is_ignored(tmp_path: Path) -> None:
         await wait_for_stopping_server(tmp_path, timeout=10)
         assert time.monotonic() - started < 1
         assert other.poll() is None
+        server = _fake_server(30)  # a dev server, but not the one the marker names
+        try:
+            (tmp_path / STOPPING_MARKER).write_text(f"{server.pid} 1")
+            await wait_for_stopping_server(tmp_path, timeout=10)
+            assert server.poll() is None
+            assert _start_ticks(server.pid) not in (None, "1")
+        finally:
+            server.kill()
+            server.wait()
         (tmp_path / STOPPING_MARKER).write_text("not a pid")
         await wait_for_stopping_server(tmp_path)
         await wait_for_stopping_server(tmp_path / "nothing-here")

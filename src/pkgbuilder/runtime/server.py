@@ -110,7 +110,7 @@ async def embedded_server(
         # it leaves a marker, and the next boot on this database waits for that server to
         # be gone (``wait_for_stopping_server``).
         marker = db.parent / STOPPING_MARKER
-        marker.write_text(str(proc.pid), encoding="utf-8")
+        marker.write_text(f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(), encoding="utf-8")
         proc.terminate()
         if wait_on_exit:
             try:
@@ -121,13 +121,28 @@ async def embedded_server(
             marker.unlink(missing_ok=True)
 
 
-def _is_dev_server(pid: int) -> bool:
-    """True while ``pid`` is a running ``temporal server start-dev``; a zombie or a reused pid
-    is not. An empty command line (a process between fork and exec) counts as running."""
-    proc = Path(f"/proc/{pid}")
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 (state) on; None without procfs or process."""
     try:
-        stat = (proc / "stat").read_text(encoding="utf-8", errors="replace")
-        argv = (proc / "cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot): with the pid, it names one process
+    even after the pid is reused."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def _is_dev_server(pid: int, start_ticks: str | None = None) -> bool:
+    """True while ``pid`` is a running ``temporal server start-dev`` (started at
+    ``start_ticks`` when given); a zombie or a reused pid is not. An empty command line (a
+    process between fork and exec) counts as running."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return False
     except OSError:  # no procfs: all we can tell is whether the pid exists
@@ -136,8 +151,10 @@ def _is_dev_server(pid: int) -> bool:
         except (ProcessLookupError, PermissionError):
             return False
         return True
-    state = stat.rpartition(")")[2].split()[:1]
-    if state and state[0] in ("Z", "X"):
+    fields = _stat_fields(pid)
+    if not fields or fields[0] in ("Z", "X"):
+        return False
+    if start_ticks is not None and _start_ticks(pid) != start_ticks:
         return False
     return not argv or b"start-dev" in argv.split(b"\0")
 
@@ -147,18 +164,20 @@ async def wait_for_stopping_server(home: Path, timeout: float = 15.0) -> None:
     still holds the port and the database meanwhile); kill it after ``timeout``."""
     marker = home / STOPPING_MARKER
     try:
-        pid = int(marker.read_text(encoding="utf-8").strip())
+        pid_text, _, ticks = marker.read_text(encoding="utf-8").strip().partition(" ")
+        pid = int(pid_text)
     except (OSError, ValueError):
         return
+    start_ticks = ticks or None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while _is_dev_server(pid) and loop.time() < deadline:
+    while _is_dev_server(pid, start_ticks) and loop.time() < deadline:
         await asyncio.sleep(0.05)
-    if _is_dev_server(pid):
+    if _is_dev_server(pid, start_ticks):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
         deadline = loop.time() + 5.0
-        while _is_dev_server(pid) and loop.time() < deadline:
+        while _is_dev_server(pid, start_ticks) and loop.time() < deadline:
             await asyncio.sleep(0.05)
     marker.unlink(missing_ok=True)
 
