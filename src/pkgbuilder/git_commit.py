@@ -14,7 +14,7 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder.lifecycle.git import git_env
+from pkgbuilder.lifecycle.git import git_env, porcelain_paths
 
 GIT_TIMEOUT_SECONDS = 120
 DEFAULT_IDENTITY = ("-c", "user.name=pkgbuilder", "-c", "user.email=pkgbuilder@localhost")
@@ -29,12 +29,6 @@ class CommitOutcome:
     note: str | None = None
 
 
-def _env() -> dict[str, str]:
-    # one definition of git's environment: the lifecycle module's (secrets scrubbed,
-    # repository-local variables such as GIT_DIR removed)
-    return git_env()
-
-
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run git (argv list, literal pathspecs, no prompts, timeout); raises ApplicationError."""
     argv = ["git", "--literal-pathspecs", *args]
@@ -42,7 +36,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
         proc = subprocess.run(
             argv,
             cwd=cwd,
-            env=_env(),
+            env=git_env(),  # secrets scrubbed, GIT_DIR & co. removed
             capture_output=True,
             text=True,
             timeout=GIT_TIMEOUT_SECONDS,
@@ -70,18 +64,8 @@ def dirty_paths(cwd: Path, paths: Sequence[str]) -> list[str]:
     """Which of ``paths`` (relative to ``cwd``) differ from HEAD or are untracked."""
     prefix = git(cwd, "rev-parse", "--show-prefix").stdout.strip()
     out = git(cwd, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths).stdout
-    entries = out.split("\0")
-    dirty: set[str] = set()
-    i = 0
-    while i < len(entries):
-        entry = entries[i]
-        i += 1
-        if len(entry) < 4:
-            continue
-        if entry[0] in "RC":
-            i += 1  # the rename's source path follows
-        # Porcelain paths are relative to the repository root.
-        dirty.add(entry[3:].removeprefix(prefix))
+    # Porcelain paths are relative to the repository root.
+    dirty = {p.removeprefix(prefix) for p in porcelain_paths(out)}
     return [p for p in paths if p in dirty]
 
 

@@ -14,7 +14,6 @@ registry's CouchDB-style user API and keeps its token in a 0600 file; it is neve
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -24,10 +23,10 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from collections.abc import Iterator
 from pathlib import Path
 
 from pkgbuilder.errors import UserError
+from pkgbuilder.filelock import file_lock
 from pkgbuilder.models.common import Model
 
 VERDACCIO_VERSION = "5.33.0"
@@ -71,17 +70,6 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _installed_version(install_dir: Path) -> str | None:
@@ -134,7 +122,7 @@ def ensure_installed(paths: RegistryPaths, cache_dir: Path | None = None) -> Pat
     paths.root.mkdir(parents=True, exist_ok=True)
     if cache is not None:
         cache = cache.resolve()
-        with _locked(cache / ".lock"):
+        with file_lock(cache / ".lock"):
             if _installed_version(cache) != VERDACCIO_VERSION:
                 _npm_install(cache)
         link = paths.root / "node_modules"
@@ -143,7 +131,7 @@ def ensure_installed(paths: RegistryPaths, cache_dir: Path | None = None) -> Pat
         if not link.exists():
             link.symlink_to(cache / "node_modules", target_is_directory=True)
     else:
-        with _locked(paths.lock):
+        with file_lock(paths.lock):
             if _installed_version(paths.root) != VERDACCIO_VERSION:
                 _npm_install(paths.root)
     return paths.root / "node_modules" / "verdaccio" / "bin" / "verdaccio"

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from pkgbuilder.activities.heartbeat import heartbeat_interval
 from pkgbuilder.coverage import COVERAGE_FILES, read_coverage
 from pkgbuilder.failures import coverage_failures, failure_for, typescript_error_count
+from pkgbuilder.filelock import file_lock
 from pkgbuilder.models.build import Failure, FailureType, PackageNode
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.models.steps import (
@@ -90,17 +90,6 @@ def manifest_fingerprint(root: Path) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _log_path(log_dir: str | None, name: str) -> Path | None:
     return Path(log_dir) / f"{name}.log" if log_dir else None
 
@@ -114,7 +103,7 @@ async def install_workspace(inp: InstallInput) -> StepResult:
     fingerprint = manifest_fingerprint(root)
     loop = asyncio.get_running_loop()
     # flock blocks: take it in a thread so heartbeats keep flowing meanwhile.
-    lock_cm = _file_lock(lock)
+    lock_cm = file_lock(lock)
     await loop.run_in_executor(None, lock_cm.__enter__)
     try:
         if stamp.is_file():
@@ -242,6 +231,20 @@ def _package_dir(inp: PackageStepInput) -> Path:
     return pkg_dir
 
 
+def _script_step(step: str, script: str, res: CommandResult, **extra: Any) -> StepResult:
+    """The StepResult of one package script run (a typed failure when it failed)."""
+    failures = [] if res.ok else [failure_for(script, res.argv, res.output_tail, res.exit_code)]
+    return StepResult(
+        step=step,
+        ok=res.ok,
+        duration_ms=res.duration_ms,
+        failures=failures,
+        output_tail=res.output_tail[-4000:],
+        commands=[res.argv],
+        **extra,
+    )
+
+
 @activity.defn
 async def build_package(inp: PackageStepInput) -> StepResult:
     """Verify the workspace dependencies were built, then run the package's ``build``
@@ -256,14 +259,8 @@ async def build_package(inp: PackageStepInput) -> StepResult:
     if "build" not in inp.package.scripts:
         return StepResult(step="build", ok=True, skipped=True, detail="no build script")
     res = await _run_script(inp, "build", inp.settings.timeouts.build_seconds, "build")
-    failures = [] if res.ok else [failure_for("build", res.argv, res.output_tail, res.exit_code)]
-    return StepResult(
-        step="build",
-        ok=res.ok,
-        duration_ms=res.duration_ms,
-        failures=failures,
-        output_tail=res.output_tail[-4000:],
-        commands=[res.argv],
+    return _script_step(
+        "build", "build", res,
         type_script_errors=typescript_error_count(res.output_tail) if not res.ok else 0,
     )
 
@@ -285,16 +282,8 @@ async def test_package(inp: PackageStepInput) -> StepResult:
         (pkg_dir / rel).unlink(missing_ok=True)
     res = await _run_script(inp, script, inp.settings.timeouts.test_seconds, "test")
     cov = read_coverage(pkg_dir)
-    failures = [] if res.ok else [failure_for(script, res.argv, res.output_tail, res.exit_code)]
-    return StepResult(
-        step="test",
-        ok=res.ok,
-        duration_ms=res.duration_ms,
-        failures=failures,
-        output_tail=res.output_tail[-4000:],
-        commands=[res.argv],
-        coverage_percent=cov.percent,
-        coverage_source=cov.source,
+    return _script_step(
+        "test", script, res, coverage_percent=cov.percent, coverage_source=cov.source
     )
 
 

@@ -8,7 +8,6 @@ live in one place.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkgbuilder.errors import UserError
+from pkgbuilder.filelock import file_lock
 from pkgbuilder.shell import is_secret_env_name
 
 # Variables a git hook or a parent git process may leave behind; inherited, they would make
@@ -152,18 +152,7 @@ class Git:
 
     def dirty_paths(self, exclude: list[str] | None = None) -> list[str]:
         """Modified, staged and untracked (not ignored) paths, minus ``exclude`` prefixes."""
-        out = self.run("status", "--porcelain=v1", "-z", "--untracked-files=all")
-        paths: list[str] = []
-        entries = out.split("\0")
-        i = 0
-        while i < len(entries):
-            entry = entries[i]
-            i += 1
-            if len(entry) < 4:
-                continue
-            if entry[0] in "RC":  # a rename is followed by its source path
-                i += 1
-            paths.append(entry[3:])
+        paths = porcelain_paths(self.run("status", "--porcelain=v1", "-z", "--untracked-files=all"))
         skip = [e.rstrip("/") + "/" for e in exclude or []]
         return [p for p in paths if not any((p + "/").startswith(s) for s in skip)]
 
@@ -224,14 +213,26 @@ class Git:
         self.run("tag", "--annotate", "--message", message, name, target)
 
 
+def porcelain_paths(out: str) -> list[str]:
+    """The paths of ``git status --porcelain=v1 -z`` output, relative to the repository's
+    top level (a rename's source path is skipped)."""
+    paths: list[str] = []
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        if entry[0] in "RC":  # a rename is followed by its source path
+            i += 1
+        paths.append(entry[3:])
+    return paths
+
+
 @contextlib.contextmanager
 def repo_lock(git: Git) -> Iterator[None]:
     """Serialise pkgbuilder's own ref and worktree updates of one repository (parallel task
     activities of one worker, or of several workers on one machine)."""
-    path = git.common_dir() / "pkgbuilder.lock"
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with file_lock(git.common_dir() / "pkgbuilder.lock"):
+        yield

@@ -11,14 +11,14 @@ the same record.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from pkgbuilder.atomic import write_json_atomic
 from pkgbuilder.errors import UserError
+from pkgbuilder.filelock import file_lock
 from pkgbuilder.models.lifecycle import GenerationRecord, TaskRecord
 
 
@@ -61,21 +61,11 @@ def save(home: Path, record: GenerationRecord) -> None:
     write_json_atomic(path, record.to_json_dict())
 
 
-@contextlib.contextmanager
-def _locked(home: Path, name: str) -> Iterator[None]:
-    with open(records_dir(home) / f".{name}.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def update(
     home: Path, name: str, change: Callable[[GenerationRecord], None], repo: Path | None = None
 ) -> GenerationRecord:
     """Apply ``change`` to the record under an exclusive lock and save it atomically."""
-    with _locked(home, name):
+    with file_lock(records_dir(home) / f".{name}.lock"):
         record = load(home, name, repo)
         if record is None:
             raise UserError(f"No record of generation '{name}' in {records_dir(home)}.")

@@ -79,7 +79,6 @@ async def embedded_server(
     namespace: str = "default",
     extra_args: list[str] | None = None,
     startup_timeout: float = 60.0,
-    wait_on_exit: bool = False,
 ) -> AsyncIterator[Client]:
     """Boot a persistent dev server (SQLite at ``db``) for the duration of the block.
 
@@ -112,13 +111,6 @@ async def embedded_server(
         marker = db.parent / STOPPING_MARKER
         marker.write_text(f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(), encoding="utf-8")
         proc.terminate()
-        if wait_on_exit:
-            try:
-                await asyncio.to_thread(proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
-            marker.unlink(missing_ok=True)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -154,7 +146,7 @@ def _is_dev_server(pid: int, start_ticks: str | None = None) -> bool:
     fields = _stat_fields(pid)
     if not fields or fields[0] in ("Z", "X"):
         return False
-    if start_ticks is not None and _start_ticks(pid) != start_ticks:
+    if start_ticks is not None and (len(fields) <= 19 or fields[19] != start_ticks):
         return False
     return not argv or b"start-dev" in argv.split(b"\0")
 
