@@ -249,7 +249,9 @@ async def test_cancel_stops_the_suite_and_its_children(address: str, client: Cli
             if state.active:
                 break
             await asyncio.sleep(0.2)
-        child_id = f"build-cancelme-{state.active[0].replace('@', '').replace('/', '-')}"
+        from pkgbuilder.models.common import name_slug
+
+        child_id = f"build-cancelme-{name_slug(state.active[0])}"
         proc = run_cli(["cancel", "cancelme"], env)
         assert proc.returncode == 0, proc.stderr
         from temporalio.client import WorkflowExecutionStatus

@@ -11,6 +11,7 @@ from tests.conftest import REPO_ROOT, copy_workspace, git
 from tests.test_suite import run_suite
 
 from pkgbuilder.models.build import PackageStatus
+from pkgbuilder.models.common import name_slug
 from support.fake_anthropic import (  # noqa: F401
     TEST_API_KEY,
     FakeAnthropic,
@@ -72,6 +73,6 @@ async def test_failing_test_fixed_in_one_attempt(client: Client, tmp_path: Path,
     entry = next(p for p in saved["packageReports"] if p["packageName"] == "@fx/broken")
     assert entry["fixAttempts"][0]["agentPromptUsed"].endswith("test.md")
     # the API key never reaches any workflow history
-    for wf_id in ("suite-fixloop", "build-fixloop-fx-broken"):
+    for wf_id in ("suite-fixloop", f"build-fixloop-{name_slug('@fx/broken')}"):
         history = await client.get_workflow_handle(wf_id).fetch_history()
         assert TEST_API_KEY not in history.to_json()

@@ -25,6 +25,7 @@ from lifecycle_support import (
 from pkgbuilder import lifecycle
 from pkgbuilder.config import load_settings
 from pkgbuilder.lifecycle import store
+from pkgbuilder.models.common import name_slug
 from pkgbuilder.models.lifecycle import GenerationRunInput, GenerationRunResult, TaskStatus
 from pkgbuilder.runtime.worker import running_workers
 from pkgbuilder.workflows.lifecycle import GenerationRunWorkflow
@@ -280,5 +281,6 @@ async def test_tasks_out_of_attempts_fail_with_reason_block_dependents_and_retry
     assert tasks["@gen/alpha"].attempts == 3 and tasks["@gen/beta"].attempts == 3
     assert tasks["@gen/gamma"].attempts == 1  # blocked until alpha succeeded
     assert worktree_paths(repo) == [str(repo)]
-    assert failed_branches == [f"task/{name}-gen-alpha", f"task/{name}-gen-beta"]
+    assert failed_branches == sorted(
+        [f"task/{name}-{name_slug('@gen/alpha')}", f"task/{name}-{name_slug('@gen/beta')}"])
     assert git(repo, "branch", "--list", "task/*").strip() == ""  # merged ones are removed

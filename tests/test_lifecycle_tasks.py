@@ -14,6 +14,7 @@ from lifecycle_support import branches, commit_file, rev, status, worktree_paths
 from pkgbuilder import lifecycle
 from pkgbuilder.lifecycle.common import open_repo
 from pkgbuilder.lifecycle.git import Git
+from pkgbuilder.models.common import name_slug
 
 T0 = datetime(2026, 2, 8, 9, 30, 45, tzinfo=UTC)
 PACKAGES = {"@acme/alpha": "packages/core/alpha", "@acme/beta": "packages/utility/beta"}
@@ -36,8 +37,10 @@ def test_task_worktree_is_created_once_and_reused(
     first = lifecycle.create_task_worktree(g, pkgbuilder_home, name, "@acme/alpha")
     again = lifecycle.create_task_worktree(g, pkgbuilder_home, name, "@acme/alpha")
     assert first.created and not again.created
-    assert first.branch == f"task/{name}-acme-alpha" == again.branch
-    assert Path(first.worktree) == pkgbuilder_home.resolve() / "worktrees" / f"{name}-acme-alpha"
+    slug = name_slug("@acme/alpha")
+    assert slug.startswith("acme-alpha-")
+    assert first.branch == f"task/{name}-{slug}" == again.branch
+    assert Path(first.worktree) == pkgbuilder_home.resolve() / "worktrees" / f"{name}-{slug}"
     assert Git(first.worktree).current_branch() == first.branch
     assert first.head == rev(repo, name)
 

@@ -163,6 +163,7 @@ def _find_manifests(root: Path, patterns: list[str], source: str) -> list[_Manif
         manifest_path = root / rel / "package.json"
         if not manifest_path.is_file():
             continue  # npm ignores glob matches without a package.json
+        _require_inside(root, rel, source)
         manifest = _Manifest(rel, read_manifest(manifest_path, root))
         if manifest.name in by_name:
             raise WorkspaceError(
@@ -177,6 +178,18 @@ def _find_manifests(root: Path, patterns: list[str], source: str) -> list[_Manif
                 f"{literal}/package.json."
             )
     return manifests
+
+
+def _require_inside(root: Path, rel: str, source: str) -> None:
+    """Builds write into a package's directory (``dist/``, ``coverage/``): a directory that
+    resolves outside the workspace root (a symlink out of the repository) is refused."""
+    resolved = (root / rel).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise WorkspaceError(
+            f"Package directory {rel} (from the workspace entries in {source}) resolves to "
+            f"{resolved}, outside the workspace root {root}; replace the symlink with the "
+            "package itself or remove the entry."
+        )
 
 
 def _category(manifest: _Manifest) -> Category:

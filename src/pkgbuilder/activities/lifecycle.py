@@ -25,7 +25,7 @@ from pkgbuilder.lifecycle.common import open_repo, remove_tree
 from pkgbuilder.lifecycle.git import Git, GitError, repo_lock
 from pkgbuilder.lifecycle.log import generation_log
 from pkgbuilder.models.build import PackageNode, WorkspaceGraph
-from pkgbuilder.models.common import slugify
+from pkgbuilder.models.common import name_slug
 from pkgbuilder.models.lifecycle import (
     DescribeTaskInput,
     GenerationLogInput,
@@ -144,7 +144,7 @@ def _merge_tasks(
 def _task_for(node: PackageNode) -> TaskRecord:
     return TaskRecord(
         package=node.name,
-        slug=slugify(node.name),
+        slug=name_slug(node.name),
         path=node.path,
         category=node.category,
         plan_path=node.plan_path,

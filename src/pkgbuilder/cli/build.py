@@ -39,6 +39,7 @@ from pkgbuilder.cli.publishing import prepare_publishing, publish_overrides, pub
 from pkgbuilder.config import BuildSettings, ConfigError
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport, SuiteBuildInput, SuiteState
+from pkgbuilder.models.common import check_safe_id
 from pkgbuilder.runtime.client import ensure_search_attributes, has_dedicated_workers
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
@@ -200,6 +201,8 @@ def register(app: typer.Typer) -> None:
                                           "nothing."),
     ) -> None:
         """Build every package of WORKSPACE in dependency order, in parallel."""
+        if build_id is not None:
+            _check_build_id(build_id)
         workspace = workspace.resolve()
         if not workspace.is_dir():
             _fail_now(f"Workspace {workspace} is not a directory.")
@@ -226,6 +229,8 @@ def register(app: typer.Typer) -> None:
         workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
     ) -> None:
         """Show the live state of a running suite, or the summary of a finished one."""
+        if build_id is not None:
+            _check_build_id(build_id)
         settings = settings_for(workspace)
         raise typer.Exit(run_async(_status(settings, build_id, as_json)))
 
@@ -235,6 +240,7 @@ def register(app: typer.Typer) -> None:
         workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
     ) -> None:
         """Cancel a running suite (its running package builds are cancelled too)."""
+        _check_build_id(build_id)
         settings = settings_for(workspace)
         run_async(_cancel(settings, build_id))
 
@@ -243,6 +249,13 @@ def _fail_now(message: str) -> None:
     from pkgbuilder.cli.common import fail
 
     fail(message, 2)
+
+
+def _check_build_id(build_id: str) -> None:
+    try:
+        check_safe_id(build_id, "build id")
+    except ValueError as e:
+        _fail_now(str(e))
 
 
 def _validate_sections(settings: BuildSettings) -> None:

@@ -28,7 +28,7 @@ from pkgbuilder.lifecycle.common import (
 )
 from pkgbuilder.lifecycle.git import Git, GitError, repo_lock
 from pkgbuilder.lifecycle.log import Log, no_log
-from pkgbuilder.lifecycle.tasks import prune_worktrees, remove_task
+from pkgbuilder.lifecycle.tasks import prune_worktrees, remove_task, remove_task_slug
 from pkgbuilder.models.lifecycle import (
     GenerationRecord,
     GenerationStatus,
@@ -267,9 +267,8 @@ def remove_task_leftovers(git: Git, home: Path, name: str) -> list[str]:
     prefix = f"{naming.TASK_PREFIX}{name}-"
     for branch in git.branches(naming.task_branch_glob(name)):
         packages.append(branch.removeprefix(prefix))
-    # remove_task slugifies the package; a slug is its own slug, so branches map back.
     for slug in packages:
-        remove_task(git, home, name, slug)
+        remove_task_slug(git, home, name, slug)
     prune_worktrees(git, home, name)
     return packages
 

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pkgbuilder.models.common import slugify
+from pkgbuilder.models.common import name_slug
 
 PREFIX = "generation-"
 TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
@@ -48,7 +48,11 @@ def split_tag(tag: str) -> tuple[str, str] | None:
 
 
 def task_branch(generation: str, package: str) -> str:
-    return f"{TASK_PREFIX}{generation}-{slugify(package)}"
+    return task_branch_of_slug(generation, name_slug(package))
+
+
+def task_branch_of_slug(generation: str, slug: str) -> str:
+    return f"{TASK_PREFIX}{generation}-{slug}"
 
 
 def task_branch_glob(generation: str) -> str:
@@ -56,7 +60,11 @@ def task_branch_glob(generation: str) -> str:
 
 
 def worktree_path(home: Path, generation: str, package: str) -> Path:
-    return home / "worktrees" / f"{generation}-{slugify(package)}"
+    return worktree_path_of_slug(home, generation, name_slug(package))
+
+
+def worktree_path_of_slug(home: Path, generation: str, slug: str) -> Path:
+    return home / "worktrees" / f"{generation}-{slug}"
 
 
 def log_line(generation: str | None, message: str, when: datetime | None = None) -> str:

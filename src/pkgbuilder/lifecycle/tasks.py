@@ -18,6 +18,7 @@ from pkgbuilder.errors import UserError
 from pkgbuilder.lifecycle import naming
 from pkgbuilder.lifecycle.common import remove_tree
 from pkgbuilder.lifecycle.git import Git, GitError, repo_lock
+from pkgbuilder.models.common import name_slug
 from pkgbuilder.models.lifecycle import MergeTaskResult, TaskWorktree
 
 
@@ -67,9 +68,14 @@ def _drop_worktree(git: Git, path: Path, home: Path) -> None:
 
 def remove_task(git: Git, home: Path, generation: str, package: str) -> bool:
     """Remove the task's worktree and branch; False when both were already gone."""
+    return remove_task_slug(git, home, generation, name_slug(package))
+
+
+def remove_task_slug(git: Git, home: Path, generation: str, slug: str) -> bool:
+    """:func:`remove_task` by the task's slug (what its branch name carries)."""
     home = home.resolve()
-    branch = naming.task_branch(generation, package)
-    path = naming.worktree_path(home, generation, package)
+    branch = naming.task_branch_of_slug(generation, slug)
+    path = naming.worktree_path_of_slug(home, generation, slug)
     removed = False
     with repo_lock(git):
         for wt in git.worktrees():

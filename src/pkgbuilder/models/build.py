@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from pkgbuilder.models.common import Category, Model, PackageManager
+from pkgbuilder.models.common import Category, Model, PackageManager, check_safe_id
 
 
 class PackageNode(Model):
@@ -182,6 +182,8 @@ class PackageBuildInput(Model):
     # id when it ends (the orchestrator may have continued-as-new since it started the child).
     notify_workflow_id: str | None = None
 
+    _safe_build_id = field_validator("build_id")(check_safe_id)
+
 
 class PackageBuildResult(Model):
     package_name: str
@@ -209,6 +211,8 @@ class SuiteBuildInput(Model):
     only: list[str] = Field(default_factory=list)
     config: BuildSettings
     search_attributes: bool = False
+
+    _safe_build_id = field_validator("build_id")(check_safe_id)
 
 
 class PackageState(Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -76,3 +78,30 @@ def slugify(name: str) -> str:
     while "--" in slug:
         slug = slug.replace("--", "-")
     return slug or "package"
+
+
+def name_slug(name: str) -> str:
+    """A readable slug plus a short hash of the exact name: ``@x/a-b`` ->
+    ``x-a-b-1a2b3c4d`` and ``@x-a/b`` -> ``x-a-b-5e6f7a8b``. Use it wherever a package name
+    becomes a workflow id, a branch or a path, so two names never share one."""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{slugify(name)[:80]}-{digest}"
+
+
+# Ids that become workflow ids and path components (build ids, ...).
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def check_safe_id(value: str, what: str = "build id") -> str:
+    """``value`` when it is a safe id (letters, digits, ``.``, ``_``, ``-``; starts with a
+    letter or digit; at most 200 characters; no ``..``).
+
+    Raises:
+        ValueError: one sentence naming the id and the rule.
+    """
+    if not SAFE_ID.match(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a valid {what}: use 1-200 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no '..' and no '/')."
+        )
+    return value

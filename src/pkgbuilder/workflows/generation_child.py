@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.config import BuildSettings, ConfigError
     from pkgbuilder.generation.state import DEFAULT_STATE_DIR
     from pkgbuilder.models.build import PackageNode, SuiteBuildInput
-    from pkgbuilder.models.common import PackageManager, slugify
+    from pkgbuilder.models.common import PackageManager, name_slug
     from pkgbuilder.models.generation import (
         GenerationResult,
         TurnBasedGenerationInput,
@@ -71,7 +71,7 @@ async def generate_package(
             in_place=True, dependencies=list(node.dependencies),
             package_manager=package_manager, search_attributes=inp.search_attributes,
         ),
-        id=f"generate-{inp.build_id}-{slugify(node.name)}",
+        id=f"generate-{inp.build_id}-{name_slug(node.name)}",
         static_summary=f"generate {node.name} ({session_id}) in suite {inp.build_id}",
     )
     target: ValidationTargetResult = await workflow.execute_activity(

@@ -318,7 +318,7 @@ class ContinuousBuilderWorkflow:
         bq.remove_entry(s, entry.name)
         attempt = entry.attempts + 1
         me = workflow.info().workflow_id
-        child_id = f"{me}-{slugify(entry.name)}-a{attempt}-{workflow.uuid4().hex[:8]}"
+        child_id = f"{me}-{slugify(entry.name)[:60]}-a{attempt}-{workflow.uuid4().hex[:8]}"
         # Active before the first await: a re-delivery meanwhile is ignored, not queued.
         s.active[entry.name] = ActiveBuild(entry=entry, child_workflow_id=child_id,
                                            attempt=attempt, started_at=workflow.now())

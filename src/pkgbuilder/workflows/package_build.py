@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         PackageStatus,
         PublishOutcome,
     )
-    from pkgbuilder.models.common import slugify
+    from pkgbuilder.models.common import name_slug
     from pkgbuilder.models.llm import FixAttemptInput
     from pkgbuilder.models.reports import WritePackageReportInput
     from pkgbuilder.models.steps import (
@@ -116,7 +116,7 @@ class PackageBuildWorkflow:
             )
         date = inp.report_date or start.strftime("%Y-%m-%d")
         root = str(reports_root(inp.workspace_root, inp.config.reports_root))
-        log_dir = f"{root}/{date}/logs/{inp.build_id}/{slugify(pkg.name)}"
+        log_dir = f"{root}/{date}/logs/{inp.build_id}/{name_slug(pkg.name)}"
         try:
             await self._pipeline(inp, report, log_dir)
             report.status = PackageStatus.SUCCESS

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         WaitedFor,
         WorkspaceGraph,
     )
-    from pkgbuilder.models.common import slugify
+    from pkgbuilder.models.common import name_slug
     from pkgbuilder.models.reports import (
         DiscoverInput,
         EstimatesInput,
@@ -140,7 +140,7 @@ class SuiteBuildWorkflow:
         self._graph = graph
         self._state.packages = [
             PackageState(name=p.name, category=p.category, dependencies=p.dependencies,
-                         workflow_id=f"build-{inp.build_id}-{slugify(p.name)}")
+                         workflow_id=f"build-{inp.build_id}-{name_slug(p.name)}")
             for p in graph.packages
         ]
         estimates = await workflow.execute_local_activity(
