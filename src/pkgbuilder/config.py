@@ -8,6 +8,7 @@ them from their own environment when they need them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -325,9 +326,60 @@ def load_settings(
         raise ConfigError(f"Invalid configuration value at '{loc}': {msg}.") from e
 
 
-def pkgbuilder_home(env: dict[str, str] | None = None) -> Path:
-    """``$PKGBUILDER_HOME`` (default ``./.pkgbuilder``), created on demand."""
+HOME_DIR_NAME = ".pkgbuilder"
+
+
+def _is_workspace_root(directory: Path) -> bool:
+    """A monorepo root: pkgbuilder config, a pnpm workspace, or a package.json with
+    ``workspaces`` (npm, yarn)."""
+    if (directory / "pnpm-workspace.yaml").is_file():
+        return True
+    if any((directory / name).is_file() for name in CONFIG_FILE_NAMES):
+        return True
+    manifest = directory / "package.json"
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "workspaces" in data
+
+
+def find_workspace_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` that is a workspace root (as git finds
+    ``.git``), else the enclosing git repository's top (a single-package repository);
+    None when there is neither."""
+    start = start.expanduser().resolve()
+    chain = (start, *start.parents)
+    for directory in chain:
+        if _is_workspace_root(directory):
+            return directory
+    for directory in chain:
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def resolve_home(start: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """Where pkgbuilder keeps its state, without creating it: an explicit
+    ``$PKGBUILDER_HOME``, else ``.pkgbuilder`` in the workspace root found upward from
+    ``start`` (default: the current directory), else ``.pkgbuilder`` in ``start``."""
     env = dict(os.environ) if env is None else env
-    home = Path(env.get("PKGBUILDER_HOME") or ".pkgbuilder").expanduser().resolve()
+    if env.get("PKGBUILDER_HOME"):
+        return Path(env["PKGBUILDER_HOME"]).expanduser().resolve()
+    base = (start or Path.cwd()).expanduser().resolve()
+    root = find_workspace_root(base)
+    return (root or base) / HOME_DIR_NAME
+
+
+def pkgbuilder_home(env: dict[str, str] | None = None) -> Path:
+    """``$PKGBUILDER_HOME`` (see ``resolve_home``), created on demand."""
+    home = resolve_home(env=env)
     home.mkdir(parents=True, exist_ok=True)
+    ignore = home / ".gitignore"
+    if not ignore.exists():  # keeps a home inside a repository out of `git status`
+        with contextlib.suppress(OSError):
+            ignore.write_text("# pkgbuilder's state (embedded server, logs, registry)\n*\n",
+                              encoding="utf-8")
     return home

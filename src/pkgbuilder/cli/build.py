@@ -34,7 +34,7 @@ from pkgbuilder.cli.common import (
     temporal_client,
     user_errors,
 )
-from pkgbuilder.cli.progress import state_table, summary_table
+from pkgbuilder.cli.progress import LineProgress, state_table, summary_table
 from pkgbuilder.cli.publishing import prepare_publishing, publish_overrides, publish_table
 from pkgbuilder.config import BuildSettings, ConfigError
 from pkgbuilder.errors import UserError
@@ -65,7 +65,11 @@ async def _follow(
     ``worker``: this command's in-process worker; should it stop, nothing would ever run
     the suite's next task, so the command ends with a clear error instead of waiting."""
     result_task = asyncio.ensure_future(handle.result())
-    live = Live(console=console, refresh_per_second=4, transient=False) if show else None
+    # In a terminal the live table is replaced by the summary when the build ends (the
+    # summary is the final truth); elsewhere progress goes out as plain lines.
+    live = (Live(console=console, refresh_per_second=4, transient=True)
+            if show and console.is_terminal else None)
+    lines = LineProgress() if show and live is None else None
     with live if live is not None else contextlib.nullcontext():
         while not result_task.done():
             if worker is not None and worker.is_shutdown:
@@ -75,13 +79,16 @@ async def _follow(
                     f"durable: run 'pkgbuilder worker' to finish it, then 'pkgbuilder status "
                     f"{handle.id.removeprefix('suite-')}'."
                 )
-            if live is not None:
+            if show:
                 try:
                     state: SuiteState = await handle.query(
                         SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
                     )
-                    if state.packages:
+                    if live is not None and state.packages:
                         live.update(state_table(state))
+                    elif lines is not None:
+                        for line in lines.lines(state):
+                            console.print(line, highlight=False, soft_wrap=True)
                 except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
                     pass  # a query can race with the first workflow task; try again
             await asyncio.wait({result_task}, timeout=1.0)
@@ -106,6 +113,7 @@ async def run_build(
     build_id: str,
     as_json: bool,
     detach: bool,
+    keep_server: bool = False,
 ) -> int:
     inp = SuiteBuildInput(
         build_id=build_id,
@@ -114,7 +122,8 @@ async def run_build(
         only=only,
         config=settings,
     )
-    async with temporal_client(settings, allow_embedded=not detach) as (client, embedded):
+    async with temporal_client(settings, allow_embedded=not detach,
+                               keep_server=keep_server) as (client, embedded):
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
         tq = settings.temporal.task_queue
         need_worker = not detach and (
@@ -156,7 +165,42 @@ async def run_build(
         else:
             report = await _wait(handle, as_json)
     _print_report(report, as_json)
+    console.print(where_to_look(settings, build_id, workspace, embedded and not keep_server),
+                  highlight=False, soft_wrap=True)
     return exit_code_for(report)
+
+
+def workspace_flag(workspace: Path) -> str:
+    """`` --workspace DIR`` when a command run here would not find ``workspace``'s home."""
+    import os
+
+    from pkgbuilder.cli.common import home_is_explicit
+    from pkgbuilder.config import resolve_home
+
+    if home_is_explicit() or os.environ.get("PKGBUILDER_HOME") == str(
+            resolve_home(Path.cwd(), env={})):
+        return ""
+    here = Path.cwd()
+    try:
+        shown = workspace.relative_to(here).as_posix() or "."
+    except ValueError:
+        shown = str(workspace)
+    return "" if shown == "." else f" --workspace {shown}"
+
+
+def where_to_look(settings: BuildSettings, build_id: str, workspace: Path,
+                  server_stopped: bool) -> str:
+    """The last line of a build: the command (or address) that shows it in the UI."""
+    from pkgbuilder.cli.common import ui_url
+    from pkgbuilder.runtime.client import is_local_address
+
+    flag = workspace_flag(workspace)
+    if server_stopped:
+        return f"see it in the Temporal UI: pkgbuilder ui {build_id}{flag}"
+    if is_local_address(settings.temporal.address):
+        return f"Temporal UI: {ui_url(settings, suite_workflow_id(build_id))}"
+    return (f"workflow {suite_workflow_id(build_id)} on {settings.temporal.address}; "
+            f"summary: pkgbuilder status {build_id}{flag}")
 
 
 async def _wait(
@@ -178,8 +222,8 @@ def _print_report(report: BuildReport, as_json: bool) -> None:
         out.print(published)
     if report.summary_path:
         out.print(f"reports: {Path(report.summary_path).parent}")
-    if report.verify_passed is False:
-        out.print("[red]VERIFY failed[/]")
+    if report.verify_passed is not None:
+        out.print("VERIFY passed" if report.verify_passed else "[red]VERIFY failed[/]")
 
 
 def register(app: typer.Typer) -> None:
@@ -199,6 +243,10 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run",
                                      help="Pack and report what would be published; publish "
                                           "nothing."),
+        keep_server: bool = typer.Option(
+            False, "--keep-server",
+            help="Leave the embedded server (and its UI) running after the build; stop it "
+                 "with 'pkgbuilder ui --stop'."),
     ) -> None:
         """Build every package of WORKSPACE in dependency order, in parallel."""
         if build_id is not None:
@@ -219,7 +267,8 @@ def register(app: typer.Typer) -> None:
         _validate_sections(settings)
         settings = user_errors(prepare_publishing)(settings, registry)
         bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        code = run_async(run_build(settings, workspace, plan, only, bid, as_json, detach))
+        code = run_async(run_build(settings, workspace, plan, only, bid, as_json, detach,
+                                        keep_server))
         raise typer.Exit(code)
 
     @app.command()

@@ -16,7 +16,13 @@ from rich.console import Console
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from pkgbuilder.config import BuildSettings, ConfigError, load_settings, pkgbuilder_home
+from pkgbuilder.config import (
+    BuildSettings,
+    ConfigError,
+    load_settings,
+    pkgbuilder_home,
+    resolve_home,
+)
 from pkgbuilder.errors import UserError
 from pkgbuilder.runtime.binaries import BinaryNotFound
 from pkgbuilder.runtime.client import connect, is_local_address, server_answers, split_address
@@ -65,9 +71,30 @@ def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+_explicit_home: bool | None = None
+
+
+def pin_home(start: Path | None) -> Path:
+    """Resolve ``$PKGBUILDER_HOME`` for this command from ``start`` (a workspace, or the
+    current directory) and export it, so the command's in-process workers and every
+    subprocess agree on one home. An explicit ``PKGBUILDER_HOME`` wins."""
+    global _explicit_home
+    if _explicit_home is None:
+        _explicit_home = bool(os.environ.get("PKGBUILDER_HOME"))
+    home = resolve_home(start)
+    os.environ["PKGBUILDER_HOME"] = str(home)
+    return pkgbuilder_home()
+
+
+def home_is_explicit() -> bool:
+    """True when the user set ``PKGBUILDER_HOME`` (rather than ``pin_home`` finding it)."""
+    return bool(_explicit_home)
+
+
 def settings_for(
     workspace: Path | None, config: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> BuildSettings:
+    pin_home(workspace)
     warnings: list[str] = []
     settings = load_settings(workspace, config, overrides, warnings=warnings)
     from pkgbuilder.llm.models import deprecated_model_warnings
@@ -77,12 +104,27 @@ def settings_for(
     return settings
 
 
+def ui_port_for(settings: BuildSettings) -> int:
+    """The Web UI port of a local dev server: ``PKGBUILDER_UI_PORT``, else gRPC port + 1000."""
+    _, port = split_address(settings.temporal.address)
+    return int(os.environ.get("PKGBUILDER_UI_PORT", str(port + 1000)))
+
+
+def ui_url(settings: BuildSettings, workflow_id: str | None = None) -> str:
+    """The Temporal UI address of a local server (of one workflow when given)."""
+    url = f"http://localhost:{ui_port_for(settings)}"
+    if workflow_id:
+        url += f"/namespaces/{settings.temporal.namespace}/workflows/{workflow_id}"
+    return url
+
+
 @contextlib.asynccontextmanager
 async def temporal_client(
-    settings: BuildSettings, allow_embedded: bool = False
+    settings: BuildSettings, allow_embedded: bool = False, keep_server: bool = False
 ) -> AsyncIterator[tuple[Client, bool]]:
     """Connect to ``settings.temporal.address``; with ``allow_embedded``, boot the embedded
-    persistent dev server when nothing answers. Yields (client, embedded?)."""
+    persistent dev server when nothing answers (``keep_server``: leave it running
+    afterwards). Yields (client, embedded?)."""
     address = settings.temporal.address
     if allow_embedded and is_local_address(address):
         from pkgbuilder.runtime.server import wait_for_stopping_server
@@ -110,7 +152,7 @@ async def temporal_client(
 
     _, port = split_address(address)
     home = pkgbuilder_home()
-    ui_port = int(os.environ.get("PKGBUILDER_UI_PORT", str(port + 1000)))
+    ui_port = ui_port_for(settings)
     # The UI port is optional comfort: when it is taken, run headless rather than fail.
     if await server_answers(f"127.0.0.1:{ui_port}", timeout=0.3):
         headless_reason = f"UI port {ui_port} is busy"
@@ -130,6 +172,7 @@ async def temporal_client(
         ui=not headless,
         ui_port=None if headless else ui_port,
         namespace=settings.temporal.namespace,
+        keep=keep_server,
     ) as client:
         yield client, True
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from pkgbuilder import lifecycle
-from pkgbuilder.cli.common import console, out, run_async, settings_for, user_errors
+from pkgbuilder.cli.common import console, out, pin_home, run_async, settings_for, user_errors
 from pkgbuilder.cli.generation_run import (
     plan_relative,
     print_result,
@@ -77,7 +77,7 @@ def start(
     repo: Path = REPO,
 ) -> None:
     """Tag the base, create the generation branch, remove regenerated packages' sources."""
-    home = pkgbuilder_home()
+    home = pin_home(repo)
     root = open_repo(repo).cwd
     plan_rel = plan_relative(root, plan)
     targets = _resolve_packages(root, plan.resolve() if plan else None, regenerate)
@@ -194,7 +194,7 @@ def list_(
     repo: Path = REPO,
 ) -> None:
     """Active and merged generations (--all adds abandoned ones)."""
-    rows = lifecycle.list_generations(repo, pkgbuilder_home(), include_abandoned=all_)
+    rows = lifecycle.list_generations(repo, pin_home(repo), include_abandoned=all_)
     if as_json:
         print(json.dumps([r.to_json_dict() for r in rows], indent=2))
         return
@@ -217,7 +217,7 @@ def switch(
     repo: Path = REPO,
 ) -> None:
     """Commit work in progress on the current generation branch and check out NAME."""
-    home = pkgbuilder_home()
+    home = pin_home(repo)
     lifecycle.switch(repo, home, name, log=_log(home))
     out.print(f"on {name}", highlight=False)
 

@@ -1,21 +1,38 @@
-"""Rich rendering of suite state and summaries."""
+"""Rendering of suite state and summaries: a live table in a terminal, plain lines
+elsewhere (a pipe, a CI log), and the final summary."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from pkgbuilder.models.build import BuildReport, PackageStatus, SuiteState
+from pkgbuilder.models.build import (
+    BuildReport,
+    FixAttempt,
+    PackageState,
+    PackageStatus,
+    SuiteState,
+)
 
-STYLE = {
+STYLE: dict[str, str] = {
     PackageStatus.PENDING: "dim",
     PackageStatus.BUILDING: "cyan",
     PackageStatus.SUCCESS: "green",
     PackageStatus.FAILED: "bold red",
     PackageStatus.BLOCKED: "yellow",
     PackageStatus.SKIPPED: "blue",
+    "cached": "green",
+    "cancelled": "magenta",
 }
+# Fix attempts that end with these never reached the model (nothing was asked or paid).
+NOT_CALLED = ("MissingApiKey", "SpendLimitReached")
+
+
+def _style(status: str) -> str:
+    return STYLE.get(status, "")
 
 
 def _secs(start: datetime | None, end: datetime | None) -> str:
@@ -25,37 +42,85 @@ def _secs(start: datetime | None, end: datetime | None) -> str:
     return f"{(stop - start).total_seconds():.1f}s"
 
 
-def state_table(state: SuiteState) -> Table:
+def model_calls(attempts: list[FixAttempt]) -> int:
+    """Fix attempts that asked the model (with no API key: 0)."""
+    return sum(1 for a in attempts if not (a.error or "").startswith(NOT_CALLED))
+
+
+def state_header(state: SuiteState) -> str:
     done = sum(1 for p in state.packages if p.status not in (PackageStatus.PENDING,
                                                                PackageStatus.BUILDING))
-    table = Table(
-        title=f"suite {state.build_id} — {state.phase.value} — {done}/{len(state.packages)} "
-        f"done, {len(state.active)} building (max {state.max_concurrent})",
-        title_justify="left",
-    )
+    return (f"suite {state.build_id} — {state.phase.value} — {done}/{len(state.packages)} "
+            f"done, {len(state.active)} building (max {state.max_concurrent})")
+
+
+def state_table(state: SuiteState) -> Group:
+    """The live view: a header line (never wrapped into the table's width) and one row per
+    package in the workspace's order, so rows stay put while the build runs."""
+    table = Table()
     table.add_column("package")
     table.add_column("category")
     table.add_column("status")
     table.add_column("time", justify="right")
     table.add_column("note", overflow="fold", max_width=60)
-    order = {PackageStatus.BUILDING: 0, PackageStatus.FAILED: 1, PackageStatus.BLOCKED: 2,
-             PackageStatus.PENDING: 3, PackageStatus.SUCCESS: 4, PackageStatus.SKIPPED: 5}
-    for p in sorted(state.packages, key=lambda p: (order[p.status], p.name)):
-        table.add_row(p.name, p.category.value, f"[{STYLE[p.status]}]{p.status.value}[/]",
+    for p in state.packages:
+        table.add_row(p.name, p.category.value, f"[{_style(p.status)}]{p.status.value}[/]",
                       _secs(p.start_time, p.end_time), p.error or "")
-    return table
+    return Group(Text(state_header(state), style="bold", no_wrap=True, overflow="ellipsis"),
+                 table)
 
 
-def summary_table(report: BuildReport) -> Table:
-    table = Table(
-        title=(
-            f"suite {report.build_id}: {report.successful} succeeded, {report.failed} failed, "
-            f"{report.blocked} blocked, {report.skipped} skipped in "
-            f"{report.total_duration / 1000:.1f}s"
-        ),
-        title_justify="left",
-    )
+class LineProgress:
+    """Progress as plain lines (stdout or stderr not a terminal): one line per package
+    state change, nothing repeated."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+        self._phase = ""
+
+    def lines(self, state: SuiteState) -> list[str]:
+        out: list[str] = []
+        if state.phase.value != self._phase:
+            self._phase = state.phase.value
+            out.append(f"phase {self._phase}")
+        for p in state.packages:
+            if self._seen.get(p.name) == p.status.value:
+                continue
+            if p.name not in self._seen and p.status is PackageStatus.PENDING:
+                self._seen[p.name] = p.status.value
+                continue
+            self._seen[p.name] = p.status.value
+            out.append(_package_line(p))
+        return out
+
+
+def _package_line(p: PackageState) -> str:
+    text = f"{p.name} {p.status.value}"
+    if p.status not in (PackageStatus.BUILDING, PackageStatus.PENDING) and p.start_time:
+        text += f" in {_secs(p.start_time, p.end_time)}"
+    if p.error:
+        text += f": {p.error}"
+    return text
+
+
+def summary_header(report: BuildReport) -> str:
+    head = (f"suite {report.build_id}: {report.successful} succeeded, {report.failed} failed, "
+            f"{report.blocked} blocked, {report.skipped} skipped")
+    cached = sum(1 for r in report.package_reports if r.status.value == "cached")
+    if cached:
+        head += f", {cached} cached"
+    head += f" in {report.total_duration / 1000:.1f}s"
+    if report.error == "cancelled":
+        head += " — cancelled"
+    elif report.error:
+        head += f" — {report.error}"
+    return head
+
+
+def summary_table(report: BuildReport) -> Group:
+    table = Table()
     table.add_column("package")
+    table.add_column("version")
     table.add_column("status")
     table.add_column("time", justify="right")
     table.add_column("coverage", justify="right")
@@ -65,10 +130,11 @@ def summary_table(report: BuildReport) -> Table:
         cov = r.quality.test_coverage
         table.add_row(
             r.package_name,
-            f"[{STYLE[r.status]}]{r.status.value}[/]",
-            f"{r.duration / 1000:.1f}s" if r.start_time else "",
+            r.version,
+            f"[{_style(r.status)}]{r.status.value}[/]",
+            f"{r.duration / 1000:.1f}s" if r.start_time and r.end_time else "",
             "none" if cov is None else f"{cov:.1f}%",
-            str(len(r.fix_attempts)),
+            str(model_calls(r.fix_attempts)),
             r.error or "",
         )
-    return table
+    return Group(Text(summary_header(report), style="bold"), table)

@@ -20,6 +20,8 @@ from pkgbuilder.runtime.client import server_answers
 from pkgbuilder.search_attributes import ALL_KEYS
 
 STOPPING_MARKER = "temporal-server.stopping"
+# Names the embedded server a command left running (``--keep-server``).
+KEPT_MARKER = "temporal-server.pid"
 
 
 def dev_server_argv(
@@ -56,9 +58,16 @@ def dev_server_argv(
     return argv
 
 
-def run_foreground(argv: list[str]) -> int:
-    """Run the dev server in the foreground until interrupted; returns its exit code."""
-    proc = subprocess.Popen(argv)
+def run_foreground(argv: list[str], quiet_log: Path | None = None) -> int:
+    """Run the dev server in the foreground until interrupted; returns its exit code.
+
+    ``quiet_log``: append the server's own output there instead of the terminal."""
+    if quiet_log is None:
+        proc = subprocess.Popen(argv)
+    else:
+        with quiet_log.open("ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -79,11 +88,14 @@ async def embedded_server(
     namespace: str = "default",
     extra_args: list[str] | None = None,
     startup_timeout: float = 60.0,
+    keep: bool = False,
 ) -> AsyncIterator[Client]:
     """Boot a persistent dev server (SQLite at ``db``) for the duration of the block.
 
     The server runs as our own subprocess (not via the SDK's bridge) so that its banner and
     logs go to ``<db dir>/temporal-server.log`` and never pollute stdout (``--json``).
+    ``keep``: leave it running after the block, named in ``temporal-server.pid`` so that
+    ``stop_kept_server`` can stop it later.
     """
     db.parent.mkdir(parents=True, exist_ok=True)
     argv = dev_server_argv(
@@ -105,12 +117,17 @@ async def embedded_server(
         client = await _wait_ready(proc, address, namespace, startup_timeout, log_path)
         yield client
     finally:
-        # The server takes about 1 s to shut down gracefully. A CLI command need not wait:
-        # it leaves a marker, and the next boot on this database waits for that server to
-        # be gone (``wait_for_stopping_server``).
-        marker = db.parent / STOPPING_MARKER
-        marker.write_text(f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(), encoding="utf-8")
-        proc.terminate()
+        if keep and proc.poll() is None:
+            (db.parent / KEPT_MARKER).write_text(
+                f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(), encoding="utf-8")
+        else:
+            # The server takes about 1 s to shut down gracefully. A CLI command need not
+            # wait: it leaves a marker, and the next boot on this database waits for that
+            # server to be gone (``wait_for_stopping_server``).
+            marker = db.parent / STOPPING_MARKER
+            marker.write_text(f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(),
+                              encoding="utf-8")
+            proc.terminate()
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -172,6 +189,36 @@ async def wait_for_stopping_server(home: Path, timeout: float = 15.0) -> None:
         while _is_dev_server(pid, start_ticks) and loop.time() < deadline:
             await asyncio.sleep(0.05)
     marker.unlink(missing_ok=True)
+
+
+def kept_server_pid(home: Path) -> int | None:
+    """The pid of the embedded server a command left running on this home, if it runs."""
+    try:
+        pid_text, _, ticks = (home / KEPT_MARKER).read_text(encoding="utf-8").strip() \
+            .partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    return pid if _is_dev_server(pid, ticks or None) else None
+
+
+async def stop_kept_server(home: Path, timeout: float = 15.0) -> int | None:
+    """Stop the server ``kept_server_pid`` names; returns its pid (None when none ran)."""
+    pid = kept_server_pid(home)
+    (home / KEPT_MARKER).unlink(missing_ok=True)
+    if pid is None:
+        return None
+    ticks = _start_ticks(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while _is_dev_server(pid, ticks) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if _is_dev_server(pid, ticks):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 async def _wait_ready(
