@@ -185,13 +185,16 @@ def test_only_keeps_transitive_dependencies(tmp_path: Path) -> None:
     )
 
 
-def test_cycle_outside_only_is_still_an_error(tmp_path: Path) -> None:
+def test_only_builds_a_closure_even_with_a_cycle_elsewhere(tmp_path: Path) -> None:
     root = npm_root(tmp_path)
     pkg(root, "packages/core/a", "a")
     pkg(root, "packages/core/x", "x", {"y": "*"})
     pkg(root, "packages/core/y", "y", {"x": "*"})
+    assert discover_workspace(root, only=["a"]).topological_order == ["a"]
     with pytest.raises(DependencyCycleError, match=r"^Dependency cycle: x → y → x\.$"):
-        discover_workspace(root, only=["a"])
+        discover_workspace(root, only=["x"])
+    with pytest.raises(DependencyCycleError, match=r"^Dependency cycle: x → y → x\.$"):
+        discover_workspace(root)
 
 
 # --- user errors -----------------------------------------------------------------------------

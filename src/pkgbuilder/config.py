@@ -8,7 +8,6 @@ them from their own environment when they need them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 
 from pkgbuilder.models.common import DEFAULT_COVERAGE_THRESHOLDS, Category, Model
+from pkgbuilder.state_dirs import ensure_state_dir
 
 DEFAULT_TASK_QUEUE = "package-builder"
 DEFAULT_LLM_TASK_QUEUE = "package-builder-llm"
@@ -273,6 +273,10 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Maps whose keys are names (categories, packages, models) and stay as written.
+KEEP_KEYS = ("coverageThresholds", "commands", "prices", "models", "dependsOn")
+
+
 def _camel_keys(data: Any) -> Any:
     """Accept snake_case keys in TOML by converting them to camelCase."""
     if isinstance(data, dict):
@@ -283,7 +287,7 @@ def _camel_keys(data: Any) -> Any:
                 head, *rest = k.split("_")
                 key = head + "".join(p[:1].upper() + p[1:] for p in rest)
             # category maps keep their keys as written
-            out[key] = v if key in ("coverageThresholds", "commands", "prices", "models") else (
+            out[key] = v if key in KEEP_KEYS else (
                 _camel_keys(v)
             )
         return out
@@ -375,11 +379,5 @@ def resolve_home(start: Path | None = None, env: dict[str, str] | None = None) -
 
 def pkgbuilder_home(env: dict[str, str] | None = None) -> Path:
     """``$PKGBUILDER_HOME`` (see ``resolve_home``), created on demand."""
-    home = resolve_home(env=env)
-    home.mkdir(parents=True, exist_ok=True)
-    ignore = home / ".gitignore"
-    if not ignore.exists():  # keeps a home inside a repository out of `git status`
-        with contextlib.suppress(OSError):
-            ignore.write_text("# pkgbuilder's state (embedded server, logs, registry)\n*\n",
-                              encoding="utf-8")
-    return home
+    # Its own .gitignore keeps a home inside a repository out of `git status`.
+    return ensure_state_dir(resolve_home(env=env))

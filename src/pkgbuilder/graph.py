@@ -83,10 +83,11 @@ def find_cycle(nodes: Iterable[PackageNode]) -> list[str] | None:
 
 
 def topological_order(nodes: Iterable[PackageNode]) -> list[str]:
-    """Names in dependency order: dependencies first, ties broken by (layer, name).
+    """Names in dependency order: dependencies first, ties broken by (layer, declaration
+    order, name).
 
     The order is deterministic: among packages whose dependencies are all placed, the one
-    with the lowest layer (then name) comes next.
+    with the lowest layer, then the one the workspace declares first, comes next.
 
     Raises:
         DependencyCycleError: the graph has a cycle (named in the message).
@@ -94,16 +95,16 @@ def topological_order(nodes: Iterable[PackageNode]) -> list[str]:
     """
     by_name = validate_graph(nodes)
     sorter = _prepared_sorter(by_name)
-    ready: list[tuple[int, str]] = []
+    ready: list[tuple[int, int, str]] = []
     for name in sorter.get_ready():
-        heapq.heappush(ready, (by_name[name].layer, name))
+        heapq.heappush(ready, (by_name[name].layer, by_name[name].order, name))
     order: list[str] = []
     while ready:
-        _, name = heapq.heappop(ready)
+        _, _, name = heapq.heappop(ready)
         order.append(name)
         sorter.done(name)
         for nxt in sorter.get_ready():
-            heapq.heappush(ready, (by_name[nxt].layer, nxt))
+            heapq.heappush(ready, (by_name[nxt].layer, by_name[nxt].order, nxt))
     return order
 
 

@@ -31,7 +31,15 @@ from pkgbuilder.master_plan import (
 )
 from pkgbuilder.models.build import PackageNode, WorkspaceGraph
 from pkgbuilder.models.common import Category, PackageManager
-from pkgbuilder.workspace_globs import literal_entries, matching_directories
+from pkgbuilder.pm import (
+    LinkResolver,
+    PackageManagerError,
+    is_yarn_berry,
+    requested_version,
+    yarn_node_linker,
+)
+from pkgbuilder.pm import detect_package_manager as _detect
+from pkgbuilder.workspace_globs import declaration_index, literal_entries, matching_directories
 
 __all__ = [
     "DependencyCycleError",
@@ -39,22 +47,18 @@ __all__ = [
     "detect_package_manager",
     "discover_workspace",
     "read_manifest",
+    "workspace_package_dirs",
     "workspace_patterns",
 ]
 
 DEPENDENCY_FIELDS = ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies")
-LOCKFILES = (
-    ("pnpm-lock.yaml", PackageManager.PNPM),
-    ("yarn.lock", PackageManager.YARN),
-    ("package-lock.json", PackageManager.NPM),
-    ("npm-shrinkwrap.json", PackageManager.NPM),
-)
 
 
 @dataclass(frozen=True)
 class _Manifest:
     rel: str  # package directory relative to the root (posix)
     data: dict[str, Any]
+    order: int = 0  # position in the workspace's declaration order
 
     @property
     def name(self) -> str:
@@ -95,22 +99,11 @@ def read_manifest(path: Path, root: Path, require_name: bool = True) -> dict[str
 
 def detect_package_manager(root: Path, manifest: dict[str, Any] | None) -> PackageManager:
     """From ``packageManager`` (e.g. ``pnpm@9.1.0``), else the lockfile, else
-    pnpm-workspace.yaml (pnpm), else npm."""
-    spec = (manifest or {}).get("packageManager")
-    if isinstance(spec, str) and spec.strip():
-        tool = spec.strip().split("@", 1)[0]
-        try:
-            return PackageManager(tool)
-        except ValueError:
-            raise WorkspaceError(
-                f"packageManager '{spec}' in package.json is not supported: use npm, yarn or pnpm."
-            ) from None
-    for lockfile, manager in LOCKFILES:
-        if (root / lockfile).is_file():
-            return manager
-    if (root / "pnpm-workspace.yaml").is_file():
-        return PackageManager.PNPM
-    return PackageManager.NPM
+    pnpm-workspace.yaml (pnpm), else npm (see :mod:`pkgbuilder.pm`)."""
+    try:
+        return _detect(root, manifest)
+    except PackageManagerError as e:
+        raise WorkspaceError(str(e)) from None
 
 
 def _pnpm_patterns(path: Path) -> list[Any]:
@@ -159,12 +152,14 @@ def workspace_patterns(
 def _find_manifests(root: Path, patterns: list[str], source: str) -> list[_Manifest]:
     manifests: list[_Manifest] = []
     by_name: dict[str, str] = {}
-    for rel in matching_directories(root, patterns):
+    found = matching_directories(root, patterns)
+    found.sort(key=lambda rel: (declaration_index(patterns, rel), rel))
+    for order, rel in enumerate(found):
         manifest_path = root / rel / "package.json"
         if not manifest_path.is_file():
             continue  # npm ignores glob matches without a package.json
         _require_inside(root, rel, source)
-        manifest = _Manifest(rel, read_manifest(manifest_path, root))
+        manifest = _Manifest(rel, read_manifest(manifest_path, root), order)
         if manifest.name in by_name:
             raise WorkspaceError(
                 f"Two packages are named {manifest.name}: {by_name[manifest.name]} and {rel}."
@@ -209,7 +204,11 @@ def _category(manifest: _Manifest) -> Category:
     return Category.UTILITY
 
 
-def _workspace_edges(manifest: _Manifest, known: set[str]) -> list[str]:
+def _workspace_edges(
+    manifest: _Manifest, known: set[str], links: LinkResolver | None = None
+) -> list[str]:
+    """Workspace packages this one really gets linked (see pm/linking.py); without a
+    resolver (plan-only packages) every named workspace package counts."""
     edges: set[str] = set()
     for field in DEPENDENCY_FIELDS:
         deps = manifest.data.get(field)
@@ -219,7 +218,8 @@ def _workspace_edges(manifest: _Manifest, known: set[str]) -> list[str]:
             raise WorkspaceError(f'"{field}" in {manifest.rel}/package.json must be an object.')
         for dep, spec in deps.items():
             if dep in known:
-                edges.add(dep)
+                if links is None or links.links(manifest.rel, dep, str(spec)):
+                    edges.add(dep)
             elif isinstance(spec, str) and spec.startswith("workspace:"):
                 raise WorkspaceError(
                     f"{manifest.name} depends on {dep} via '{spec}', but no workspace package "
@@ -234,7 +234,11 @@ def _plan_path(root: Path, category: Category, name: str) -> str | None:
 
 
 def _node(
-    root: Path, manifest: _Manifest, known: set[str], planned: PlannedPackage | None = None
+    root: Path,
+    manifest: _Manifest,
+    known: set[str],
+    planned: PlannedPackage | None = None,
+    links: LinkResolver | None = None,
 ) -> PackageNode:
     category = planned.category if planned else _category(manifest)
     scripts = manifest.data.get("scripts")
@@ -246,7 +250,8 @@ def _node(
         path=manifest.rel,
         category=category,
         layer=category.layer,
-        dependencies=sorted(set(extra) | set(_workspace_edges(manifest, known))),
+        dependencies=sorted(set(extra) | set(_workspace_edges(manifest, known, links))),
+        order=manifest.order,
         plan_path=_plan_path(root, category, manifest.name),
         scripts=list(scripts) if isinstance(scripts, dict) else [],
         private=manifest.data.get("private") is True,
@@ -254,7 +259,11 @@ def _node(
 
 
 def _planned_node(
-    root: Path, planned: PlannedPackage, discovered: dict[str, _Manifest], known: set[str]
+    root: Path,
+    planned: PlannedPackage,
+    discovered: dict[str, _Manifest],
+    known: set[str],
+    links: LinkResolver,
 ) -> PackageNode:
     found = discovered.get(planned.name)
     rel = planned.path or (found.rel if found else None)
@@ -280,17 +289,20 @@ def _planned_node(
             dependencies=sorted(set(planned.dependencies)),
             plan_path=_plan_path(root, category, planned.name),
             exists=False,
+            order=planned.line,
         )
-    manifest = found or _Manifest(rel, read_manifest(manifest_path, root))
+    manifest = found or _Manifest(rel, read_manifest(manifest_path, root), planned.line)
     if manifest.name != planned.name:
         raise WorkspaceError(
             f"{rel}/package.json is named {manifest.name}, but the master plan (line "
             f"{planned.line}) expects {planned.name} there."
         )
-    return _node(root, manifest, known, planned)
+    return _node(root, manifest, known, planned, links)
 
 
-def _nodes_from_plan(root: Path, plan: Path, discovered: dict[str, _Manifest]) -> list[PackageNode]:
+def _nodes_from_plan(
+    root: Path, plan: Path, discovered: dict[str, _Manifest], links: LinkResolver
+) -> list[PackageNode]:
     planned = parse_master_plan(plan).packages
     planned_names = {p.name for p in planned}
     known = planned_names | set(discovered)
@@ -301,16 +313,50 @@ def _nodes_from_plan(root: Path, plan: Path, discovered: dict[str, _Manifest]) -
                     f"{entry.name} depends on {dep} (master plan line {entry.line}), which is "
                     "neither in the master plan nor in the workspace."
                 )
-    nodes = {p.name: _planned_node(root, p, discovered, known) for p in planned}
+    nodes = {p.name: _planned_node(root, p, discovered, known, links) for p in planned}
     # Workspace packages the plan's packages depend on are built too: npm links them, so a
     # dependent's build would otherwise see an unbuilt dependency.
     pending = [d for n in nodes.values() for d in n.dependencies if d not in nodes]
     while pending:
         name = pending.pop()
         if name not in nodes:
-            nodes[name] = _node(root, discovered[name], known)
+            nodes[name] = _node(root, discovered[name], known, links=links)
             pending.extend(nodes[name].dependencies)
     return list(nodes.values())
+
+
+def _refuse_unsupported_layout(
+    root: Path, manager: PackageManager, manifest: dict[str, Any] | None
+) -> None:
+    if manager is not PackageManager.YARN:
+        return
+    if is_yarn_berry(root, requested_version(manifest)) and yarn_node_linker(root) == "pnp":
+        raise WorkspaceError(
+            f"{root} uses Yarn Plug'n'Play (no nodeLinker in .yarnrc.yml), which pkgbuilder "
+            "does not support: set 'nodeLinker: node-modules' in .yarnrc.yml."
+        )
+
+
+def workspace_package_dirs(root: Path) -> list[str]:
+    """Directories (relative posix paths) of every workspace package, without reading
+    their manifests (what the install fingerprint covers); empty when none are declared."""
+    manifest_file = root / "package.json"
+    manifest: dict[str, Any] | None = None
+    if manifest_file.is_file():
+        try:
+            manifest = read_manifest(manifest_file, root, require_name=False)
+        except WorkspaceError:
+            return []
+    try:
+        declared = workspace_patterns(root, manifest, detect_package_manager(root, manifest))
+    except WorkspaceError:
+        return []
+    if declared is None:
+        return []
+    return [
+        rel for rel in matching_directories(root, declared[0])
+        if (root / rel / "package.json").is_file()
+    ]
 
 
 def _resolve_only(want: str, names: set[str]) -> str:
@@ -363,8 +409,15 @@ def discover_workspace(
     discovered: dict[str, _Manifest] = {}
     if declared is not None:
         discovered = {m.name: m for m in _find_manifests(root, *declared)}
+    _refuse_unsupported_layout(root, manager, manifest)
+    links = LinkResolver(
+        root,
+        manager,
+        requested_version(manifest),
+        {m.name: (m.rel, str(m.data.get("version") or "0.0.0")) for m in discovered.values()},
+    )
     if plan is not None:
-        nodes = _nodes_from_plan(root, plan, discovered)
+        nodes = _nodes_from_plan(root, plan, discovered, links)
     elif declared is None:
         what = 'package.json declares no "workspaces"' if manifest else "there is no package.json"
         raise WorkspaceError(
@@ -379,11 +432,11 @@ def discover_workspace(
         )
     else:
         known = set(discovered)
-        nodes = [_node(root, m, known) for m in discovered.values()]
-    order = topological_order(nodes)  # rejects cycles anywhere, even outside --only
+        nodes = [_node(root, m, known, links=links) for m in discovered.values()]
     if only:
+        # The closure first: a cycle among packages outside it does not stop the build.
         nodes = _restrict(nodes, only)
-        order = topological_order(nodes)
+    order = topological_order(nodes)
     by_name = {n.name: n for n in nodes}
     return WorkspaceGraph(
         root=str(root),

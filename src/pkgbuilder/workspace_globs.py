@@ -110,3 +110,13 @@ def literal_entries(patterns: list[str]) -> list[str]:
     """Glob-free positive entries (e.g. ``apps/web``): they must name a real package."""
     literals = (WorkspaceGlob.parse(p) for p in patterns)
     return [g.literal for g in literals if g.literal is not None and not g.negated]
+
+
+def declaration_index(patterns: list[str], rel: str) -> int:
+    """Index of the first positive pattern that matches ``rel`` (its place in the order the
+    workspace declares packages; ``len(patterns)`` when none does)."""
+    for i, text in enumerate(patterns):
+        glob = WorkspaceGlob.parse(text)
+        if not glob.negated and glob.matches(rel):
+            return i
+    return len(patterns)

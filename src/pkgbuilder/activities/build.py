@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -30,11 +29,20 @@ from pkgbuilder.models.steps import (
     PackageStepInput,
     StepResult,
 )
+from pkgbuilder.pm import Tool, ToolError, install_fingerprint, is_yarn_berry, resolve_tool
 from pkgbuilder.scripts import direct_argv, lifecycle, read_scripts, script_env
 from pkgbuilder.shell import CommandResult, run_command, scrubbed_env
+from pkgbuilder.workspace import workspace_package_dirs
 
 STAMP_NAME = ".pkgbuilder-install.json"
-LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml")
+# Quiet, non-interactive package managers (no telemetry, no prompts, no corepack strictness
+# about a packageManager field naming another manager).
+INSTALL_ENV = {
+    "COREPACK_ENABLE_STRICT": "0",
+    "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+    "YARN_ENABLE_TELEMETRY": "0",
+    "YARN_ENABLE_PROGRESS_BARS": "false",
+}
 
 
 def _heartbeat(detail: str) -> None:
@@ -46,48 +54,84 @@ def _heartbeat_every() -> float:
     return heartbeat_interval(default=5.0, cap=5.0)
 
 
-def pm_argv(pm: PackageManager, *args: str) -> list[str]:
-    """argv for the package manager; yarn/pnpm go through corepack when not on PATH."""
+_TOOLS: dict[tuple[str, PackageManager], Tool] = {}
+
+
+def _root_manifest(root: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((root / "package.json").read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def workspace_tool(root: Path, pm: PackageManager) -> Tool:
+    """The package manager binary for the workspace (resolved once per worker process).
+
+    Raises:
+        ToolError: no usable binary (one sentence).
+    """
+    key = (str(root.resolve()), pm)
+    if key not in _TOOLS:
+        _TOOLS[key] = resolve_tool(root, pm, _root_manifest(root))
+    return _TOOLS[key]
+
+
+def pm_argv(pm: PackageManager, *args: str, root: Path | None = None) -> list[str]:
+    """argv for the package manager: the workspace's resolved binary when ``root`` is given
+    (see pm/toolchain.py), else the one on PATH (corepack for yarn/pnpm when absent)."""
+    if root is not None:
+        with contextlib.suppress(ToolError):
+            return [*workspace_tool(root, pm).argv, *args]
     exe = pm.value
     if shutil.which(exe) is None and pm is not PackageManager.NPM and shutil.which("corepack"):
         return ["corepack", exe, *args]
     return [exe, *args]
 
 
-def install_argv(root: Path, pm: PackageManager, update_lockfile: bool = False) -> list[str]:
+def install_argv(
+    root: Path, pm: PackageManager, update_lockfile: bool = False, tool: Tool | None = None
+) -> list[str]:
     """``update_lockfile``: the workspace gained a package (turn-based generation), so a
     frozen install (``npm ci``) would refuse the now stale lockfile."""
+    prefix = list(tool.argv) if tool else pm_argv(pm)
     if pm is PackageManager.PNPM:
         frozen = ["--frozen-lockfile"] if (root / "pnpm-lock.yaml").exists() else []
         if update_lockfile:
             frozen = ["--no-frozen-lockfile"]
-        return pm_argv(pm, "install", *frozen)
+        return [*prefix, "install", *frozen]
     if pm is PackageManager.YARN:
-        return pm_argv(pm, "install")
+        if update_lockfile or not (root / "yarn.lock").exists():
+            return [*prefix, "install"]
+        berry = is_yarn_berry(root, tool.version if tool else None)
+        return [*prefix, "install", "--immutable" if berry else "--frozen-lockfile"]
     if update_lockfile:
-        return pm_argv(pm, "install", "--no-audit", "--no-fund")
+        return [*prefix, "install", "--no-audit", "--no-fund"]
     if (root / "package-lock.json").exists() or (root / "npm-shrinkwrap.json").exists():
-        return pm_argv(pm, "ci", "--no-audit", "--no-fund")
-    return pm_argv(pm, "install", "--no-audit", "--no-fund")
+        return [*prefix, "ci", "--no-audit", "--no-fund"]
+    return [*prefix, "install", "--no-audit", "--no-fund"]
 
 
-def script_argv(pm: PackageManager, script: str) -> list[str]:
-    return pm_argv(pm, "run", script)
+def script_argv(pm: PackageManager, script: str, root: Path | None = None) -> list[str]:
+    return pm_argv(pm, "run", script, root=root)
 
 
 def manifest_fingerprint(root: Path) -> str:
-    """Hash of the lockfile and every package.json below the root (outside node_modules)."""
-    h = hashlib.sha256()
-    for name in LOCKFILES:
-        p = root / name
-        if p.is_file():
-            h.update(name.encode() + b"\0" + p.read_bytes())
-    for p in sorted(root.rglob("package.json")):
-        rel = p.relative_to(root)
-        if "node_modules" in rel.parts:
-            continue
-        h.update(str(rel).encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
+    """Hash of the files a workspace install reads: root manifest and settings, lockfiles,
+    and the package.json of each workspace package (see pm/fingerprint.py)."""
+    return install_fingerprint(root, workspace_package_dirs(root))
+
+
+def install_failure_message(tool: Tool, argv: list[str], exit_code: int | None, tail: str) -> str:
+    """One sentence: what ran, how it ended and the last line that says why."""
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "ERR" in ln or "error" in ln.lower()]
+    why = (errors or lines or [""])[-1][:300]
+    how = f"exit {exit_code}" if exit_code is not None else "timed out"
+    return (
+        f"Workspace install '{' '.join([tool.manager.value, *argv[len(tool.argv):]])}' "
+        f"({tool.describe()}) failed ({how})" + (f": {why}" if why else ".")
+    )
 
 
 def _log_path(log_dir: str | None, name: str) -> Path | None:
@@ -114,12 +158,19 @@ async def install_workspace(inp: InstallInput) -> StepResult:
                     )
             except (OSError, ValueError):
                 pass
-        argv = install_argv(root, inp.package_manager, inp.update_lockfile)
+        try:
+            tool = await loop.run_in_executor(None, workspace_tool, root, inp.package_manager)
+        except ToolError as e:
+            return StepResult(
+                step="install", ok=False,
+                failures=[Failure(type=FailureType.INSTALL, message=str(e))],
+            )
+        argv = install_argv(root, inp.package_manager, inp.update_lockfile, tool)
         result = await run_command(
             argv,
             root,
             timeout=inp.timeout_seconds,
-            env=scrubbed_env(),
+            env={**scrubbed_env(), **INSTALL_ENV},
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
             log_path=_log_path(inp.log_dir, "install"),
@@ -131,10 +182,13 @@ async def install_workspace(inp: InstallInput) -> StepResult:
                 duration_ms=result.duration_ms,
                 output_tail=result.output_tail,
                 commands=[argv],
+                detail=tool.describe(),
                 failures=[
                     Failure(
                         type=FailureType.INSTALL,
-                        message=f"'{' '.join(argv)}' failed in {root}",
+                        message=install_failure_message(
+                            tool, argv, result.exit_code, result.output_tail
+                        ),
                         command=argv,
                         output_tail=result.output_tail[-8000:],
                     )
@@ -148,6 +202,7 @@ async def install_workspace(inp: InstallInput) -> StepResult:
             duration_ms=result.duration_ms,
             output_tail=result.output_tail[-2000:],
             commands=[argv],
+            detail=tool.describe(),
         )
     finally:
         lock_cm.__exit__(None, None, None)
@@ -160,7 +215,7 @@ async def _run_script(
     pkg_dir = Path(inp.workspace_root) / inp.package.path
     log_path = _log_path(inp.log_dir, log_name)
     if inp.settings.script_runner == "package-manager":
-        argv = script_argv(inp.package_manager, script)
+        argv = script_argv(inp.package_manager, script, Path(inp.workspace_root))
         try:
             return await run_command(
                 argv,

@@ -94,11 +94,11 @@ def pack_argv(pm: PackageManager, workspace_root: Path, dest: Path) -> list[str]
     """argv that packs the package in the cwd into ``dest`` (lifecycle scripts off for npm:
     the build step already built it, and a pack must not run arbitrary code twice)."""
     if pm is PackageManager.PNPM:
-        return pm_argv(pm, "pack", "--pack-destination", str(dest))
+        return pm_argv(pm, "pack", "--pack-destination", str(dest), root=workspace_root)
     if pm is PackageManager.YARN:
         if (workspace_root / ".yarnrc.yml").exists():  # yarn berry
-            return pm_argv(pm, "pack", "--out", str(dest / "package.tgz"))
-        return pm_argv(pm, "pack", "--filename", str(dest / "package.tgz"))
+            return pm_argv(pm, "pack", "--out", str(dest / "package.tgz"), root=workspace_root)
+        return pm_argv(pm, "pack", "--filename", str(dest / "package.tgz"), root=workspace_root)
     return ["npm", "pack", "--ignore-scripts", "--pack-destination", str(dest)]
 
 

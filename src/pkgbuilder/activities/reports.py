@@ -17,10 +17,12 @@ from pkgbuilder.models.reports import (
     WrittenReport,
 )
 from pkgbuilder.reports import latest_durations, package_report_path
+from pkgbuilder.state_dirs import ensure_state_dir
 
 
 @activity.defn
 def write_package_report(inp: WritePackageReportInput) -> WrittenReport:
+    ensure_state_dir(Path(inp.reports_root))
     path = package_report_path(Path(inp.reports_root), inp.date, inp.report.package_name)
     write_json_atomic(path, inp.report.to_json_dict())
     return WrittenReport(path=str(path))
@@ -28,6 +30,7 @@ def write_package_report(inp: WritePackageReportInput) -> WrittenReport:
 
 @activity.defn
 def write_suite_summary(inp: WriteSuiteSummaryInput) -> WrittenReport:
+    ensure_state_dir(Path(inp.reports_root))
     path = Path(inp.reports_root) / inp.date / "suite-summary.json"
     report = inp.report.model_copy(update={"summary_path": str(path)})
     write_json_atomic(path, report.to_json_dict())
@@ -41,6 +44,9 @@ def write_suite_summary(inp: WriteSuiteSummaryInput) -> WrittenReport:
 
 @activity.defn
 def load_duration_estimates(inp: EstimatesInput) -> Estimates:
+    """Durations of earlier runs (the suite's first touch of the reports directory, which
+    gets its .gitignore here, before any log is written)."""
+    ensure_state_dir(Path(inp.reports_root))
     return Estimates(durations_ms=latest_durations(Path(inp.reports_root)))
 
 

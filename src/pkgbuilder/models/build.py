@@ -23,6 +23,7 @@ class PackageNode(Model):
     scripts: list[str] = Field(default_factory=list)  # names of package.json scripts
     private: bool = False
     exists: bool = True  # False when a master plan lists it but no directory exists yet
+    order: int = 0  # place in the workspace's (or master plan's) declaration order
 
 
 class WorkspaceGraph(Model):

@@ -239,7 +239,9 @@ class SuiteBuildWorkflow:
             if p.status is PackageStatus.PENDING
             and all(by_name[d].status in DONE_OK for d in p.dependencies if d in by_name)
         ]
-        ready.sort(key=lambda n: (-self._priority.get(n, 0.0), n))
+        # Equal priority (no history): the workspace's declaration order, as npm runs it.
+        order = {p.name: p.order for p in self._graph.packages}
+        ready.sort(key=lambda n: (-self._priority.get(n, 0.0), order.get(n, 0), n))
         return ready
 
     async def _run_child(self, node: PackageNode, graph: WorkspaceGraph,
