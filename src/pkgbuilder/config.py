@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from pkgbuilder.models.common import DEFAULT_COVERAGE_THRESHOLDS, Category, Model
 from pkgbuilder.state_dirs import ensure_state_dir
+from pkgbuilder.urls import strip_userinfo
 
 DEFAULT_TASK_QUEUE = "package-builder"
 DEFAULT_LLM_TASK_QUEUE = "package-builder-llm"
@@ -28,7 +29,8 @@ DEFAULT_ADDRESS = "localhost:7233"
 # warning (the seed's build-env.json carried npmToken in plain text).
 # Matched on the lower-cased key without separators: npmToken, _authToken, apiKey,
 # password... but not tokenBudgets, tokensPerMinute or maxOutputTokens.
-_SECRET_KEY = re.compile(r"(token|password|passwd|secret|apikey|credentials?)$")
+# Also anything ending in auth or key (npmAuth, _auth, anthropicKey), in every section.
+_SECRET_KEY = re.compile(r"(token|password|passwd|secret|apikey|credentials?|auth|key)$")
 
 
 def is_secret_key(key: str) -> bool:
@@ -165,6 +167,19 @@ class BuildSettings(Model):
     # by the feature that owns them.
     turn_based_generation: dict[str, Any] = Field(default_factory=dict)
     orchestrator: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("registry")
+    @classmethod
+    def _no_userinfo(cls, v: str | None) -> str | None:
+        return strip_userinfo(v) if v else v
+
+    @field_validator("turn_based_generation", "orchestrator")
+    @classmethod
+    def _no_secret_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # Verbatim sections travel in workflow inputs whatever their source (file,
+        # environment, overrides): the secret-key rule applies to them here too.
+        stripped: dict[str, Any] = _strip_secrets(v, [])
+        return stripped
 
     @field_validator("script_runner")
     @classmethod
@@ -321,6 +336,10 @@ def load_settings(
     data = _deep_merge(data, _env_overrides(env))
     if overrides:
         data = _deep_merge(data, _camel_keys(overrides))
+    if isinstance(data.get("registry"), str) and strip_userinfo(data["registry"]) != data[
+            "registry"]:
+        warnings.append("the registry URL's user:password part is not passed to builds: give "
+                        "the worker NPM_TOKEN in its environment instead")
     try:
         return BuildSettings.model_validate(data)
     except ValidationError as e:

@@ -57,6 +57,8 @@ class Reply:
     raw_body: bytes | None = None  # sent verbatim (malformed bodies)
     delay: float = 0.0  # seconds to sleep before answering (a hanging server)
     output_tokens: int | None = None
+    content_type: str = "application/json"
+    trickle: float = 0.0  # send the body one byte every this many seconds
 
     @classmethod
     def answer(cls, text: str, **kw: Any) -> Reply:
@@ -295,7 +297,8 @@ class FakeAnthropic:
         if reply.delay and self._stop.wait(reply.delay):
             return
         if reply.raw_body is not None:
-            return self._send(h, rec, reply.status, reply.raw_body, reply.headers)
+            return self._send(h, rec, reply.status, reply.raw_body, reply.headers,
+                              reply.content_type, reply.trickle, self._stop)
         if reply.status != 200:
             err: dict[str, Any] = {"type": reply.error_type, "message": reply.error_message}
             if reply.error_code:
@@ -317,7 +320,8 @@ class FakeAnthropic:
             "stop_sequence": None,
             "usage": usage,
         }
-        self._send(h, rec, 200, message, reply.headers)
+        self._send(h, rec, 200, message, reply.headers, reply.content_type, reply.trickle,
+                   self._stop)
 
     @staticmethod
     def _send(
@@ -326,17 +330,27 @@ class FakeAnthropic:
         status: int,
         payload: dict[str, Any] | bytes,
         headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        trickle: float = 0.0,
+        stop: threading.Event | None = None,
     ) -> None:
         rec.status = status
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         try:
             h.send_response(status)
-            h.send_header("content-type", "application/json")
+            h.send_header("content-type", content_type)
             h.send_header("content-length", str(len(data)))
             h.send_header("request-id", f"req_fake_{id(rec)}")
             for k, v in (headers or {}).items():
                 h.send_header(k, v)
             h.end_headers()
+            if trickle:
+                for i in range(len(data)):
+                    h.wfile.write(data[i:i + 1])
+                    h.wfile.flush()
+                    if stop is not None and stop.wait(trickle):
+                        return
+                return
             h.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout): nothing to deliver

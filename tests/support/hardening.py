@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from pathlib import Path
@@ -50,3 +52,28 @@ async def run_suite(client: Client, workspace: Path, build_id: str | None = None
             SuiteBuildInput(build_id=build_id, workspace_root=str(workspace), config=settings),
             id=f"suite-{build_id}", task_queue=tq)
     return result
+
+
+async def history_text(client: Client, workflow_id: str) -> str:
+    """A workflow's whole history as text, payloads decoded (they are base64 in the JSON)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "data" and isinstance(v, str):
+                    try:
+                        parts.append(base64.b64decode(v).decode("utf-8", "replace"))
+                    except (binascii.Error, ValueError):
+                        parts.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str):
+            parts.append(node)
+
+    walk(json.loads(history.to_json()))
+    return "\n".join(parts)

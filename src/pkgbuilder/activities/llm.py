@@ -9,10 +9,10 @@ without calling (and paying for) the model again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import inspect
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import pydantic
 from anthropic.resources.messages.messages import AsyncMessages
+from anthropic.types import Message
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -58,6 +60,16 @@ NON_RETRYABLE_ERROR_TYPES = tuple(LLM_NON_RETRYABLE_ERROR_TYPES)
 # rate limits, server errors and 529 overloaded.
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 SPEND_LIMIT_CODES = frozenset({"contract_spend_limit_reached", "enforced_spend_limit_reached"})
+# A model answer is a few hundred KiB at most (128k output tokens); a bigger body is a broken
+# or hostile server. It is refused while it is read, so nothing that big is kept or stored.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+# A 200 that is not a Messages-API answer (an HTML login page from a proxy, ...) is tried
+# this many times in all, then the call fails for good: retrying rarely changes a proxy.
+BAD_RESPONSE_MAX_ATTEMPTS = 3
+
+
+class BadResponse(Exception):
+    """The API answered 200 with something that is not a model answer."""
 
 
 # Recent SDKs (2.x) dropped sampling parameters from messages.create's signature. The phases
@@ -148,6 +160,53 @@ def api_error_to_application_error(
     # APIResponseValidationError and friends: an unreadable answer is usually transient.
     return ApplicationError(
         f"unreadable answer from the model API: {exc}", usage, type="BadApiResponse"
+    )
+
+
+async def create_message_bounded(
+    client: anthropic.AsyncAnthropic, kwargs: dict[str, Any], deadline_seconds: float,
+    max_bytes: int = MAX_ANSWER_BYTES,
+) -> Message:
+    """``messages.create`` with a total deadline (a server trickling bytes cannot stretch one
+    call past ``deadline_seconds``) and a bounded body (refused while it is read).
+
+    Raises:
+        anthropic.APIError: as ``messages.create`` (status errors, connection errors).
+        TimeoutError: the whole call took longer than ``deadline_seconds``.
+        BadResponse: a 200 whose body is too big, not JSON or not a message.
+    """
+
+    async def call() -> Message:
+        async with client.messages.with_streaming_response.create(**kwargs) as resp:
+            kind = resp.headers.get("content-type", "")
+            if "json" not in kind.lower():
+                raise BadResponse(f"the API answered 200 with {kind or 'no content type'}, "
+                                  "not JSON (a proxy or captive portal in the way?)")
+            body = bytearray()
+            async for chunk in resp.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise BadResponse(f"the answer is larger than {max_bytes} bytes; refused")
+        try:
+            return Message.model_validate_json(bytes(body))
+        except pydantic.ValidationError as e:
+            raise BadResponse(f"the answer is not a Messages-API message: "
+                              f"{e.errors()[0]['msg']}") from None
+
+    try:
+        return await asyncio.wait_for(call(), deadline_seconds)
+    except TimeoutError:
+        raise TimeoutError(f"no complete answer within {deadline_seconds:g} s "
+                           "(llm.requestTimeoutSeconds)") from None
+
+
+def _bad_response_error(e: BadResponse, usage: dict[str, Any]) -> ApplicationError:
+    attempt = activity.info().attempt
+    final = attempt >= BAD_RESPONSE_MAX_ATTEMPTS
+    return ApplicationError(
+        f"unreadable answer from the model API: {e}"
+        + (f" (gave up after {attempt} attempts)" if final else ""),
+        usage, type="BadApiResponse", non_retryable=final,
     )
 
 
@@ -257,17 +316,17 @@ class LLMActivities:
                         kwargs["temperature"] = request.temperature
                     else:
                         kwargs["extra_body"] = {"temperature": request.temperature}
-                message = await client.messages.create(**kwargs)
+                message = await create_message_bounded(
+                    client, kwargs, settings.request_timeout_seconds)
                 call_usage = _usage_of(message)
                 actual = call_usage.total
             except anthropic.APIError as e:
                 raise api_error_to_application_error(e, settings, _details(usage, price)) from e
-            except json.JSONDecodeError as e:  # a 200 whose body is not JSON (proxy trouble)
-                raise ApplicationError(
-                    f"unreadable answer from the model API: {e}",
-                    _details(usage, price),
-                    type="BadApiResponse",
-                ) from e
+            except TimeoutError as e:
+                raise ApplicationError(f"model call timed out: {e}", _details(usage, price),
+                                       type="Timeout") from e
+            except BadResponse as e:
+                raise _bad_response_error(e, _details(usage, price)) from e
             finally:
                 # Without an answer the estimate stays counted (conservative).
                 self.limiter.settle(reservation, actual)

@@ -30,8 +30,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.workflows.common import paid_usage
 
-# Another attempt cannot succeed after these: the package fails with the reason.
-STOP_LOOP_ERROR_TYPES = frozenset({"MissingApiKey", "ModelRequestRejected", "SpendLimitReached"})
+# Another attempt cannot succeed after these: the package fails with the reason. A bad
+# response reaches the workflow only after its own capped retries (a proxy in the way).
+STOP_LOOP_ERROR_TYPES = frozenset({"MissingApiKey", "ModelRequestRejected", "SpendLimitReached",
+                                   "BadApiResponse"})
 
 
 async def run_fix_attempt(inp: FixAttemptInput) -> FixAttemptOutcome:
