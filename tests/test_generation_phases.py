@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pkgbuilder.config import ConfigError, load_settings
+from pkgbuilder.config import BuildSettings, ConfigError, load_settings
 from pkgbuilder.generation.plan import PlanError, parse_plan
 from pkgbuilder.generation.state import (
     CompletedStep,
@@ -106,9 +106,10 @@ def test_config_section_from_toml_survives_key_camel_casing(tmp_path: Path) -> N
     ({"phasesToSkip": ["NOPE"]}, "unknown generation phase 'NOPE'"),
 ])
 def test_invalid_config_is_one_sentence(tmp_path: Path, section: dict, message: str) -> None:
-    settings = load_settings(None, env={}, overrides={"turnBasedGeneration": section})
-    with pytest.raises(ConfigError, match=message):
-        turn_based_config(settings)
+    with pytest.raises(ConfigError, match=message):  # at load, before any workflow starts
+        load_settings(None, env={}, overrides={"turnBasedGeneration": section})
+    with pytest.raises(ConfigError, match=message):  # and where the feature runs
+        turn_based_config(BuildSettings(turn_based_generation=section))
 
 
 def test_an_empty_selection_is_refused() -> None:

@@ -362,21 +362,28 @@ async def test_model_choice_and_deprecation_warning(
     harness: Harness,
     fake_anthropic: FakeAnthropic,  # noqa: F811
     task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The worker runs in this process: inject the deprecation table (not the SDK's of today).
+    from pkgbuilder.llm import models as llm_models
+
+    monkeypatch.setattr(
+        llm_models, "deprecated_models", lambda: {"claude-old-test-1": "March 1st, 2031"}
+    )
     fake_anthropic.default = Reply.contract()
     per_purpose = make_settings(task_queue, models={"fix": "claude-haiku-5-5"})
     assert (await harness.call(per_purpose, make_request())).model == "claude-haiku-5-5"
     explicit = make_request(model="claude-opus-5-5")
     assert (await harness.call(per_purpose, explicit)).model == "claude-opus-5-5"
-    old = make_settings(task_queue, model="claude-sonnet-4-5-20250929")
+    old = make_settings(task_queue, model="claude-old-test-1")
     result = await harness.call(old, make_request())
     assert [r.body["model"] for r in fake_anthropic.requests] == [
         "claude-haiku-5-5",
         "claude-opus-5-5",
-        "claude-sonnet-4-5-20250929",
+        "claude-old-test-1",
     ]
     assert any(
-        "deprecated" in w and "November 30th, 2026" in w and "claude-sonnet-5-5" in w
+        "deprecated" in w and "March 1st, 2031" in w and "claude-sonnet-5-5" in w
         for w in result.warnings
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pkgbuilder.config import LLMSettings, load_settings
-from pkgbuilder.llm.models import deprecated_model_warnings, deprecation_warning
+from pkgbuilder.llm.models import deprecated_model_warnings, deprecation_warning, load_table
 from pkgbuilder.llm.pricing import Price, cost_usd, is_priced, price_for
 from pkgbuilder.llm.prompts import MAX_CACHE_BREAKPOINTS, to_api_params, with_reask
 from pkgbuilder.llm.store import StoreError, read_request, response_path_for, write_request
@@ -88,10 +89,53 @@ def test_price_table_from_toml(tmp_path: Path) -> None:
     assert price_for(settings.llm.model, settings.llm.prices) == Price(4.0, 25.0, 5.0, 0.50)
 
 
-def test_deprecated_model_warning_comes_from_the_sdk_table() -> None:
-    warning = deprecation_warning("claude-sonnet-4-5-20250929")
-    assert warning and "end-of-life on November 30th, 2026" in warning
-    assert deprecation_warning(LLMSettings().model) is None
+OLD_MODEL = "claude-test-old-1"
+TABLE = {OLD_MODEL: "March 1st, 2031"}
+
+
+def fake_sdk(root: Path, source: str | None) -> Path:
+    """A directory shaped like the SDK package, with ``source`` as its private table module."""
+    (root / "_data").mkdir(parents=True)
+    if source is not None:
+        (root / "_data" / "deprecated_models.py").write_text(source)
+    return root
+
+
+def test_deprecation_table_is_read_from_the_sdk_file(tmp_path: Path) -> None:
+    sdk = fake_sdk(
+        tmp_path / "anthropic",
+        "from typing import Dict\n\nDEPRECATED_MODELS: Dict[str, str] = "
+        f"{TABLE!r}\n",
+    )
+    table = load_table([sdk])
+    assert table == TABLE
+    warning = deprecation_warning(OLD_MODEL, table)
+    assert warning and "end-of-life on March 1st, 2031" in warning
+    assert LLMSettings().model in warning  # names the current default as the way out
+    assert deprecation_warning(LLMSettings().model, table) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        None,  # the private module is gone
+        "DEPRECATED_MODELS = build_table()\n",  # no longer a literal
+        "DEPRECATED_MODELS = [('a', 'b')]\n",  # another shape
+        "DEPRECATED_MODELS = {'a': 1}\n",  # values are not dates
+        "MODELS_EOL = {'a': 'b'}\n",  # renamed
+        "def broken(:\n",  # not Python
+    ],
+)
+def test_deprecation_check_degrades_to_no_warning(
+    tmp_path: Path, source: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    sdk = fake_sdk(tmp_path / "anthropic", source)
+    with caplog.at_level(logging.INFO, logger="pkgbuilder.llm.models"):
+        table = load_table([sdk])
+    assert table == {}
+    assert deprecated_model_warnings(LLMSettings(model=OLD_MODEL), table) == []
+    lines = [r for r in caplog.records if r.name == "pkgbuilder.llm.models"]
+    assert len(lines) == 1 and "deprecation check skipped" in lines[0].getMessage()
 
 
 def test_request_store_roundtrip_and_integrity(tmp_path: Path) -> None:
@@ -110,11 +154,10 @@ def test_request_store_roundtrip_and_integrity(tmp_path: Path) -> None:
 
 
 def test_every_configured_model_is_checked() -> None:
-    settings = LLMSettings(model="claude-sonnet-5-5",
-                           models={"fix": "claude-sonnet-4-5-20250929"})
-    warnings = deprecated_model_warnings(settings)
-    assert len(warnings) == 1 and "claude-sonnet-4-5-20250929" in warnings[0]
-    assert "November 30th, 2026" in warnings[0]
+    settings = LLMSettings(model="claude-sonnet-5-5", models={"fix": OLD_MODEL, "plan": OLD_MODEL})
+    warnings = deprecated_model_warnings(settings, TABLE)
+    assert len(warnings) == 1 and OLD_MODEL in warnings[0]
+    assert "March 1st, 2031" in warnings[0]
 
 
 def test_the_deprecation_table_is_read_without_importing_the_sdk() -> None:
@@ -129,6 +172,9 @@ def test_the_deprecation_table_is_read_without_importing_the_sdk() -> None:
                           timeout=60, check=True)
     result = json.loads(proc.stdout)
     assert result["loaded"] is False
-    from anthropic._data import DEPRECATED_MODELS
-
-    assert result["table"] == dict(DEPRECATED_MODELS) and result["table"]
+    try:  # the static read agrees with the SDK's own import, whatever the SDK lists today
+        from anthropic._data import DEPRECATED_MODELS
+    except ImportError:  # the private module is gone: the check degrades to no table
+        assert result["table"] == {}
+    else:
+        assert result["table"] == dict(DEPRECATED_MODELS)

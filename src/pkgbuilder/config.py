@@ -8,14 +8,17 @@ them from their own environment when they need them.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from pkgbuilder.models.common import DEFAULT_COVERAGE_THRESHOLDS, Category, Model
 from pkgbuilder.state_dirs import ensure_state_dir
@@ -82,7 +85,7 @@ class PublishingSettings(Model):
     access: str = "public"
     tag: str = "latest"
     # Bound on one pack or `npm publish` command.
-    timeout_seconds: int = 600
+    timeout_seconds: int = Field(600, gt=0)
 
     @field_validator("access")
     @classmethod
@@ -95,35 +98,37 @@ class PublishingSettings(Model):
 class VerifySettings(Model):
     # Suite-level command run in the workspace root during VERIFY (argv list).
     command: list[str] | None = None
-    timeout_seconds: int = 1800
+    timeout_seconds: int = Field(1800, gt=0)
 
 
 class TimeoutSettings(Model):
-    install_seconds: int = 1800
-    build_seconds: int = 1800
-    test_seconds: int = 1800
-    quality_seconds: int = 900
-    heartbeat_seconds: int = 30
+    # Every timeout is a positive number of seconds: a zero or negative one would reach
+    # Temporal as an invalid duration and park the build forever.
+    install_seconds: int = Field(1800, gt=0)
+    build_seconds: int = Field(1800, gt=0)
+    test_seconds: int = Field(1800, gt=0)
+    quality_seconds: int = Field(900, gt=0)
+    heartbeat_seconds: int = Field(30, gt=0)
 
 
 class LLMSettings(Model):
     model: str = "claude-sonnet-5-5"
     # Per-purpose overrides, e.g. {"fix": "...", "generation": "..."}.
     models: dict[str, str] = Field(default_factory=dict)
-    max_attempts: int = 5
-    tokens_per_minute: int = 8000
-    max_output_tokens_cap: int = 32000
+    max_attempts: int = Field(5, ge=1)
+    tokens_per_minute: int = Field(8000, gt=0)
+    max_output_tokens_cap: int = Field(32000, gt=0)
     # Send each phase's temperature (in the request body when the SDK has no parameter for
     # it); turn off for a model that rejects sampling parameters.
     send_temperature: bool = True
-    request_timeout_seconds: float = 300.0
+    request_timeout_seconds: float = Field(300.0, gt=0)
     # The tokens-per-minute budget is counted over this sliding window; only tests shorten it.
-    rate_window_seconds: float = 60.0
+    rate_window_seconds: float = Field(60.0, gt=0)
     # Temporal retry backoff of model calls (a server's retry-after wins when it sends one).
-    retry_initial_interval_seconds: float = 2.0
-    retry_max_interval_seconds: float = 60.0
+    retry_initial_interval_seconds: float = Field(2.0, gt=0)
+    retry_max_interval_seconds: float = Field(60.0, gt=0)
     # A retry-after longer than this is clamped (a misbehaving proxy must not park a build).
-    max_retry_after_seconds: float = 600.0
+    max_retry_after_seconds: float = Field(600.0, ge=0)
     # USD per million tokens: input, output, cache_write, cache_read.
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
 
@@ -133,16 +138,16 @@ class LLMSettings(Model):
 
 class FixSettings(Model):
     enabled: bool = True
-    max_attempts: int = 3
-    max_output_tokens: int = 8000
-    temperature: float = 0.2
+    max_attempts: int = Field(3, ge=0, le=10)
+    max_output_tokens: int = Field(8000, gt=0)
+    temperature: float = Field(0.2, ge=0, le=1)
     # Caps on one model answer's file operations (LLM output is hostile input).
-    max_files_per_response: int = 50
-    max_file_bytes: int = 512 * 1024
-    max_response_bytes: int = 4 * 1024 * 1024
+    max_files_per_response: int = Field(50, gt=0)
+    max_file_bytes: int = Field(512 * 1024, gt=0)
+    max_response_bytes: int = Field(4 * 1024 * 1024, gt=0)
     # Package files sent with a fix request: total budget and per-file cap (bytes).
-    context_budget_bytes: int = 60_000
-    context_file_max_bytes: int = 24_000
+    context_budget_bytes: int = Field(60_000, gt=0)
+    context_file_max_bytes: int = Field(24_000, gt=0)
 
 
 class BuildSettings(Model):
@@ -227,6 +232,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"Cannot read config file {path}: {e.strerror}.") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+            f"{e.start}); save it as UTF-8."
+        ) from e
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
@@ -235,9 +245,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {path} is not valid: {e}.") from e
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold an object at the top level.")
-    # The seed's build-env.json spells the registry npmRegistry.
+    # The seed's build-env.json spells the registry npmRegistry, and names the workspace
+    # (which pkgbuilder takes from its WORKSPACE argument instead).
     if "npmRegistry" in data and "registry" not in data:
         data["registry"] = data.pop("npmRegistry")
+    data.pop("workspaceRoot", None)
     return data
 
 
@@ -276,6 +288,69 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     if tbg:
         over["turnBasedGeneration"] = tbg
     return over
+
+
+# Sections kept verbatim in BuildSettings and validated by the feature that owns them; their
+# models are imported lazily (they import this module).
+_FEATURE_SECTIONS = ("turnBasedGeneration", "orchestrator")
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class of a field typed ``M`` or ``M | None``, else None (dicts, lists...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [m for a in typing.get_args(annotation) if (m := _nested_model(a))]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def unknown_key_errors(data: dict[str, Any], model: type[BaseModel], where: str = "") -> list[str]:
+    """One sentence per key of ``data`` that ``model`` does not have, with the closest valid
+    key when one is near (``maxConcurentBuilds`` -> ``maxConcurrentBuilds``)."""
+    by_key: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        by_key[name] = field
+        if field.alias:
+            by_key[field.alias] = field
+    public = sorted(f.alias or n for n, f in model.model_fields.items())
+    errors: list[str] = []
+    for key, value in data.items():
+        field = by_key.get(key)
+        if field is None:
+            kind = "section" if isinstance(value, dict) else "key"
+            close = difflib.get_close_matches(key, public, n=1, cutoff=0.6)
+            if close:
+                hint = f"; did you mean '{where}{close[0]}'?"
+            else:
+                hint = f"; valid keys here: {', '.join(public)}."
+            errors.append(f"Unknown configuration {kind} '{where}{key}'{hint}")
+            continue
+        sub = _nested_model(field.annotation)
+        if sub is not None and isinstance(value, dict):
+            errors.extend(unknown_key_errors(value, sub, f"{where}{key}."))
+    return errors
+
+
+def _feature_models() -> dict[str, type[BaseModel]]:
+    from pkgbuilder.models.orchestrator import OrchestratorSettings
+    from pkgbuilder.phases.config import TurnBasedGenerationConfig
+
+    return {"turnBasedGeneration": TurnBasedGenerationConfig, "orchestrator": OrchestratorSettings}
+
+
+def check_known_keys(data: dict[str, Any], source: Path) -> None:
+    """Raise ConfigError naming the first unknown key of a config file (typos are errors,
+    never silently ignored)."""
+    errors = unknown_key_errors(data, BuildSettings)
+    features = _feature_models()
+    for section in _FEATURE_SECTIONS:
+        value = data.get(section)
+        if isinstance(value, dict):
+            errors.extend(unknown_key_errors(value, features[section], f"{section}."))
+    if errors:
+        more = f" ({len(errors) - 1} more unknown)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {errors[0]}{more}")
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +408,7 @@ def load_settings(
         if not path.is_file():
             raise ConfigError(f"Config file {path} does not exist.")
         data = _camel_keys(_strip_secrets(_read_file(path), warnings))
+        check_known_keys(data, path)
     data = _deep_merge(data, _env_overrides(env))
     if overrides:
         data = _deep_merge(data, _camel_keys(overrides))
@@ -341,12 +417,24 @@ def load_settings(
         warnings.append("the registry URL's user:password part is not passed to builds: give "
                         "the worker NPM_TOKEN in its environment instead")
     try:
-        return BuildSettings.model_validate(data)
+        settings = BuildSettings.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         msg = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
         raise ConfigError(f"Invalid configuration value at '{loc}': {msg}.") from e
+    _validate_feature_sections(settings)
+    return settings
+
+
+def _validate_feature_sections(settings: BuildSettings) -> None:
+    """Validate the verbatim sections at load, so a bad value is a config error before any
+    workflow starts (their owners validate again where they run)."""
+    from pkgbuilder.models.orchestrator import OrchestratorSettings
+    from pkgbuilder.phases.config import turn_based_config
+
+    turn_based_config(settings)
+    OrchestratorSettings.from_build_settings(settings)
 
 
 HOME_DIR_NAME = ".pkgbuilder"

@@ -1,51 +1,47 @@
 """Which Claude models the installed SDK calls deprecated (pure; used by the CLI, which warns
-before anything starts, and by the LLM activity, which warns in its result)."""
+before anything starts, and by the LLM activity, which warns in its result).
+
+The table lives in a *private* module of the SDK (``anthropic/_data/deprecated_models.py``)
+whose contents change with every SDK release and whose shape may change too. So the check is
+advisory: it reads the table as a literal (with ``ast``, without importing the SDK, which costs
+about 1.3 s at CLI start-up), and when the file is missing or is not the expected
+``DEPRECATED_MODELS = {str: str}`` literal it logs one line and warns about nothing. It never
+raises and never fails a build. Tests inject their own table (``table=``) or their own SDK
+directory (``sdk_dirs=``); none depends on what the installed SDK lists today."""
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import functools
 import importlib.util
+import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pkgbuilder.config import LLMSettings
 
+log = logging.getLogger(__name__)
 
-@functools.cache
-def deprecated_models() -> dict[str, str]:
-    """Model name -> end-of-life date, from the installed SDK's own table.
-
-    The table is read from the SDK's ``_data/deprecated_models.py`` as a literal, without
-    importing ``anthropic`` (about 1.3 s): the CLI checks the configured models before
-    anything starts and should not pay for the whole SDK. Falls back to importing it when
-    the file is not where SDK 2.x keeps it."""
-    table = _static_table()
-    if table is not None:
-        return table
-    table = {}
-    with contextlib.suppress(ImportError):
-        from anthropic.resources.messages.messages import DEPRECATED_MODELS as from_messages
-
-        table.update(from_messages)
-    with contextlib.suppress(ImportError):
-        from anthropic._data import DEPRECATED_MODELS as from_data
-
-        table.update(from_data)
-    return table
+TABLE_FILE = Path("_data") / "deprecated_models.py"
+TABLE_NAME = "DEPRECATED_MODELS"
 
 
-def _static_table() -> dict[str, str] | None:
+def sdk_package_dirs() -> list[Path]:
+    """Where the installed ``anthropic`` package lives (found without importing it)."""
     try:
-        spec = importlib.util.find_spec("anthropic")  # locates the package, imports nothing
+        spec = importlib.util.find_spec("anthropic")
     except (ImportError, ValueError):
-        return None
+        return []
     if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "_data" / "deprecated_models.py"
+        return []
+    return [Path(p) for p in spec.submodule_search_locations]
+
+
+def read_table(sdk_dirs: Iterable[Path]) -> dict[str, str] | None:
+    """The ``DEPRECATED_MODELS`` literal of the first SDK dir that has one, else None."""
+    for location in sdk_dirs:
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
+            tree = ast.parse((location / TABLE_FILE).read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError):
             continue
         for node in tree.body:
@@ -56,7 +52,7 @@ def _static_table() -> dict[str, str] | None:
                 target, value = node.targets[0], node.value
             else:
                 continue
-            if isinstance(target, ast.Name) and target.id == "DEPRECATED_MODELS":
+            if isinstance(target, ast.Name) and target.id == TABLE_NAME:
                 return _string_dict(value)
     return None
 
@@ -64,7 +60,7 @@ def _static_table() -> dict[str, str] | None:
 def _string_dict(node: ast.expr) -> dict[str, str] | None:
     try:
         value = ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
     if isinstance(value, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -73,9 +69,26 @@ def _string_dict(node: ast.expr) -> dict[str, str] | None:
     return None
 
 
-def deprecation_warning(model: str) -> str | None:
-    """A clear warning when ``model`` is deprecated, else None."""
-    eol = deprecated_models().get(model)
+def load_table(sdk_dirs: Iterable[Path] | None = None) -> dict[str, str]:
+    """Model name -> end-of-life date; ``{}`` (and one log line) when it cannot be read."""
+    dirs = list(sdk_package_dirs() if sdk_dirs is None else sdk_dirs)
+    table = read_table(dirs)
+    if table is None:
+        where = ", ".join(str(d / TABLE_FILE) for d in dirs) or "no anthropic package found"
+        log.info("model deprecation check skipped: no %s table in the SDK (%s)", TABLE_NAME, where)
+        return {}
+    return table
+
+
+@functools.cache
+def deprecated_models() -> dict[str, str]:
+    """The installed SDK's table, read once per process."""
+    return load_table()
+
+
+def deprecation_warning(model: str, table: Mapping[str, str] | None = None) -> str | None:
+    """A clear warning when ``model`` is deprecated (per ``table``, default the SDK's), else None."""
+    eol = (deprecated_models() if table is None else table).get(model)
     if eol is None:
         return None
     return (
@@ -84,7 +97,9 @@ def deprecation_warning(model: str) -> str | None:
     )
 
 
-def deprecated_model_warnings(settings: LLMSettings) -> list[str]:
+def deprecated_model_warnings(
+    settings: LLMSettings, table: Mapping[str, str] | None = None
+) -> list[str]:
     """Warnings for the configured default model and every per-purpose model."""
     models = dict.fromkeys([settings.model, *settings.models.values()])
-    return [w for m in models if (w := deprecation_warning(m))]
+    return [w for m in models if (w := deprecation_warning(m, table))]
