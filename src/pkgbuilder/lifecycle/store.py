@@ -10,7 +10,6 @@ the same record.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,13 +80,3 @@ def upsert_task(home: Path, name: str, task: TaskRecord) -> GenerationRecord:
         record.tasks[task.package] = task
 
     return update(home, name, change)
-
-
-def all_records(home: Path, repo: Path) -> list[GenerationRecord]:
-    out = []
-    for path in sorted(records_dir(home).glob("generation-*.json")):
-        with contextlib.suppress(UserError):
-            record = load(home, path.stem, repo)
-            if record is not None:
-                out.append(record)
-    return out

@@ -87,7 +87,7 @@ def deprecated_models() -> dict[str, str]:
 
 
 def deprecation_warning(model: str, table: Mapping[str, str] | None = None) -> str | None:
-    """A clear warning when ``model`` is deprecated (per ``table``, default the SDK's), else None."""
+    """A warning when ``model`` is deprecated (per ``table``, default the SDK's), else None."""
     eol = (deprecated_models() if table is None else table).get(model)
     if eol is None:
         return None

@@ -66,12 +66,6 @@ class SuiteBuildWorkflow:
         """Live state: phase and per-package status (what `pkgbuilder status` shows)."""
         return self._state
 
-    @workflow.signal
-    def set_concurrency(self, value: int) -> None:
-        if 1 <= value <= 64:
-            self._max_concurrent = value
-            self._state.max_concurrent = value
-
     @workflow.run
     async def run(self, inp: SuiteBuildInput) -> BuildReport:
         started = workflow.now()
