@@ -3,20 +3,32 @@ outcome of every package visible in Temporal, cancel and no-worker dead ends."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 from tests.conftest import REPO_ROOT, copy_workspace, free_port, pkgbuilder_cli
 from tests.test_cli_build import cli_env, run_cli
 
+from pkgbuilder import search_attributes as sa
 from pkgbuilder.config import find_workspace_root, resolve_home
+from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
 FAILING = REPO_ROOT / "tests" / "fixtures" / "failing-monorepo"
+
+
+@pytest.fixture
+def address(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
 
 
 def test_home_is_found_upward_from_any_subdirectory(tmp_path: Path) -> None:
@@ -94,3 +106,104 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
             viewer.wait(timeout=30)
     finally:
         _kill_kept_server(home)
+
+
+async def _visible(client: Client, query: str, want: int) -> list[str]:
+    """Workflow ids matching a list filter (visibility may lag a moment)."""
+    ids: list[str] = []
+    for _ in range(50):
+        ids = [wf.id async for wf in client.list_workflows(query)]
+        if len(ids) >= want:
+            return ids
+        await asyncio.sleep(0.2)
+    return ids
+
+
+@pytest.mark.slow
+async def test_no_worker_is_noticed_and_outcomes_are_search_attributes(
+        address: str, client: Client, tmp_path: Path) -> None:
+    ws = copy_workspace(FAILING, tmp_path / "ws")
+    env = cli_env(address)
+    detached = run_cli(["build", str(ws), "--detach", "--build-id", "nowork"], env)
+    assert detached.returncode == 0, detached.stderr
+    assert "no live worker polls task queue" in detached.stderr
+    assert "pkgbuilder build --resume" in detached.stderr
+    started = time.monotonic()
+    status = run_cli(["status", "nowork"], env)
+    assert time.monotonic() - started < 10, "status took too long to notice"
+    assert status.returncode == 1 and "no live worker serves task queue" in status.stderr
+    assert "pkgbuilder build --resume" in status.stderr and "Traceback" not in status.stderr
+    # One suite per workspace at a time.
+    again = run_cli(["build", str(ws), "--build-id", "second"], env)
+    assert again.returncode == 2 and "Build nowork of this workspace is unfinished" in again.stderr
+    resumed = run_cli(["build", str(ws), "--resume", "--json"], env)
+    assert resumed.returncode == 1, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["buildId"] == "nowork" and summary["failed"] == 1
+    by_name = {r["packageName"]: r for r in summary["packageReports"]}
+    # Blocked packages never started: no workflow id that would not exist.
+    assert by_name["@fx/top"]["status"] == "blocked" and by_name["@fx/top"]["workflowId"] == ""
+    failed = await _visible(client, 'PkgBuildId = "nowork" AND PkgStatus = "failed"', 1)
+    assert failed == [by_name["@fx/broken"]["workflowId"]]
+    ok = await _visible(client, 'PkgBuildId = "nowork" AND PkgStatus = "success"', 3)
+    assert len(ok) == 3
+    suites = await _visible(client, 'PkgBuildId = "nowork" AND PkgKind = "suite" AND '
+                                    'PkgResult = "failed"', 1)
+    assert suites == ["suite-nowork"]
+    child = await client.get_workflow_handle(failed[0]).describe()
+    assert child.typed_search_attributes.get(sa.BUILD_PHASE) == "done"
+    # A finished build id is not silently reused; --rebuild reuses it on purpose.
+    reuse = run_cli(["build", str(ws), "--build-id", "nowork"], env)
+    assert reuse.returncode == 2 and "--rebuild" in reuse.stderr, reuse.stderr
+    rebuilt = run_cli(["build", str(ws), "--build-id", "nowork", "--rebuild", "--only",
+                       "@fx/solo"], env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+
+
+@pytest.mark.slow
+async def test_interrupt_then_cancel_prints_the_summary(
+        address: str, client: Client, tmp_path: Path) -> None:
+    """Ctrl-C leaves the suite unfinished and says what to run; cancel (no worker left)
+    runs one in-process, and the resumed foreground build ends with the summary and
+    'cancelled'; status shows that summary afterwards."""
+    ws = copy_workspace(FAILING, tmp_path / "ws")
+    env = cli_env(address, PKGBUILDER_TEST_SLEEP_MS="15000")
+    handle = client.get_workflow_handle("suite-intr")
+
+    async def wait_active() -> None:
+        for _ in range(300):
+            with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+                if (await handle.query(SuiteBuildWorkflow.get_state)).active:
+                    return
+            await asyncio.sleep(0.2)
+        raise AssertionError("no package started")
+
+    first = subprocess.Popen([pkgbuilder_cli(), "build", str(ws), "--build-id", "intr"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    await wait_active()
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    assert "Interrupted: build intr is unfinished" in err and "packages are done and kept" in err
+    assert "pkgbuilder build --resume" in err and "pkgbuilder cancel intr" in err
+    resumed = subprocess.Popen([pkgbuilder_cli(), "build", str(ws), "--resume"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    await asyncio.sleep(1.0)
+    await wait_active()
+    cancel = run_cli(["cancel", "intr"], env)
+    assert cancel.returncode == 0, cancel.stderr
+    assert "suite intr cancelled" in cancel.stderr and "cancelled" in cancel.stdout
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 1, err
+    assert "— cancelled" in out.replace("\n", " "), out
+    status = run_cli(["status", "intr", "--json"], env)
+    assert status.returncode == 1, status.stderr
+    report = json.loads(status.stdout)
+    assert report["error"] == "cancelled" and report["cancelled"] >= 1
+    for r in report["packageReports"]:
+        assert r["version"] == "1.0.0"
+        if r["status"] == "cancelled" and r["startTime"] is None:
+            assert r["duration"] == 0 and r["endTime"] is None
+    running = [r for r in report["packageReports"] if r["status"] == "cancelled" and r["startTime"]]
+    assert running and all(r["duration"] > 0 for r in running)
+    assert not [r for r in report["slowestPackages"] if r["status"] == "cancelled"]

@@ -48,7 +48,9 @@ def build_suite_report(
     def count(status: PackageStatus) -> int:
         return sum(1 for r in reports if r.status is status)
 
-    ran = [r for r in reports if r.start_time is not None]
+    # A cancelled package's duration is how long it ran until the cancel, not a build time.
+    ran = [r for r in reports
+           if r.start_time is not None and r.status is not PackageStatus.CANCELLED]
     slowest = sorted(ran, key=lambda r: r.duration, reverse=True)[:top_n]
     most_fixes = sorted(
         (r for r in reports if r.fix_attempts), key=lambda r: len(r.fix_attempts), reverse=True
@@ -65,6 +67,7 @@ def build_suite_report(
         failed=count(PackageStatus.FAILED),
         blocked=count(PackageStatus.BLOCKED),
         skipped=count(PackageStatus.SKIPPED),
+        cancelled=count(PackageStatus.CANCELLED),
         total_duration=total_duration_ms,
         total_fix_attempts=sum(len(r.fix_attempts) for r in reports),
         slowest_packages=slowest,

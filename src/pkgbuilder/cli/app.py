@@ -16,6 +16,7 @@ from pkgbuilder.cli import generate as generate_cmds
 from pkgbuilder.cli import generation as generation_cmds
 from pkgbuilder.cli import orchestrator as orchestrator_cmds
 from pkgbuilder.cli import registry as registry_cmds
+from pkgbuilder.cli import status as status_cmds
 from pkgbuilder.cli import ui as ui_cmds
 from pkgbuilder.cli.common import console, fail, run_async, settings_for, temporal_client
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 
 build_cmds.register(app)
+status_cmds.register(app)
 generate_cmds.register(app)
 ui_cmds.register(app)
 app.add_typer(registry_cmds.app)

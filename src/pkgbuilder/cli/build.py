@@ -1,4 +1,4 @@
-"""``pkgbuilder build``, ``status`` and ``cancel``."""
+"""``pkgbuilder build``: start (or resume) a suite and follow it to its summary."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import typer
 from rich.live import Live
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -23,6 +22,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
@@ -36,63 +36,107 @@ from pkgbuilder.cli.common import (
 )
 from pkgbuilder.cli.progress import LineProgress, state_table, summary_table
 from pkgbuilder.cli.publishing import prepare_publishing, publish_overrides, publish_table
+from pkgbuilder.cli.suites import (
+    suite_input,
+    suite_workflow_id,
+    unfinished_suites,
+    waiting_tasks,
+    written_summary,
+)
 from pkgbuilder.config import BuildSettings, ConfigError
 from pkgbuilder.errors import UserError
-from pkgbuilder.models.build import BuildReport, SuiteBuildInput, SuiteState
+from pkgbuilder.models.build import BuildReport, PackageStatus, SuiteBuildInput, SuiteState
 from pkgbuilder.models.common import check_safe_id
-from pkgbuilder.runtime.client import ensure_search_attributes, has_dedicated_workers
+from pkgbuilder.runtime.client import (
+    ensure_search_attributes,
+    has_dedicated_workers,
+    live_pollers,
+)
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
 USER_ERROR_TYPES = {"WorkspaceError", "ConfigError"}
 
 
-def suite_workflow_id(build_id: str) -> str:
-    return f"suite-{build_id}"
-
-
 def exit_code_for(report: BuildReport) -> int:
-    """0 when everything succeeded or was skipped, 1 when anything failed or was blocked."""
+    """0 when everything succeeded or was skipped, 1 when anything failed, was blocked or
+    cancelled."""
     if report.failed or report.blocked or report.verify_passed is False or report.error:
         return 1
     return 0
 
 
-async def _follow(
-    handle: WorkflowHandle[Any, Any], show: bool, worker: Worker | None = None
-) -> BuildReport:
-    """Wait for the suite's result, rendering its live state meanwhile.
+# Work waiting this long for a worker means no live worker serves the task queue.
+UNSERVED_SECONDS = 10.0
 
-    ``worker``: this command's in-process worker; should it stop, nothing would ever run
-    the suite's next task, so the command ends with a clear error instead of waiting."""
-    result_task = asyncio.ensure_future(handle.result())
-    # In a terminal the live table is replaced by the summary when the build ends (the
-    # summary is the final truth); elsewhere progress goes out as plain lines.
-    live = (Live(console=console, refresh_per_second=4, transient=True)
-            if show and console.is_terminal else None)
-    lines = LineProgress() if show and live is None else None
-    with live if live is not None else contextlib.nullcontext():
-        while not result_task.done():
-            if worker is not None and worker.is_shutdown:
+
+class _Follower:
+    """Follows a suite to its end: live table or lines, and a watchdog that starts an
+    in-process worker when the suite's work waits for one that never comes (a dedicated
+    worker seen polling may have died, e.g. SIGKILL)."""
+
+    def __init__(self, client: Client, settings: BuildSettings, handle: WorkflowHandle[Any, Any],
+                 show: bool, stack: contextlib.AsyncExitStack, worker: Worker | None) -> None:
+        self.client, self.settings, self.handle, self.show = client, settings, handle, show
+        self.stack, self.worker = stack, worker
+        self.state: SuiteState | None = None
+
+    async def run(self) -> BuildReport:
+        result_task = asyncio.ensure_future(self.handle.result())
+        # In a terminal the live table is replaced by the summary when the build ends (the
+        # summary is the final truth); elsewhere progress goes out as plain lines.
+        live = (Live(console=console, refresh_per_second=4, transient=True)
+                if self.show and console.is_terminal else None)
+        lines = LineProgress() if self.show and live is None else None
+        last_check = asyncio.get_running_loop().time()
+        try:
+            with live if live is not None else contextlib.nullcontext():
+                while not result_task.done():
+                    if self.worker is not None and self.worker.is_shutdown:
+                        raise UserError(
+                            "The in-process worker stopped before the build ended; the build "
+                            "is durable: run 'pkgbuilder build --resume' (or 'pkgbuilder "
+                            "worker') to finish it.")
+                    await self._poll_state(live, lines)
+                    now = asyncio.get_running_loop().time()
+                    if self.worker is None and now - last_check >= 3.0:
+                        last_check = now
+                        await self._watchdog(live)
+                    await asyncio.wait({result_task}, timeout=1.0)
+        finally:
+            if not result_task.done():
                 result_task.cancel()
-                raise UserError(
-                    "The in-process worker stopped before the build ended; the build is "
-                    f"durable: run 'pkgbuilder worker' to finish it, then 'pkgbuilder status "
-                    f"{handle.id.removeprefix('suite-')}'."
-                )
-            if show:
-                try:
-                    state: SuiteState = await handle.query(
-                        SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
-                    )
-                    if live is not None and state.packages:
-                        live.update(state_table(state))
-                    elif lines is not None:
-                        for line in lines.lines(state):
-                            console.print(line, highlight=False, soft_wrap=True)
-                except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-                    pass  # a query can race with the first workflow task; try again
-            await asyncio.wait({result_task}, timeout=1.0)
-    return await result_task
+        return await result_task
+
+    async def _poll_state(self, live: Live | None, lines: LineProgress | None) -> None:
+        try:
+            state: SuiteState = await self.handle.query(
+                SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5))
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            return  # a query can race with the first workflow task, or no worker answers
+        self.state = state
+        if live is not None and state.packages:
+            live.update(state_table(state))
+        elif lines is not None:
+            for line in lines.lines(state):
+                console.print(line, highlight=False, soft_wrap=True)
+
+    async def _watchdog(self, live: Live | None) -> None:
+        ids = [self.handle.id]
+        if self.state is not None:
+            ids += [p.workflow_id for p in self.state.packages
+                    if p.status is PackageStatus.BUILDING and p.workflow_id]
+        waiting = await waiting_tasks(self.client, ids, UNSERVED_SECONDS)
+        if not waiting:
+            return
+        from pkgbuilder.runtime.worker import running_workers
+
+        message = (f"{waiting[0]} waited more than {UNSERVED_SECONDS:.0f} s for a worker on "
+                   f"task queue '{self.settings.temporal.task_queue}' (the worker seen there "
+                   "is gone): running one in-process")
+        (live.console if live is not None else console).print(message, highlight=False,
+                                                               soft_wrap=True)
+        self.worker = await self.stack.enter_async_context(
+            running_workers(self.client, self.settings))
 
 
 def _failure_message(err: WorkflowFailureError) -> tuple[str, int]:
@@ -105,6 +149,36 @@ def _failure_message(err: WorkflowFailureError) -> tuple[str, int]:
     return str(err), 1
 
 
+def _was_cancelled(err: WorkflowFailureError) -> bool:
+    return isinstance(err.cause, TemporalCancelledError)
+
+
+async def _interrupted(handle: WorkflowHandle[Any, Any], build_id: str, flag: str) -> UserError:
+    """Ctrl-C: the suite stays unfinished (durable); say what was kept and what to run."""
+    kept = ""
+    with contextlib.suppress(Exception):
+        state: SuiteState = await asyncio.wait_for(
+            handle.query(SuiteBuildWorkflow.get_state), 3.0)
+        done = [p for p in state.packages if p.status not in (
+            PackageStatus.PENDING, PackageStatus.BUILDING)]
+        kept = f" {len(done)} of {len(state.packages)} packages are done and kept;"
+    return UserError(
+        f"Interrupted: build {build_id} is unfinished;{kept} the packages being built are "
+        f"built again when it resumes. Resume it with 'pkgbuilder build --resume{flag}', "
+        f"or cancel it with 'pkgbuilder cancel {build_id}{flag}'.", exit_code=130)
+
+
+async def _refuse_reuse(client: Client, build_id: str) -> None:
+    """A build id names one suite: reusing a finished one needs --rebuild."""
+    try:
+        desc = await client.get_workflow_handle(suite_workflow_id(build_id)).describe()
+    except RPCError:
+        return
+    status = desc.status.name.lower() if desc.status else "closed"
+    raise UserError(f"Build id {build_id} was already used (that suite is {status}); choose "
+                    "another --build-id, or pass --rebuild to run it again under the same id.")
+
+
 async def run_build(
     settings: BuildSettings,
     workspace: Path,
@@ -114,6 +188,8 @@ async def run_build(
     as_json: bool,
     detach: bool,
     keep_server: bool = False,
+    resume: bool = False,
+    rebuild: bool = False,
 ) -> int:
     inp = SuiteBuildInput(
         build_id=build_id,
@@ -122,49 +198,81 @@ async def run_build(
         only=only,
         config=settings,
     )
+    flag = workspace_flag(workspace)
+    tq = settings.temporal.task_queue
     async with temporal_client(settings, allow_embedded=not detach,
                                keep_server=keep_server) as (client, embedded):
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
-        tq = settings.temporal.task_queue
-        need_worker = not detach and (
-            embedded or not await has_dedicated_workers(client, settings.temporal.namespace, tq)
-        )
-        wf_id = suite_workflow_id(build_id)
-        try:
+        unfinished = await unfinished_suites(client, workspace)
+        if resume:
+            if not unfinished:
+                raise UserError(f"No unfinished build of {workspace}; start one with "
+                                "'pkgbuilder build'.")
+            build_id = unfinished[0]
+            handle = client.get_workflow_handle(suite_workflow_id(build_id),
+                                                result_type=BuildReport)
+            inp = await suite_input(client, handle) or inp
+            if not as_json:
+                console.print(f"resuming [bold]{handle.id}[/]")
+        else:
+            if unfinished:
+                other = unfinished[0]
+                raise UserError(
+                    f"Build {other} of this workspace is unfinished (one suite per workspace "
+                    f"at a time): resume it with 'pkgbuilder build --resume{flag}', look at it "
+                    f"with 'pkgbuilder status {other}{flag}', or cancel it with 'pkgbuilder "
+                    f"cancel {other}{flag}'.")
+            if not rebuild:
+                await _refuse_reuse(client, build_id)
             handle = await client.start_workflow(
                 SuiteBuildWorkflow.run,
                 inp,
-                id=wf_id,
+                id=suite_workflow_id(build_id),
                 task_queue=tq,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 static_summary=f"pkgbuilder suite {build_id} ({workspace.name})",
             )
-        except RPCError as e:
-            if "already" in e.message.lower():
-                raise UserError(
-                    f"A build with id {build_id} is already running; follow it with "
-                    f"'pkgbuilder status {build_id}' or choose another --build-id."
-                ) from e
-            raise
-        if not as_json:
-            console.print(f"started [bold]{wf_id}[/] on task queue '{tq}'")
+            if not as_json:
+                console.print(f"started [bold]{handle.id}[/] on task queue '{tq}'")
         if detach:
             if as_json:
-                out.print_json(json.dumps({"buildId": build_id, "workflowId": wf_id}))
+                out.print_json(json.dumps({"buildId": build_id, "workflowId": handle.id}))
             else:
-                console.print(f"detached; follow with 'pkgbuilder status {build_id}'")
+                console.print(f"detached; follow with 'pkgbuilder status {build_id}{flag}'")
+            if not await live_pollers(client, settings.temporal.namespace, tq):
+                console.print(
+                    f"[yellow]warning:[/] no live worker polls task queue '{tq}': nothing "
+                    f"runs this build until one does; start one with 'pkgbuilder worker', or "
+                    f"follow it here with 'pkgbuilder build --resume{flag}'.",
+                    highlight=False, soft_wrap=True)
             return 0
-        if need_worker:
-            from pkgbuilder.runtime.worker import running_workers
+        need_worker = embedded or not await has_dedicated_workers(
+            client, settings.temporal.namespace, tq)
+        async with contextlib.AsyncExitStack() as stack:
+            worker: Worker | None = None
+            if need_worker:
+                from pkgbuilder.runtime.worker import running_workers
 
-            if not embedded and not as_json:
-                console.print("no dedicated worker polls this task queue: running one in-process")
-            async with running_workers(client, settings) as worker:
-                report = await _wait(handle, as_json, worker)
-        else:
-            report = await _wait(handle, as_json)
-    _print_report(report, as_json)
+                if not embedded and not as_json:
+                    console.print("no dedicated worker polls this task queue: running one "
+                                  "in-process")
+                worker = await stack.enter_async_context(running_workers(client, settings))
+            follower = _Follower(client, settings, handle, not as_json, stack, worker)
+            try:
+                report = await follower.run()
+            except asyncio.CancelledError:
+                raise await _interrupted(handle, build_id, flag) from None
+            except WorkflowFailureError as e:
+                if not _was_cancelled(e):
+                    message, code = _failure_message(e)
+                    raise UserError(message, exit_code=code) from e
+                summary = written_summary(inp)
+                if summary is None:
+                    raise UserError(f"Build {build_id} was cancelled before it wrote a "
+                                    "summary.", exit_code=1) from e
+                report = summary
+    print_report(report, as_json)
     console.print(where_to_look(settings, build_id, workspace, embedded and not keep_server),
                   highlight=False, soft_wrap=True)
     return exit_code_for(report)
@@ -203,17 +311,7 @@ def where_to_look(settings: BuildSettings, build_id: str, workspace: Path,
             f"summary: pkgbuilder status {build_id}{flag}")
 
 
-async def _wait(
-    handle: WorkflowHandle[Any, Any], as_json: bool, worker: Worker | None = None
-) -> BuildReport:
-    try:
-        return await _follow(handle, show=not as_json, worker=worker)
-    except WorkflowFailureError as e:
-        message, code = _failure_message(e)
-        raise UserError(message, exit_code=code) from e
-
-
-def _print_report(report: BuildReport, as_json: bool) -> None:
+def print_report(report: BuildReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.to_json_dict(), indent=2))
         return
@@ -247,6 +345,10 @@ def register(app: typer.Typer) -> None:
             False, "--keep-server",
             help="Leave the embedded server (and its UI) running after the build; stop it "
                  "with 'pkgbuilder ui --stop'."),
+        resume: bool = typer.Option(
+            False, "--resume", help="Follow (and run) this workspace's unfinished build."),
+        rebuild: bool = typer.Option(
+            False, "--rebuild", help="Run again under a --build-id that was already used."),
     ) -> None:
         """Build every package of WORKSPACE in dependency order, in parallel."""
         if build_id is not None:
@@ -268,30 +370,8 @@ def register(app: typer.Typer) -> None:
         settings = user_errors(prepare_publishing)(settings, registry)
         bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         code = run_async(run_build(settings, workspace, plan, only, bid, as_json, detach,
-                                        keep_server))
+                                   keep_server, resume, rebuild))
         raise typer.Exit(code)
-
-    @app.command()
-    def status(
-        build_id: str | None = typer.Argument(None, help="Build id (default: the latest)."),
-        as_json: bool = typer.Option(False, "--json"),
-        workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
-    ) -> None:
-        """Show the live state of a running suite, or the summary of a finished one."""
-        if build_id is not None:
-            _check_build_id(build_id)
-        settings = settings_for(workspace)
-        raise typer.Exit(run_async(_status(settings, build_id, as_json)))
-
-    @app.command()
-    def cancel(
-        build_id: str = typer.Argument(..., help="Build id."),
-        workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
-    ) -> None:
-        """Cancel a running suite (its running package builds are cancelled too)."""
-        _check_build_id(build_id)
-        settings = settings_for(workspace)
-        run_async(_cancel(settings, build_id))
 
 
 def _fail_now(message: str) -> None:
@@ -326,55 +406,3 @@ def _prevalidate(workspace: Path, plan: Path | None, only: list[str]) -> None:
         discover_workspace(workspace, plan, only=only or None)
     except UserError as e:
         _fail_now(str(e))
-
-
-async def _latest_build_id(client: Client) -> str:
-    async for wf in client.list_workflows("WorkflowType = 'SuiteBuildWorkflow'", limit=1):
-        return wf.id.removeprefix("suite-")
-    raise UserError("No suite builds found; start one with 'pkgbuilder build'.")
-
-
-async def _status(settings: BuildSettings, build_id: str | None, as_json: bool) -> int:
-    async with temporal_client(settings, allow_embedded=True) as (client, _):
-        bid = build_id or await _latest_build_id(client)
-        handle = client.get_workflow_handle(suite_workflow_id(bid), result_type=BuildReport)
-        try:
-            desc = await handle.describe()
-        except RPCError as e:
-            raise UserError(f"No build with id {bid} was found.") from e
-        if desc.status == WorkflowExecutionStatus.RUNNING:
-            try:
-                state: SuiteState = await handle.query(SuiteBuildWorkflow.get_state)
-            except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
-                raise UserError(f"Build {bid} did not answer the state query: {e}.") from e
-            if as_json:
-                print(json.dumps(state.to_json_dict(), indent=2))
-            else:
-                out.print(state_table(state))
-            return 0
-        if desc.status == WorkflowExecutionStatus.COMPLETED:
-            report: BuildReport = await handle.result()
-            _print_report(report, as_json)
-            return exit_code_for(report)
-        status_name = desc.status.name.lower() if desc.status else "unknown"
-        if as_json:
-            print(json.dumps({"buildId": bid, "status": status_name}))
-        else:
-            out.print(f"suite {bid} is {status_name}")
-        return 1
-
-
-async def _cancel(settings: BuildSettings, build_id: str) -> int:
-    async with temporal_client(settings) as (client, _):
-        handle = client.get_workflow_handle(suite_workflow_id(build_id))
-        try:
-            desc = await handle.describe()
-        except RPCError as e:
-            raise UserError(f"No build with id {build_id} was found.") from e
-        if desc.status != WorkflowExecutionStatus.RUNNING:
-            raise UserError(f"Build {build_id} is not running.", exit_code=1)
-        await handle.cancel()
-        console.print(f"cancellation requested for suite {build_id}")
-        return 0
-
-

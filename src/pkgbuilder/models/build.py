@@ -65,6 +65,7 @@ class PackageStatus(StrEnum):
     FAILED = "failed"
     BLOCKED = "blocked"
     SKIPPED = "skipped"
+    CANCELLED = "cancelled"  # the suite was cancelled before the package finished
 
 
 class BuildMetrics(Model):
@@ -220,9 +221,11 @@ class PackageState(Model):
     """Live state of one package inside the suite (query result)."""
 
     name: str
+    version: str = "0.0.0"
     category: Category
     dependencies: list[str]
     status: PackageStatus = PackageStatus.PENDING
+    # Set when its child workflow starts: a package that never started has none.
     workflow_id: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -253,6 +256,7 @@ class BuildReport(Model):
     failed: int
     blocked: int = 0
     skipped: int = 0
+    cancelled: int = 0
     total_duration: int  # ms
     total_fix_attempts: int = 0
     slowest_packages: list[PackageBuildReport] = Field(default_factory=list)

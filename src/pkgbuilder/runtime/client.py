@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
@@ -60,11 +61,16 @@ async def connect(address: str, namespace: str = "default") -> Client:
     )
 
 
-async def has_dedicated_workers(client: Client, namespace: str, task_queue: str) -> bool:
-    """True when a worker that outlives any one command polls ``task_queue``'s workflows.
+# A live worker polls again at least once a minute (a long poll lasts up to 60 s); the
+# server lists a poller for minutes after its worker died (e.g. SIGKILL), so only pollers
+# seen this recently count as alive.
+LIVE_POLLER_SECONDS = 70.0
 
-    The in-process worker of another ``pkgbuilder build`` does not count: it stops when that
-    command ends, and a build relying on it would then wait for a worker forever."""
+
+async def live_pollers(client: Client, namespace: str, task_queue: str,
+                       max_age: float = LIVE_POLLER_SECONDS) -> list[str]:
+    """Identities of the workers that polled ``task_queue``'s workflow tasks within
+    ``max_age`` seconds."""
     resp = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=namespace,
@@ -72,7 +78,22 @@ async def has_dedicated_workers(client: Client, namespace: str, task_queue: str)
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         )
     )
-    return any(IN_PROCESS_TAG not in poller.identity for poller in resp.pollers)
+    now = time.time()
+    return [
+        poller.identity for poller in resp.pollers
+        if not poller.HasField("last_access_time")
+        or now - poller.last_access_time.ToSeconds() <= max_age
+    ]
+
+
+async def has_dedicated_workers(client: Client, namespace: str, task_queue: str) -> bool:
+    """True when a live worker that outlives any one command polls ``task_queue``.
+
+    The in-process worker of another ``pkgbuilder build`` does not count: it stops when that
+    command ends, and a build relying on it would then wait for a worker forever. Nor does
+    the stale poller of a worker that died (see ``LIVE_POLLER_SECONDS``)."""
+    return any(IN_PROCESS_TAG not in identity
+               for identity in await live_pollers(client, namespace, task_queue))
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> bool:

@@ -83,6 +83,7 @@ class StepFailed(Exception):
 class PackageBuildWorkflow:
     def __init__(self) -> None:
         self._phase = "starting"
+        self._search_attributes = False
         self._report: PackageBuildReport | None = None
         self._fix_stopped: str | None = None
 
@@ -109,6 +110,7 @@ class PackageBuildWorkflow:
             category=pkg.category,
         )
         self._report = report
+        self._search_attributes = inp.search_attributes
         if inp.search_attributes:
             workflow.upsert_search_attributes(
                 [sa.PACKAGE_NAME.value_set(pkg.name), sa.BUILD_ID.value_set(inp.build_id),
@@ -133,6 +135,7 @@ class PackageBuildWorkflow:
             report.failed_phase = self._phase
             if is_cancelled_exception(e):
                 # the workflow itself was cancelled while an activity ran
+                report.status = PackageStatus.CANCELLED
                 report.error = f"{self._phase}: cancelled"
                 await self._finish(report, start, root, date)
                 raise asyncio.CancelledError() from e
@@ -140,7 +143,7 @@ class PackageBuildWorkflow:
             msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
             report.error = f"{self._phase}: {msg}"
         except asyncio.CancelledError:
-            report.status = PackageStatus.FAILED
+            report.status = PackageStatus.CANCELLED
             report.failed_phase = self._phase
             report.error = f"{self._phase}: cancelled"
             await self._finish(report, start, root, date)
@@ -168,7 +171,12 @@ class PackageBuildWorkflow:
         report.end_time = end
         assert report.start_time is not None
         report.duration = int((end - report.start_time).total_seconds() * 1000)
-        self._phase = "report"
+        self._set_phase("report")
+        # The outcome, for the UI's list filter (PkgStatus = "failed") and at a glance.
+        workflow.set_current_details(f"**{report.status.value}**"
+                                     + (f" — {report.error}" if report.error else ""))
+        if self._search_attributes:
+            workflow.upsert_search_attributes([sa.STATUS.value_set(report.status.value)])
         try:
             # A local activity: a small file write needs no task-queue round trip, and the
             # parent learns the result (and frees the slot) one workflow task sooner.
@@ -178,10 +186,17 @@ class PackageBuildWorkflow:
                 start_to_close_timeout=SHORT_TIMEOUT,
                 retry_policy=FILE_RETRY,
             )
+            self._set_phase("done")
             return written.path
         except ActivityError:
             workflow.logger.warning("could not write the report of %s", report.package_name)
             return None
+
+    def _set_phase(self, phase: str) -> None:
+        """The step running now: queryable, and the PkgBuildPhase search attribute."""
+        self._phase = phase
+        if self._search_attributes:
+            workflow.upsert_search_attributes([sa.BUILD_PHASE.value_set(phase)])
 
     async def _step(
         self, activity: Callable[[Any], Awaitable[StepResult]], arg: Any, seconds: int, hb: int
@@ -194,7 +209,7 @@ class PackageBuildWorkflow:
         t = inp.config.timeouts
         hb = t.heartbeat_seconds
         if not inp.workspace_installed:
-            self._phase = "install"
+            self._set_phase("install")
             inst = await self._step(
                 build_acts.install_workspace,
                 InstallInput(workspace_root=inp.workspace_root,
@@ -225,13 +240,13 @@ class PackageBuildWorkflow:
         """build → test → quality; returns the failures (empty when all passed)."""
         t = step_in.settings.timeouts
         hb = t.heartbeat_seconds
-        self._phase = "build"
+        self._set_phase("build")
         build = await self._step(build_acts.build_package, step_in, t.build_seconds, hb)
         report.build_metrics.build_time = build.duration_ms
         report.quality.type_script_errors = build.type_script_errors
         if not build.ok:
             return build.failures
-        self._phase = "test"
+        self._set_phase("test")
         test = await self._step(build_acts.test_package, step_in, t.test_seconds, hb)
         report.build_metrics.test_time = test.duration_ms
         report.quality.test_coverage = test.coverage_percent
@@ -247,7 +262,7 @@ class PackageBuildWorkflow:
             failures.append(Failure(type=FailureType.TEST,
                                     message="the package has no test script and "
                                             "publishing.requireTests is on"))
-        self._phase = "quality"
+        self._set_phase("quality")
         settings = step_in.settings
         category = step_in.package.category
         threshold = settings.testing.threshold_for(category)
@@ -281,7 +296,7 @@ class PackageBuildWorkflow:
             if not any(f.type in FIXABLE for f in failures):
                 break
             attempt += 1
-            self._phase = f"fix-{attempt}"
+            self._set_phase(f"fix-{attempt}")
             outcome = await run_fix_attempt(FixAttemptInput(
                 build_id=inp.build_id,
                 workspace_root=inp.workspace_root,
@@ -309,7 +324,7 @@ class PackageBuildWorkflow:
         """Publish step (issue 3): reached only when build, tests and quality passed."""
         if not publishing.publishing_active(inp.config) or inp.defer_publish:
             return
-        self._phase = "publish"
+        self._set_phase("publish")
         try:
             result = await publishing.publish_package(
                 inp.config, inp.build_id, inp.workspace_root, inp.package, inp.package_manager

@@ -88,14 +88,21 @@ class SuiteBuildWorkflow:
             self._state.error = "cancelled"
             for p in self._state.packages:
                 if p.status not in FINAL:
-                    p.status = PackageStatus.FAILED if p.status is PackageStatus.BUILDING \
-                        else PackageStatus.BLOCKED
+                    p.status = PackageStatus.CANCELLED
                     p.error = p.error or "suite cancelled"
             await self._complete(started)
             raise
         return await self._complete(started)
 
     # -- phases -------------------------------------------------------------------------
+
+    def _outcome(self) -> str:
+        """The suite's result for the ``PkgResult`` search attribute."""
+        if self._state.error == "cancelled":
+            return "cancelled"
+        bad = any(p.status not in DONE_OK for p in self._state.packages)
+        return "failed" if bad or self._state.error or self._state.verify_passed is False \
+            else "success"
 
     def _enter(self, phase: SuitePhase) -> None:
         self._state.phase = phase
@@ -108,9 +115,11 @@ class SuiteBuildWorkflow:
         for p in self._state.packages:
             counts[p.status.value] = counts.get(p.status.value, 0) + 1
         parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        failed = [p.name for p in self._state.packages if p.status is PackageStatus.FAILED]
         workflow.set_current_details(
             f"**{self._state.phase.value}** — {parts or 'discovering packages'}"
             + (f"\n\nbuilding: {', '.join(self._state.active)}" if self._state.active else "")
+            + (f"\n\nfailed: {', '.join(failed)}" if failed else "")
         )
 
     async def _initialize(self, inp: SuiteBuildInput) -> WorkspaceGraph:
@@ -133,8 +142,8 @@ class SuiteBuildWorkflow:
             raise
         self._graph = graph
         self._state.packages = [
-            PackageState(name=p.name, category=p.category, dependencies=p.dependencies,
-                         workflow_id=f"build-{inp.build_id}-{name_slug(p.name)}")
+            PackageState(name=p.name, version=p.version, category=p.category,
+                         dependencies=p.dependencies)
             for p in graph.packages
         ]
         estimates = await workflow.execute_local_activity(
@@ -195,6 +204,13 @@ class SuiteBuildWorkflow:
             while ready and len(running) < self._max_concurrent:
                 name = ready.pop(0)
                 node = nodes[name]
+                # Marked building now, not when the task first runs, so that the details
+                # and queries of this workflow task already show it.
+                state = self._pkg(name)
+                state.status = PackageStatus.BUILDING
+                state.start_time = workflow.now()
+                state.workflow_id = f"build-{self._inp.build_id}-{name_slug(name)}"
+                self._state.active.append(name)
                 task = asyncio.create_task(self._run_child(node, graph, nodes, build_start,
                                                            end_times))
                 running[task] = name
@@ -242,9 +258,6 @@ class SuiteBuildWorkflow:
                          nodes: dict[str, PackageNode], build_start: datetime,
                          end_times: dict[str, datetime]) -> PackageBuildResult:
         state = self._pkg(node.name)
-        state.status = PackageStatus.BUILDING
-        state.start_time = workflow.now()
-        self._state.active.append(node.name)
         if generation_child.wants_generation(self._inp.config, node):  # issue 4
             node = await generation_child.generate_package(
                 self._inp, node, graph.package_manager, graph.packages.index(node))
@@ -358,6 +371,8 @@ class SuiteBuildWorkflow:
             retry_policy=FILE_RETRY,
         )
         summary.summary_path = written.path
+        if self._inp.search_attributes:
+            workflow.upsert_search_attributes([sa.RESULT.value_set(self._outcome())])
         self._state.phase = SuitePhase.DONE
         self._update_details()
         return summary
@@ -370,11 +385,15 @@ class SuiteBuildWorkflow:
             if p.error and rep.error is None:
                 rep.error = p.error
             return rep
+        ran = p.start_time is not None and p.end_time is not None
         return PackageBuildReport(
             package_name=p.name,
+            version=p.version,
             workflow_id=p.workflow_id or "",
             start_time=p.start_time,
             end_time=p.end_time if p.start_time else None,
+            duration=int((p.end_time - p.start_time).total_seconds() * 1000)
+            if ran and p.end_time and p.start_time else 0,
             status=p.status,
             error=p.error,
             dependencies=p.dependencies,
