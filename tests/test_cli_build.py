@@ -107,7 +107,7 @@ def test_main_job_on_embedded_server_then_status_reads_persisted_result(tmp_path
     assert "booting an embedded one" in proc.stderr
     assert "7 succeeded" in proc.stdout.replace("\n", " ") or "succeeded" in proc.stdout
     assert (home / "temporal.db").is_file()
-    day_dirs = list((ws / "production" / "reports").iterdir())
+    day_dirs = [d for d in (ws / "production" / "reports").iterdir() if d.is_dir()]
     assert (day_dirs[0] / "suite-summary.json").is_file()
     # A later command boots the embedded server again and reads the persisted history.
     status = run_cli(["status", "demo1", "--json"], env)

@@ -38,10 +38,11 @@ def read_log(path: Path) -> list[tuple[str, str, int, int]]:
 
 
 async def run_suite(client: Client, task_queue: str, workspace: Path, build_id: str,
-                    concurrency: int = 4) -> BuildReport:
+                    concurrency: int = 4, overrides: dict | None = None) -> BuildReport:
     settings = load_settings(workspace, env={}, overrides={
         "maxConcurrentBuilds": concurrency,
         "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
+        **(overrides or {}),
     })
     async with running_workers(client, settings):
         result: BuildReport = await client.execute_workflow(
@@ -174,3 +175,36 @@ async def test_query_reports_live_state_and_final_phase(client: Client, tmp_path
     # --only keeps the package and its dependencies
     assert sorted(p.name for p in state.packages) == ["@fx/base", "@fx/other"]
     assert all(p.status is PackageStatus.SUCCESS for p in state.packages)
+
+
+async def test_failure_policy_build_lets_dependents_of_a_test_failure_build(
+        client: Client, tmp_path: Path, task_queue: str) -> None:
+    """Turborepo's default: dependents need the dependency's build, not its tests."""
+    ws = copy_workspace(FIXTURE, tmp_path / "ws")
+    report = await run_suite(client, task_queue, ws, "policy-build", overrides={
+        "graph": {"dependentsNeed": "build"}, "fix": {"enabled": False}})
+    statuses = {r.package_name: r.status for r in report.package_reports}
+    assert statuses == {**EXPECTED, "@fx/mid": PackageStatus.SUCCESS,
+                        "@fx/top": PackageStatus.SUCCESS}
+    broken = next(r for r in report.package_reports if r.package_name == "@fx/broken")
+    assert broken.tests_passed is False and broken.failures[0].type.value == "test"
+    # ... unless that dependency's tests are configured to gate its dependents.
+    gated = await run_suite(client, task_queue, copy_workspace(FIXTURE, tmp_path / "ws2"),
+                            "policy-gate", overrides={"graph": {
+                                "dependentsNeed": "build", "testsGate": ["@fx/broken"]},
+                                "fix": {"enabled": False}})
+    assert {r.package_name: r.status for r in gated.package_reports} == EXPECTED
+
+
+async def test_tolerant_test_policy_reports_the_failed_tests(
+        client: Client, tmp_path: Path, task_queue: str) -> None:
+    ws = copy_workspace(FIXTURE, tmp_path / "ws")
+    report = await run_suite(client, task_queue, ws, "policy-tolerant", overrides={
+        "testing": {"failOnError": False, "enableCoverage": False}})
+    broken = next(r for r in report.package_reports if r.package_name == "@fx/broken")
+    assert broken.status is PackageStatus.SUCCESS
+    assert broken.tests_passed is False
+    assert broken.failures and broken.failures[0].type.value == "test"
+    assert not broken.fix_attempts
+    solo = next(r for r in report.package_reports if r.package_name == "@fx/solo")
+    assert solo.tests_passed is True and not solo.failures

@@ -150,6 +150,26 @@ class FixSettings(Model):
     context_file_max_bytes: int = Field(24_000, gt=0)
 
 
+class GraphSettings(Model):
+    """How packages wait for each other (see docs/workspaces.md, "Failure policy")."""
+
+    # What a dependent needs from a workspace dependency: "build" (Turborepo's default:
+    # the dependency built) or "tests" (it built and its tests passed). Unset: "tests"
+    # when turbo.json makes the test task depend on ^test, else "build".
+    dependents_need: str | None = None
+    # Dependencies whose tests gate their dependents even under "build".
+    tests_gate: list[str] = Field(default_factory=list)
+    # Extra edges the package.json files do not declare: {"@x/app": ["@x/codegen"]}.
+    depends_on: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("dependents_need")
+    @classmethod
+    def _need(cls, v: str | None) -> str | None:
+        if v not in (None, "build", "tests"):
+            raise ValueError("graph.dependentsNeed must be 'build' or 'tests'")
+        return v
+
+
 class BuildSettings(Model):
     """Everything a build needs to know, resolved once by the CLI; no secrets."""
 
@@ -168,6 +188,7 @@ class BuildSettings(Model):
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     fix: FixSettings = Field(default_factory=FixSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
     # Other sections (turnBasedGeneration, orchestrator, ...) are kept verbatim and validated
     # by the feature that owns them.
     turn_based_generation: dict[str, Any] = Field(default_factory=dict)

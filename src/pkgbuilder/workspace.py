@@ -39,6 +39,7 @@ from pkgbuilder.pm import (
     yarn_node_linker,
 )
 from pkgbuilder.pm import detect_package_manager as _detect
+from pkgbuilder.turbo import read_turbo
 from pkgbuilder.workspace_globs import declaration_index, literal_entries, matching_directories
 
 __all__ = [
@@ -379,8 +380,61 @@ def _restrict(nodes: list[PackageNode], only: list[str]) -> list[PackageNode]:
     return [n for n in nodes if n.name in keep]
 
 
+def _declared_extra_edges(
+    nodes: list[PackageNode], discovered: dict[str, _Manifest], configured: dict[str, list[str]]
+) -> dict[str, set[str]]:
+    """``pkgbuilder.dependsOn`` in each package.json plus ``graph.dependsOn`` in the config."""
+    names = {n.name for n in nodes}
+    extra: dict[str, set[str]] = {}
+
+    def add(package: str, deps: Any, where: str) -> None:
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+            raise WorkspaceError(f"{where} must be a list of package names.")
+        for dep in deps:
+            if dep not in names:
+                raise WorkspaceError(
+                    f"{where} names {dep}, which is not a package of the workspace."
+                )
+            extra.setdefault(package, set()).add(dep)
+
+    for manifest in discovered.values():
+        settings = manifest.data.get("pkgbuilder")
+        if manifest.name in names and isinstance(settings, dict) and "dependsOn" in settings:
+            add(manifest.name, settings["dependsOn"],
+                f"pkgbuilder.dependsOn in {manifest.rel}/package.json")
+    for package, deps in configured.items():
+        if package not in names:
+            raise WorkspaceError(
+                f"graph.dependsOn in the config names {package}, which is not a package of "
+                "the workspace."
+            )
+        add(package, deps, f"graph.dependsOn of {package} in the config")
+    return extra
+
+
+def _with_extra_edges(
+    root: Path,
+    nodes: list[PackageNode],
+    discovered: dict[str, _Manifest],
+    configured: dict[str, list[str]],
+) -> tuple[list[PackageNode], bool]:
+    hints = read_turbo(root, {m.name: m.rel for m in discovered.values()})
+    extra = _declared_extra_edges(nodes, discovered, configured)
+    for package, deps in hints.edges.items():
+        extra.setdefault(package, set()).update(deps)
+    out = [
+        n.model_copy(update={"dependencies": sorted(set(n.dependencies) | extra[n.name])})
+        if extra.get(n.name) else n
+        for n in nodes
+    ]
+    return out, hints.tests_gate
+
+
 def discover_workspace(
-    root: Path, plan: Path | None = None, only: list[str] | None = None
+    root: Path,
+    plan: Path | None = None,
+    only: list[str] | None = None,
+    depends_on: dict[str, list[str]] | None = None,
 ) -> WorkspaceGraph:
     """Discover the packages of a monorepo and their dependency graph.
 
@@ -389,6 +443,8 @@ def discover_workspace(
         plan: optional master plan; its packages (plus workspace packages they depend on)
             become the package set, including planned packages that do not exist yet.
         only: restrict to these packages and their transitive dependencies.
+        depends_on: extra edges from the config (``graph.dependsOn``), added to those of
+            package.json (``pkgbuilder.dependsOn``) and turbo.json.
 
     Returns:
         The graph with packages in topological order (dependencies first).
@@ -433,6 +489,7 @@ def discover_workspace(
     else:
         known = set(discovered)
         nodes = [_node(root, m, known, links=links) for m in discovered.values()]
+    nodes, tests_gate = _with_extra_edges(root, nodes, discovered, depends_on or {})
     if only:
         # The closure first: a cycle among packages outside it does not stop the build.
         nodes = _restrict(nodes, only)
@@ -443,4 +500,5 @@ def discover_workspace(
         package_manager=manager,
         packages=[by_name[n] for n in order],
         topological_order=order,
+        tests_gate=tests_gate,
     )

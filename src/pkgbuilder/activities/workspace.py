@@ -23,6 +23,7 @@ def discover_workspace_activity(inp: DiscoverInput) -> WorkspaceGraph:
             Path(inp.workspace_root),
             Path(inp.plan_path) if inp.plan_path else None,
             only=inp.only or None,
+            depends_on=inp.depends_on,
         )
     except UserError as e:
         raise ApplicationError(str(e), type="WorkspaceError", non_retryable=True) from e

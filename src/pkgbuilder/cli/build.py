@@ -365,7 +365,7 @@ def register(app: typer.Typer) -> None:
             plan = plan.resolve()
             if not plan.is_file():
                 _fail_now(f"Plan file {plan} does not exist.")
-        _prevalidate(workspace, plan, only)
+        _prevalidate(workspace, plan, only, settings.graph.depends_on)
         _validate_sections(settings)
         settings = user_errors(prepare_publishing)(settings, registry)
         bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -398,11 +398,13 @@ def _validate_sections(settings: BuildSettings) -> None:
         _fail_now(str(e))
 
 
-def _prevalidate(workspace: Path, plan: Path | None, only: list[str]) -> None:
+def _prevalidate(
+    workspace: Path, plan: Path | None, only: list[str], depends_on: dict[str, list[str]]
+) -> None:
     """Discover locally first so graph errors are one sentence before anything starts."""
     from pkgbuilder.workspace import discover_workspace
 
     try:
-        discover_workspace(workspace, plan, only=only or None)
+        discover_workspace(workspace, plan, only=only or None, depends_on=depends_on)
     except UserError as e:
         _fail_now(str(e))

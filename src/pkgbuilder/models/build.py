@@ -33,6 +33,8 @@ class WorkspaceGraph(Model):
     package_manager: PackageManager = PackageManager.NPM
     packages: list[PackageNode]
     topological_order: list[str]
+    # turbo.json's test task depends on ^test: dependents need their dependencies' tests.
+    tests_gate: bool = False
 
     def by_name(self) -> dict[str, PackageNode]:
         return {p.name: p for p in self.packages}
@@ -137,6 +139,17 @@ class PublishOutcome(StrEnum):
     FAILED = "failed"
 
 
+class InstallSummary(Model):
+    """The suite's one workspace install: which binary ran it, how long, how it ended."""
+
+    ok: bool
+    skipped: bool = False  # the install stamp matched: nothing to do
+    tool: str | None = None  # e.g. "pnpm 9.15.9 from tool cache"
+    duration_ms: int = 0
+    failure: Failure | None = None  # one typed install failure with the output's tail
+    log_path: str | None = None
+
+
 class PackageBuildReport(Model):
     """The seed's PackageBuildReport, plus status values pkgbuilder adds."""
 
@@ -161,6 +174,8 @@ class PackageBuildReport(Model):
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     category: Category | None = None
+    # None: the package has no test script (or never got to its tests).
+    tests_passed: bool | None = None
 
 
 class PackageBuildInput(Model):
@@ -195,6 +210,9 @@ class PackageBuildResult(Model):
     error: str | None = None
     report: PackageBuildReport
     report_path: str | None = None
+    # The build step succeeded (a failure was in tests, quality or publish): under the
+    # "build" failure policy dependents may still build.
+    build_succeeded: bool = False
 
 
 class SuitePhase(StrEnum):
@@ -243,6 +261,7 @@ class SuiteState(Model):
     verify_passed: bool | None = None
     verify_output: str | None = None
     error: str | None = None
+    install: InstallSummary | None = None
 
 
 class BuildReport(Model):
@@ -269,6 +288,7 @@ class BuildReport(Model):
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     error: str | None = None
+    install: InstallSummary | None = None  # the workspace install (time not in waits)
 
 
 # BuildSettings lives in config.py (it is the serialisable part of the configuration).

@@ -12,6 +12,7 @@ class DiscoverInput(Model):
     workspace_root: str
     plan_path: str | None = None
     only: list[str] = Field(default_factory=list)
+    depends_on: dict[str, list[str]] = Field(default_factory=dict)  # config graph.dependsOn
 
 
 class WritePackageReportInput(Model):

@@ -86,6 +86,10 @@ class PackageBuildWorkflow:
         self._search_attributes = False
         self._report: PackageBuildReport | None = None
         self._fix_stopped: str | None = None
+        self._build_ok = False
+        # Test failures a tolerant policy (testing.failOnError=false) let pass: kept in the
+        # report, never silently clean.
+        self._tolerated: list[Failure] = []
 
     @workflow.query
     def get_state(self) -> PackageBuildReport | None:
@@ -123,6 +127,7 @@ class PackageBuildWorkflow:
             await self._pipeline(inp, report, log_dir)
             report.status = PackageStatus.SUCCESS
             report.quality.passed = True
+            report.failures = list(self._tolerated)
         except StepFailed as e:
             report.status = PackageStatus.FAILED
             report.failed_phase = e.phase
@@ -157,6 +162,7 @@ class PackageBuildWorkflow:
             error=report.error,
             report=_compact(report),
             report_path=path,
+            build_succeeded=self._build_ok,
         )
         # Continuous orchestrator (issue 5): report back by signal; it may have
         # continued-as-new since it started this child.
@@ -244,17 +250,21 @@ class PackageBuildWorkflow:
         build = await self._step(build_acts.build_package, step_in, t.build_seconds, hb)
         report.build_metrics.build_time = build.duration_ms
         report.quality.type_script_errors = build.type_script_errors
+        self._build_ok = build.ok
         if not build.ok:
             return build.failures
         self._set_phase("test")
         test = await self._step(build_acts.test_package, step_in, t.test_seconds, hb)
         report.build_metrics.test_time = test.duration_ms
         report.quality.test_coverage = test.coverage_percent
+        report.tests_passed = None if test.skipped else test.ok
         failures: list[Failure] = []
+        self._tolerated = []
         if not test.ok:
             if step_in.settings.testing.fail_on_error:
                 failures.extend(test.failures)
             else:
+                self._tolerated = list(test.failures)
                 workflow.logger.warning("tests of %s failed (failOnError=false)",
                                         step_in.package.name)
         elif test.skipped and step_in.settings.publishing.require_tests and \
@@ -323,6 +333,10 @@ class PackageBuildWorkflow:
     async def _publish(self, inp: PackageBuildInput, report: PackageBuildReport) -> None:
         """Publish step (issue 3): reached only when build, tests and quality passed."""
         if not publishing.publishing_active(inp.config) or inp.defer_publish:
+            return
+        if self._tolerated:
+            report.publish_detail = ("not published: its tests failed (tolerated by "
+                                     "testing.failOnError=false)")
             return
         self._set_phase("publish")
         try:

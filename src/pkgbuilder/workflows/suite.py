@@ -23,6 +23,9 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.graph import critical_path_priority, transitive_dependents
     from pkgbuilder.models.build import (
         BuildReport,
+        Failure,
+        FailureType,
+        InstallSummary,
         PackageBuildInput,
         PackageBuildReport,
         PackageBuildResult,
@@ -40,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.models.reports import (
         DiscoverInput,
         EstimatesInput,
+        WritePackageReportInput,
         WriteSuiteSummaryInput,
     )
     from pkgbuilder.models.steps import CommandInput, InstallInput
@@ -60,6 +64,7 @@ class SuiteBuildWorkflow:
         self._results: dict[str, PackageBuildResult] = {}
         self._published_identical: set[str] = set()
         self._max_concurrent = 4
+        self._built: set[str] = set()  # packages whose build step succeeded
 
     @workflow.query
     def get_state(self) -> SuiteState:
@@ -130,7 +135,7 @@ class SuiteBuildWorkflow:
             graph: WorkspaceGraph = await workflow.execute_local_activity(
                 workspace_acts.discover_workspace_activity,
                 DiscoverInput(workspace_root=inp.workspace_root, plan_path=inp.plan_path,
-                              only=inp.only),
+                              only=inp.only, depends_on=inp.config.graph.depends_on),
                 start_to_close_timeout=SHORT_TIMEOUT,
                 retry_policy=FILE_RETRY,
             )
@@ -171,7 +176,7 @@ class SuiteBuildWorkflow:
         self._published_identical = await publishing.skip_published(self._inp, graph,
                                                                     self._state)
 
-    async def _install(self, graph: WorkspaceGraph) -> str | None:
+    async def _install(self, graph: WorkspaceGraph) -> InstallSummary:
         """Install the workspace once, before any child starts (workspaces link packages)."""
         t = self._inp.config.timeouts
         log_dir = f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}"
@@ -182,21 +187,36 @@ class SuiteBuildWorkflow:
                          timeout_seconds=t.install_seconds, log_dir=log_dir),
             t.install_seconds, t.heartbeat_seconds,
         )
-        if result.ok:
-            return None
-        return result.failures[0].message if result.failures else "install failed"
+        failure = result.failures[0] if result.failures else None
+        if not result.ok and failure is None:
+            failure = Failure(type=FailureType.INSTALL, message="the workspace install failed",
+                              output_tail=result.output_tail[-4000:])
+        summary = InstallSummary(
+            ok=result.ok, skipped=result.skipped, tool=result.detail if not result.skipped
+            else None, duration_ms=result.duration_ms,
+            failure=failure.model_copy(update={"output_tail": failure.output_tail[-4000:]})
+            if failure else None,
+            log_path=None if result.skipped else f"{log_dir}/install.log",
+        )
+        self._state.install = summary
+        return summary
 
     async def _build(self, graph: WorkspaceGraph) -> None:
         self._enter(SuitePhase.BUILD)
-        build_start = workflow.now()
         nodes = graph.by_name()
         pending = [p.name for p in self._state.packages if p.status is PackageStatus.PENDING]
         if pending:
-            install_error = await self._install(graph)
-            if install_error:
+            install = await self._install(graph)
+            if not install.ok:
+                # One failure, reported once for the suite; each package names it.
                 for name in pending:
-                    self._fail(name, f"workspace install failed: {install_error}", None)
+                    state = self._pkg(name)
+                    state.status = PackageStatus.BLOCKED
+                    state.error = ("not built: the workspace install failed (see install "
+                                   "in the suite summary)")
                 return
+        # Waits are measured from here: the install is its own line in the summary.
+        build_start = workflow.now()
         end_times: dict[str, datetime] = {}
         running: dict[asyncio.Task[PackageBuildResult], str] = {}
         while True:
@@ -242,12 +262,26 @@ class SuiteBuildWorkflow:
                 p.status = PackageStatus.BLOCKED
                 p.error = p.error or "a dependency did not complete"
 
+    def _gates_tests(self, name: str) -> bool:
+        """Whether dependents need ``name``'s tests to pass, not only its build."""
+        g = self._inp.config.graph
+        need = g.dependents_need or ("tests" if self._graph.tests_gate else "build")
+        return need == "tests" or name in g.tests_gate
+
+    def _usable(self, state: PackageState) -> bool:
+        """A dependency dependents can build against: done, or (failure policy "build")
+        failed after its build succeeded."""
+        if state.status in DONE_OK:
+            return True
+        return (state.status is PackageStatus.FAILED and state.name in self._built
+                and not self._gates_tests(state.name))
+
     def _ready(self) -> list[str]:
         by_name = {p.name: p for p in self._state.packages}
         ready = [
             p.name for p in self._state.packages
             if p.status is PackageStatus.PENDING
-            and all(by_name[d].status in DONE_OK for d in p.dependencies if d in by_name)
+            and all(self._usable(by_name[d]) for d in p.dependencies if d in by_name)
         ]
         # Equal priority (no history): the workspace's declaration order, as npm runs it.
         order = {p.name: p.order for p in self._graph.packages}
@@ -301,6 +335,8 @@ class SuiteBuildWorkflow:
             self._fail(name, f"child workflow failed: {message}", state.start_time)
             return
         self._results[name] = result
+        if result.build_succeeded:
+            self._built.add(name)
         if result.success:
             state.status = PackageStatus.SUCCESS
         else:
@@ -311,6 +347,8 @@ class SuiteBuildWorkflow:
         state.status = PackageStatus.FAILED
         state.error = error
         state.start_time = started
+        if self._usable(state):
+            return  # its build succeeded: dependents still build (failure policy "build")
         for dep_name in sorted(transitive_dependents(self._graph.packages, name)):
             dep = self._pkg(dep_name)
             if dep.status in (PackageStatus.PENDING, PackageStatus.BLOCKED):
@@ -352,6 +390,16 @@ class SuiteBuildWorkflow:
             suite_published = await publishing.publish_suite_package(
                 self._inp, graph, self._state, self._results, self._published_identical)
         reports = [self._package_report(p) for p in self._state.packages]
+        for rep in reports:
+            if rep.package_name not in self._results:
+                # Blocked (or never started) packages get their report file too.
+                await workflow.execute_local_activity(
+                    report_acts.write_package_report,
+                    WritePackageReportInput(report=rep, reports_root=self._reports_root,
+                                            date=self._date),
+                    start_to_close_timeout=SHORT_TIMEOUT,
+                    retry_policy=FILE_RETRY,
+                )
         end = workflow.now()
         summary = build_suite_report(
             build_id=self._inp.build_id,
@@ -362,6 +410,7 @@ class SuiteBuildWorkflow:
             verify_passed=self._state.verify_passed,
         )
         summary.error = self._state.error
+        summary.install = self._state.install
         summary.suite_package_published = suite_published
         written = await workflow.execute_local_activity(
             report_acts.write_suite_summary,
