@@ -189,3 +189,32 @@ def test_fingerprint_reads_only_the_manifests_that_matter(tmp_path: Path) -> Non
     assert manifest_fingerprint(root) == before
     _b(root, {"@x/a": "^16.0.0"})
     assert manifest_fingerprint(root) != before
+
+
+def test_extra_edges_from_config_package_json_and_turbo(tmp_path: Path) -> None:
+    """Undeclared build-order needs (a relative import of a sibling's output) are made
+    explicit: graph.dependsOn in the config, pkgbuilder.dependsOn, turbo.json."""
+    write_json(tmp_path / "package.json", {"name": "r", "workspaces": ["packages/*"]})
+    for name in ("a", "b", "c", "d"):
+        write_json(tmp_path / f"packages/{name}/package.json", {"name": f"@x/{name}"})
+    assert all(not p.dependencies for p in discover_workspace(tmp_path).packages)
+    write_json(tmp_path / "packages/b/package.json",
+               {"name": "@x/b", "pkgbuilder": {"dependsOn": ["@x/a"]}})
+    write_json(tmp_path / "turbo.json", {"tasks": {
+        "build": {"dependsOn": ["^build"]},
+        "@x/c#build": {"dependsOn": ["@x/b#build", "//#codegen", "@x/ghost#build"]},
+        "test": {"dependsOn": ["^test"]}}})
+    write_json(tmp_path / "packages/d/turbo.json",
+               {"extends": ["//"], "tasks": {"build": {"dependsOn": ["@x/a#build"]}}})
+    graph = discover_workspace(tmp_path, only=["@x/c"])
+    assert graph.topological_order == ["@x/a", "@x/b", "@x/c"]  # the closure follows them
+    assert graph.by_name()["@x/c"].dependencies == ["@x/b"]
+    assert graph.tests_gate is True
+    graph = discover_workspace(tmp_path, depends_on={"@x/b": ["@x/d"]})
+    assert graph.by_name()["@x/b"].dependencies == ["@x/a", "@x/d"]
+    assert graph.by_name()["@x/d"].dependencies == ["@x/a"]
+    with pytest.raises(DependencyCycleError):  # d needs a (turbo) and a needs d (config)
+        discover_workspace(tmp_path, depends_on={"@x/a": ["@x/d"]})
+    with pytest.raises(Exception, match=r"^graph.dependsOn of @x/a in the config names "
+                                        r"@x/zz, which is not a package of the workspace\.$"):
+        discover_workspace(tmp_path, depends_on={"@x/a": ["@x/zz"]})
