@@ -111,12 +111,25 @@ def worker(
     run_async(_run())
 
 
+def reserve_stdout_for_json() -> None:
+    """With ``--json``, stdout carries exactly one JSON document: Python's ``sys.stdout``
+    keeps the real stdout, while file descriptor 1 — where the Temporal core's native log
+    lines (``WARN temporalio_sdk_core::…``) and any inheriting child would write — points
+    at stderr."""
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = open(real_stdout, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+
+
 def main() -> None:
     """Entry point: user errors raised anywhere end in one sentence and exit code 2."""
     from pkgbuilder.config import ConfigError
     from pkgbuilder.errors import UserError
     from pkgbuilder.runtime.binaries import BinaryNotFound
 
+    if "--json" in sys.argv[1:]:
+        reserve_stdout_for_json()
     code = 0
     try:
         app()  # standalone mode: usage errors and typer.Exit arrive as SystemExit

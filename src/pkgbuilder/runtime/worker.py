@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from pkgbuilder.activities.registry import build_activities, llm_activities
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.runtime.client import IN_PROCESS_TAG
+from pkgbuilder.runtime.logs import one_line_expected_failures
 from pkgbuilder.workflows.registry import ALL_WORKFLOWS
 
 LLM_ACTIVITY_MODULE = "pkgbuilder.activities.llm"
@@ -52,6 +53,7 @@ def make_main_worker(
     in_process: bool = True,
 ) -> Worker:
     """All workflows plus the I/O activities (shell, git, files, reports, registry, queue)."""
+    one_line_expected_failures()
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -76,6 +78,7 @@ def make_llm_worker(
     llm = llm_activities(settings)
     if not llm:
         return None
+    one_line_expected_failures()
     return Worker(
         client,
         task_queue=llm_task_queue or settings.temporal.llm_task_queue,
