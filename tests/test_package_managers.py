@@ -139,3 +139,21 @@ async def test_suite_with_pnpm_leaves_the_repository_clean_and_installs_once(
     second = await run_suite(client, f"tq-{uuid.uuid4()}", ws, f"p{uuid.uuid4().hex[:8]}")
     assert second.install is not None and second.install.skipped
     assert git(ws, "status", "--porcelain") == ""
+
+
+async def test_pretest_hook_output_has_its_own_log(tmp_path: Path) -> None:
+    ws = _fixture("npm", tmp_path / "ws")
+    manifest = ws / "packages/a/package.json"
+    data = json.loads(manifest.read_text())
+    data["scripts"]["pretest"] = "echo from-the-pretest-hook"
+    manifest.write_text(json.dumps(data, indent=2))
+    graph = discover_workspace(ws)
+    await build_acts.install_workspace(InstallInput(workspace_root=str(ws)))
+    step = PackageStepInput(workspace_root=str(ws), package=graph.by_name()["@pm/a"],
+                            settings=load_settings(ws, env={}), log_dir=str(tmp_path / "logs"))
+    assert (await build_acts.build_package(step)).ok
+    assert (await build_acts.test_package(step)).ok
+    test_log = (tmp_path / "logs" / "test.log").read_text()
+    hook_log = (tmp_path / "logs" / "test-pretest.log").read_text()
+    assert "from-the-pretest-hook" in hook_log and "from-the-pretest-hook" not in test_log
+    assert "pass 1" in test_log  # node --test's summary: the test's own output

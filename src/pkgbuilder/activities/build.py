@@ -234,7 +234,7 @@ async def _run_script(
             ) from e
     steps = lifecycle(read_scripts(pkg_dir), script)
     results: list[CommandResult] = []
-    for i, (event, command) in enumerate(steps):
+    for event, command in steps:
         env = script_env(
             scrubbed_env(),
             pkg_dir,
@@ -243,8 +243,10 @@ async def _run_script(
             inp.package.version,
             event,
         )
+        # The script's own output is <step>.log; its pre/post hooks go to their own files.
         step_log = (
-            log_path.with_name(f"{log_path.stem}-{event}.log") if log_path and i else log_path
+            log_path.with_name(f"{log_path.stem}-{event}.log")
+            if log_path and event != script else log_path
         )
         res = await run_command(
             direct_argv(command),

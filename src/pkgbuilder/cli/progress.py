@@ -12,6 +12,7 @@ from rich.text import Text
 from pkgbuilder.models.build import (
     BuildReport,
     FixAttempt,
+    PackageBuildReport,
     PackageState,
     PackageStatus,
     SuiteState,
@@ -117,6 +118,30 @@ def summary_header(report: BuildReport) -> str:
     return head
 
 
+def install_line(report: BuildReport) -> str | None:
+    """The suite's workspace install in one line (its time is not part of any wait)."""
+    inst = report.install
+    if inst is None:
+        return None
+    if inst.skipped:
+        return "install: up to date (lockfile and manifests unchanged)"
+    if inst.ok:
+        return f"install: {inst.tool or 'done'} in {inst.duration_ms / 1000:.1f}s"
+    message = inst.failure.message if inst.failure else "failed"
+    where = f" (log: {inst.log_path})" if inst.log_path else ""
+    return f"install failed in {inst.duration_ms / 1000:.1f}s: {message}{where}"
+
+
+def _coverage_cell(r: PackageBuildReport) -> str:
+    if r.tests_passed is None and r.quality.test_coverage is None:
+        # No test script, or the package never got to its tests.
+        return "no tests" if r.status.value == "success" else ""
+    if r.tests_passed is False and r.status.value == "success":
+        return "tests failed"  # tolerated by testing.failOnError=false
+    cov = r.quality.test_coverage
+    return "none" if cov is None else f"{cov:.1f}%"
+
+
 def summary_table(report: BuildReport) -> Group:
     table = Table()
     table.add_column("package")
@@ -127,14 +152,17 @@ def summary_table(report: BuildReport) -> Group:
     table.add_column("fixes", justify="right")
     table.add_column("error", overflow="fold", max_width=60)
     for r in report.package_reports:
-        cov = r.quality.test_coverage
         table.add_row(
             r.package_name,
             r.version,
             f"[{_style(r.status)}]{r.status.value}[/]",
             f"{r.duration / 1000:.1f}s" if r.start_time and r.end_time else "",
-            "none" if cov is None else f"{cov:.1f}%",
+            _coverage_cell(r),
             str(model_calls(r.fix_attempts)),
             r.error or "",
         )
-    return Group(Text(summary_header(report), style="bold"), table)
+    install = install_line(report)
+    lines = [Text(summary_header(report), style="bold")]
+    if install:
+        lines.append(Text(install))
+    return Group(*lines, table)
