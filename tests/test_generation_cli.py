@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,6 +238,8 @@ async def test_start_detached_with_phases_from_the_command_line(
     ("plain", ["--phases", "PLANNING,COFFEE"], "unknown generation phase 'COFFEE'"),
     ("plain", ["--name", "@acme/other"], "is for '@acme/data-validator', not '@acme/other'"),
     ("plain", ["--plan", "/etc/hosts"], "is outside the workspace"),
+    ("plain", [], "No Anthropic API key"),
+    ("dirty", [], "has uncommitted changes"),
 ])
 def test_start_refuses_bad_input_in_one_sentence(
     tmp_path: Path, setup: str, args: list[str], message: str
@@ -246,10 +249,22 @@ def test_start_refuses_bad_input_in_one_sentence(
         import shutil
 
         shutil.rmtree(repo / ".git")
+    if setup == "dirty":  # the package directory the session would write
+        (repo / "packages" / "core" / "data-validator").mkdir(parents=True, exist_ok=True)
+        (repo / "packages" / "core" / "data-validator" / "stray.js").write_text("1\n")
+    branches_before = subprocess.run(["git", "branch"], cwd=repo, capture_output=True,
+                                     text=True).stdout if setup != "no-git" else ""
     opts = {"--name": PACKAGE_NAME, "--category": "core", "--plan": PLAN_PATH,
             "--workspace": str(repo)} | dict(zip(args[::2], args[1::2], strict=True))
     argv = ["start", *(x for option in opts.items() for x in option)]
-    result = CliRunner().invoke(app, argv, env={"TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    result = CliRunner().invoke(app, argv, env={"TEMPORAL_ADDRESS": "127.0.0.1:1",
+                                                "ANTHROPIC_API_KEY": None,
+                                                "CLAUDE_API_KEY": None})
     err = " ".join(result.stderr.split())
     assert result.exit_code == 2, err
     assert message in err and "Traceback" not in err
+    # Preconditions come first: no branch, no state directory was created.
+    assert not (repo / ".generation-state").exists()
+    if setup != "no-git":
+        assert subprocess.run(["git", "branch"], cwd=repo, capture_output=True,
+                              text=True).stdout == branches_before

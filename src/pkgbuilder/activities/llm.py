@@ -31,6 +31,7 @@ from pkgbuilder.activities.heartbeat import heartbeating
 from pkgbuilder.activities.llm_policy import LLM_NON_RETRYABLE_ERROR_TYPES
 from pkgbuilder.config import BuildSettings, LLMSettings
 from pkgbuilder.llm import contract, pricing, prompts
+from pkgbuilder.llm.keys import API_KEY_VARS
 from pkgbuilder.llm.models import deprecation_warning
 from pkgbuilder.llm.ratelimit import TokenRateLimiter
 from pkgbuilder.llm.store import (
@@ -51,7 +52,6 @@ from pkgbuilder.models.llm import (
     StoredResponse,
 )
 
-API_KEY_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY")
 BASE_URL_VARS = ("ANTHROPIC_BASE_URL", "CLAUDE_API_BASE_URL")
 # Error types a retry cannot fix (callers list them in their RetryPolicy).
 NON_RETRYABLE_ERROR_TYPES = tuple(LLM_NON_RETRYABLE_ERROR_TYPES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from datetime import timedelta
@@ -19,9 +20,10 @@ from pkgbuilder.cli.common import console, out, run_async, settings_for, tempora
 from pkgbuilder.cli.generate_dashboard import dashboard, sessions_table
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.errors import UserError
+from pkgbuilder.generation.gitops import branch_name, toplevel_prefix
 from pkgbuilder.generation.plan import parse_plan
 from pkgbuilder.generation.report import result_from_context
-from pkgbuilder.generation.resume import resume_problems
+from pkgbuilder.generation.resume import dirty_package_paths, resume_problems
 from pkgbuilder.generation.state import (
     GenerationContext,
     SessionStatus,
@@ -64,7 +66,8 @@ def _relative(workspace: Path, path: Path, what: str) -> str:
         raise UserError(f"The {what} {path} is outside the workspace {workspace}.") from None
 
 
-def _check_local(workspace: Path, plan_rel: str, name: str) -> str | None:
+def _check_local(workspace: Path, plan_rel: str, name: str, pkg_rel: str,
+                 state: Path) -> str | None:
     """Fail fast, before anything starts: plan readable and valid, workspace in git.
 
     Returns the checked-out branch (None when HEAD is detached): the default base, fixed
@@ -88,7 +91,31 @@ def _check_local(workspace: Path, plan_rel: str, name: str) -> str | None:
     except GitError:
         raise UserError(f"{workspace} is not inside a git repository; generation commits each "
                         "phase, so run 'git init' (and commit) first.") from None
+    # What the session's setup would refuse, refused before it creates anything.
+    prefix = toplevel_prefix(git, workspace, pkg_rel)
+    exclude: list[str] = []
+    with contextlib.suppress(ValueError):
+        exclude.append(state.resolve().relative_to(git.toplevel()).as_posix())
+    dirty = dirty_package_paths(git, prefix, exclude)
+    if dirty:
+        raise UserError(f"The package directory {pkg_rel} has uncommitted changes "
+                        f"({', '.join(dirty[:5])}); commit or remove them before starting a "
+                        "generation (nothing was created).")
     return git.current_branch()
+
+
+def _check_api_key(detach: bool) -> None:
+    """The model is asked from the first phase on: without a key in this environment (where
+    the in-process worker runs) the session would stop after creating its branch. With
+    --detach a dedicated worker, which may hold the key, runs it."""
+    import os
+
+    from pkgbuilder.llm.keys import API_KEY_VARS
+
+    if not detach and not any(os.environ.get(v) for v in API_KEY_VARS):
+        raise UserError("No Anthropic API key: set ANTHROPIC_API_KEY (or CLAUDE_API_KEY) "
+                        "before starting a generation, or use --detach with a worker that "
+                        "has one (nothing was created).")
 
 
 def _failure(err: WorkflowFailureError) -> tuple[str, int]:
@@ -248,12 +275,17 @@ def register(app: typer.Typer) -> None:
             plan_rel = _relative(root, plan, "plan")
             pkg_rel = _relative(root, Path(path or default_package_path(name, category)),
                                 "package path")
-            current = _check_local(root, plan_rel, name)
+            current = _check_local(root, plan_rel, name, pkg_rel,
+                                   state_dir(root, cfg.state_dir))
+            _check_api_key(detach)
             base_branch = base or current
             if base_branch is None:
                 raise UserError("HEAD is detached; check out the base branch (e.g. 'git "
                                 "checkout main') or pass --base.")
             session_id = f"gen-{int(time.time() * 1000)}"
+            if Git(root).branch_exists(branch_name(session_id)):
+                raise UserError(f"Branch {branch_name(session_id)} already exists; try again "
+                                "in a moment (nothing was created).")
             inp = TurnBasedGenerationInput(
                 session_id=session_id, package_name=name, package_path=pkg_rel,
                 plan_path=plan_rel, category=category, workspace_root=str(root),
