@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -207,3 +209,82 @@ async def test_interrupt_then_cancel_prints_the_summary(
     running = [r for r in report["packageReports"] if r["status"] == "cancelled" and r["startTime"]]
     assert running and all(r["duration"] > 0 for r in running)
     assert not [r for r in report["slowestPackages"] if r["status"] == "cancelled"]
+
+
+def test_progress_lines_and_header_for_a_pipe() -> None:
+    """Plain lines when not a terminal: one per change, nothing repeated; the header is
+    its own line, never wrapped into the table's width; rows keep the workspace order."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from pkgbuilder.cli.progress import LineProgress, state_table
+    from pkgbuilder.models.build import PackageState, PackageStatus, SuitePhase, SuiteState
+    from pkgbuilder.models.common import Category
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    state = SuiteState(build_id="20261202-004001-abcdef", phase=SuitePhase.BUILD,
+                       max_concurrent=4, packages=[
+        PackageState(name="@x/zeta", category=Category.CORE, dependencies=[]),
+        PackageState(name="@x/alpha", category=Category.CORE, dependencies=[]),
+    ])
+    lines = LineProgress()
+    assert lines.lines(state) == ["phase BUILD"]
+    state.packages[0].status = PackageStatus.BUILDING
+    state.packages[0].start_time = t0
+    assert lines.lines(state) == ["@x/zeta building"]
+    assert lines.lines(state) == []
+    state.packages[0].status = PackageStatus.FAILED
+    state.packages[0].end_time = t0.replace(second=2)
+    state.packages[0].error = "test: 1 failing"
+    assert lines.lines(state) == ["@x/zeta failed in 2.0s: test: 1 failing"]
+    wide = Console(width=100, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    wide.print(state_table(state))
+    text = wide.export_text()
+    # One line although the table below is narrower than the header.
+    assert text.splitlines()[0] == ("suite 20261202-004001-abcdef — BUILD — 1/2 done, "
+                                    "0 building (max 4)")
+    assert text.index("@x/zeta") < text.index("@x/alpha")  # workspace order, not re-sorted
+
+
+def test_help_shows_no_bool_placeholder() -> None:
+    from typer.testing import CliRunner
+
+    from pkgbuilder.cli.app import app
+
+    for command in (["build", "--help"], ["status", "--help"], ["ui", "--help"]):
+        result = CliRunner().invoke(app, command, env={"COLUMNS": "120"})
+        assert result.exit_code == 0 and "--json" in CliRunner().invoke(
+            app, ["build", "--help"]).stdout
+        assert "<bool>" not in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_terminal_ends_with_the_summary_not_a_stale_frame(address: str, tmp_path: Path) -> None:
+    """In a real terminal (tmux) the live table gives way to the summary: the final screen
+    holds the summary and no 'N building' frame above it."""
+    ws = copy_workspace(FAILING, tmp_path / "ws")
+    env = cli_env(address)
+    script = tmp_path / "run.sh"
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()
+                      if k.startswith(("TEMPORAL_", "PATH", "HOME", "VIRTUAL_ENV")))
+    script.write_text(f"{exports}{shlex.quote(pkgbuilder_cli())} build {shlex.quote(str(ws))} "
+                      "--only @fx/other --build-id tty1; echo EXIT=$?; sleep 60\n")
+    sock = f"pkgb-{os.getpid()}"
+    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-x", "110", "-y", "60",
+                    "bash", str(script)], check=True)
+    try:
+        screen = ""
+        for _ in range(300):
+            screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p"],
+                                    capture_output=True, text=True).stdout
+            if "EXIT=" in screen:
+                break
+            time.sleep(0.3)
+        assert "EXIT=0" in screen, screen
+        assert "suite tty1: 2 succeeded, 0 failed" in screen, screen
+        assert "building (max" not in screen, screen
+        assert "pkgbuilder ui tty1" in screen or "Temporal UI:" in screen
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)

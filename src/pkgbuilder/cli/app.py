@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import click
 import typer
 
 from pkgbuilder.cli import build as build_cmds
@@ -19,6 +20,22 @@ from pkgbuilder.cli import registry as registry_cmds
 from pkgbuilder.cli import status as status_cmds
 from pkgbuilder.cli import ui as ui_cmds
 from pkgbuilder.cli.common import console, fail, run_async, settings_for, temporal_client
+
+
+def _hide_flag_types() -> None:
+    """Typer's rich help prints ``<bool>`` after every flag (``--json <bool>``), which reads
+    as if the flag took a value; flags get no type column."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
 
 app = typer.Typer(
     name="pkgbuilder",
