@@ -31,10 +31,14 @@ def classify_script_failure(script: str, output: str) -> FailureType:
     return FailureType.BUILD
 
 
-def failure_for(script: str, argv: list[str], output_tail: str, exit_code: int | None) -> Failure:
+def failure_for(script: str, argv: list[str], output_tail: str, exit_code: int | None,
+                timeout_seconds: float | None = None) -> Failure:
     kind = classify_script_failure(script, output_tail)
     what = f"'{script}'" if script else " ".join(argv)
-    status = "timed out" if exit_code is None else f"exited with code {exit_code}"
+    if timeout_seconds is not None:
+        status = f"timed out after {timeout_seconds:g} s"
+    else:
+        status = "timed out" if exit_code is None else f"exited with code {exit_code}"
     return Failure(
         type=kind,
         message=f"{what} {status}",

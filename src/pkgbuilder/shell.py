@@ -2,8 +2,8 @@
 
 argv lists only (never a shell string), explicit cwd/timeout/env, the environment scrubbed of
 secrets, output streamed to an optional log file with only a bounded tail kept in memory, a
-heartbeat callback while the command runs, and the whole process group killed on timeout or
-cancellation.
+heartbeat callback while the command runs. A command ends when its main process exits; what
+it leaves behind is killed (see :func:`run_command`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -84,6 +86,7 @@ class CommandResult(Model):
     duration_ms: int
     output_tail: str
     timed_out: bool = False
+    timeout_seconds: float | None = None  # the limit it hit, when it timed out
     log_path: str | None = None
 
     @property
@@ -91,9 +94,103 @@ class CommandResult(Model):
         return self.exit_code == 0 and not self.timed_out
 
 
-def _kill_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+# Every process a step starts inherits this variable; after the step (and before a retry of
+# it) whatever still carries the step's value is killed, wherever it was reparented to.
+STEP_ENV = "PKGBUILDER_STEP"
+# How long the output read may go on after the main process exited and its leftovers were
+# killed (something that escaped both may still hold the pipe: it is not waited for).
+DRAIN_SECONDS = 2.0
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(process group, session) of ``pid`` from /proc, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[2]), int(fields[3])
+
+
+def _carries(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def step_processes(token: str | None, pgid: int | None = None) -> list[int]:
+    """Pids (other than ours) in process group/session ``pgid`` or whose environment holds
+    ``PKGBUILDER_STEP=<token>``. Linux /proc; an empty list elsewhere."""
+    me = os.getpid()
+    marker = f"{STEP_ENV}={token}".encode() if token else None
+    found: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        stat = _proc_stat(pid)
+        if stat is None:
+            continue
+        if (pgid is not None and pgid in stat) or (marker and _carries(pid, marker)):
+            found.append(pid)
+    return found
+
+
+def kill_step_processes(token: str | None, pgid: int | None = None, rounds: int = 5) -> int:
+    """SIGKILL everything :func:`step_processes` finds, again until nothing is left (a
+    forking daemon may spawn while it dies); returns how many were killed."""
+    killed = 0
+    for _ in range(rounds):
+        pids = step_processes(token, pgid)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        time.sleep(0.02)
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    return killed
+
+
+def _kill_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        os.killpg(pid, sig)
+
+
+async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for the main process to exit (not for its output to end); False on timeout."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is None:  # no pidfd: poll
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+    loop.add_reader(pidfd, done.set)
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
 
 
 async def run_command(
@@ -106,8 +203,15 @@ async def run_command(
     heartbeat_every: float = 5.0,
     log_path: Path | None = None,
     tail_bytes: int = TAIL_BYTES,
+    step_key: str | None = None,
 ) -> CommandResult:
     """Run ``argv`` in ``cwd``; never raises for a non-zero exit (the result says so).
+
+    The command ends when its main process exits: whatever it started and left behind (in
+    its process group, or anywhere with the step's ``PKGBUILDER_STEP`` marker, e.g. a
+    ``setsid`` daemon) is killed then, and the output read stops. ``step_key`` names the
+    step across retries: processes a previous attempt left running (its worker was killed)
+    are killed before this one starts, so two attempts never overlap.
 
     Raises:
         FileNotFoundError: the executable does not exist.
@@ -116,6 +220,9 @@ async def run_command(
     if isinstance(argv, str):  # defensive: a string here would be a shell-string bug
         raise TypeError("argv must be a list of arguments, not a string")
     argv = [str(a) for a in argv]
+    token = step_key or uuid.uuid4().hex
+    if step_key:
+        await asyncio.to_thread(kill_step_processes, token)
     start = time.monotonic()
     tail: deque[bytes] = deque()
     tail_size = 0
@@ -123,26 +230,46 @@ async def run_command(
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=dict(env) if env is not None else scrubbed_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,  # own process group: kill the whole tree on timeout/cancel
-    )
+    child_env = dict(env) if env is not None else scrubbed_env()
+    child_env[STEP_ENV] = token
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(cwd),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: kill the whole tree
+        )
+    except BaseException:
+        if log_file is not None:
+            log_file.close()
+        raise
+    assert proc.stdout is not None
+    loop = asyncio.get_running_loop()
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    eof = asyncio.Event()
 
-    async def pump() -> None:
+    def on_output() -> None:
         nonlocal tail_size
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(8192):
-            if log_file is not None:
-                log_file.write(chunk)
-            tail.append(chunk)
-            tail_size += len(chunk)
-            while tail_size - len(tail[0]) >= tail_bytes and len(tail) > 1:
-                tail_size -= len(tail.popleft())
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(fd)
+            eof.set()
+            return
+        if log_file is not None:
+            log_file.write(chunk)
+        tail.append(chunk)
+        tail_size += len(chunk)
+        while tail_size - len(tail[0]) >= tail_bytes and len(tail) > 1:
+            tail_size -= len(tail.popleft())
 
     async def beat() -> None:
         while True:
@@ -150,41 +277,41 @@ async def run_command(
             if heartbeat is not None:
                 heartbeat(f"{argv[0]} running {int(time.monotonic() - start)}s")
 
-    pump_task = asyncio.create_task(pump())
+    loop.add_reader(fd, on_output)
     beat_task = asyncio.create_task(beat())
     timed_out = False
     try:
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
+        if not await _exited(proc, timeout):
             timed_out = True
-            _kill_group(proc, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                _kill_group(proc, signal.SIGKILL)
-                await proc.wait()
+            _kill_group(proc.pid, signal.SIGTERM)
+            if not await _exited(proc, 5):
+                _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        await asyncio.to_thread(kill_step_processes, token, proc.pid)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(pump_task, 5)
+            await asyncio.wait_for(eof.wait(), DRAIN_SECONDS)
     except asyncio.CancelledError:
-        _kill_group(proc, signal.SIGKILL)
+        _kill_group(proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.wait(), 5)
+            proc.wait(5)
+        kill_step_processes(token, proc.pid)
         raise
     finally:
         beat_task.cancel()
-        pump_task.cancel()
+        loop.remove_reader(fd)
+        proc.stdout.close()
         if log_file is not None:
             log_file.close()
     text = b"".join(tail)[-tail_bytes:].decode("utf-8", errors="replace")
     if timed_out:
-        text += f"\n[pkgbuilder] command timed out after {int(timeout)}s and was killed\n"
+        text += f"\n[pkgbuilder] command timed out after {timeout:g} s and was killed\n"
     return CommandResult(
         argv=argv,
         cwd=str(cwd),
-        exit_code=proc.returncode,
+        exit_code=None if timed_out else proc.returncode,
         duration_ms=int((time.monotonic() - start) * 1000),
         output_tail=text,
         timed_out=timed_out,
+        timeout_seconds=timeout if timed_out else None,
         log_path=str(log_path) if log_path else None,
     )

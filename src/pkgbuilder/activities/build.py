@@ -54,6 +54,16 @@ def _heartbeat_every() -> float:
     return heartbeat_interval(default=5.0, cap=5.0)
 
 
+def _step_key() -> str | None:
+    """The step's identity across retries (workflow id + activity id): a retry kills what
+    the previous attempt left running before it starts (see shell.run_command)."""
+    try:
+        info = activity.info()
+    except RuntimeError:  # outside an activity (unit tests)
+        return None
+    return f"{info.workflow_id}/{info.activity_id}"
+
+
 _TOOLS: dict[tuple[str, PackageManager], Tool] = {}
 
 
@@ -173,6 +183,7 @@ async def install_workspace(inp: InstallInput) -> StepResult:
             env={**scrubbed_env(), **INSTALL_ENV},
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
+            step_key=_step_key(),
             log_path=_log_path(inp.log_dir, "install"),
         )
         if not result.ok:
@@ -224,6 +235,7 @@ async def _run_script(
                 env=scrubbed_env(),
                 heartbeat=_heartbeat,
                 heartbeat_every=_heartbeat_every(),
+                step_key=_step_key(),
                 log_path=log_path,
             )
         except FileNotFoundError as e:
@@ -255,6 +267,7 @@ async def _run_script(
             env=env,
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
+            step_key=_step_key(),
             log_path=step_log,
         )
         results.append(res)
@@ -290,7 +303,8 @@ def _package_dir(inp: PackageStepInput) -> Path:
 
 def _script_step(step: str, script: str, res: CommandResult, **extra: Any) -> StepResult:
     """The StepResult of one package script run (a typed failure when it failed)."""
-    failures = [] if res.ok else [failure_for(script, res.argv, res.output_tail, res.exit_code)]
+    failures = [] if res.ok else [failure_for(script, res.argv, res.output_tail, res.exit_code,
+                                          res.timeout_seconds)]
     return StepResult(
         step=step,
         ok=res.ok,
@@ -376,6 +390,7 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
                     env=scrubbed_env(),
                     heartbeat=_heartbeat,
                     heartbeat_every=_heartbeat_every(),
+                    step_key=_step_key(),
                     log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
                 )
             except FileNotFoundError as e:
@@ -392,7 +407,8 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
         duration += res.duration_ms
         tails.append(res.output_tail[-2000:])
         if not res.ok:
-            failure = failure_for(name, res.argv, res.output_tail, res.exit_code)
+            failure = failure_for(name, res.argv, res.output_tail, res.exit_code,
+                                      res.timeout_seconds)
             failures.append(failure)
             if failure.type is FailureType.TYPESCRIPT:
                 ts_errors += max(1, typescript_error_count(res.output_tail))
@@ -457,6 +473,7 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
             env=scrubbed_env(),
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
+            step_key=_step_key(),
             log_path=Path(inp.log_path) if inp.log_path else None,
         )
     except FileNotFoundError as e:
@@ -465,7 +482,8 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
             type="MissingTool",
             non_retryable=True,
         ) from e
-    failures = [] if res.ok else [failure_for("verify", res.argv, res.output_tail, res.exit_code)]
+    failures = [] if res.ok else [failure_for("verify", res.argv, res.output_tail,
+                                          res.exit_code, res.timeout_seconds)]
     return StepResult(
         step="verify",
         ok=res.ok,
