@@ -58,6 +58,23 @@ def dev_server_argv(
     return argv
 
 
+def _die_with_parent(parent: int) -> None:
+    """``preexec_fn``: SIGTERM this child when its parent dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``; elsewhere a no-op). The parent is the command that booted the
+    embedded server, on its main thread."""
+    import ctypes
+    import ctypes.util
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def run_foreground(argv: list[str], quiet_log: Path | None = None) -> int:
     """Run the dev server in the foreground until interrupted; returns its exit code.
 
@@ -108,9 +125,12 @@ async def embedded_server(
     )
     log_path = db.parent / "temporal-server.log"
     with log_path.open("ab") as log:
+        parent = os.getpid()
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # It dies with the command that booted it, even a SIGKILLed one (unless kept).
+            preexec_fn=None if keep else lambda: _die_with_parent(parent),
         )
     try:
         address = f"127.0.0.1:{port}"
