@@ -24,7 +24,7 @@ from tests.test_suite import run_suite
 from pkgbuilder.activities import build as build_acts
 from pkgbuilder.config import load_settings, pkgbuilder_home
 from pkgbuilder.models.build import PackageStatus
-from pkgbuilder.models.steps import InstallInput, PackageStepInput
+from pkgbuilder.models.steps import CommandInput, InstallInput, PackageStepInput
 from pkgbuilder.pm.toolchain import TOOLS_CACHE_ENV
 from pkgbuilder.workspace import discover_workspace
 
@@ -92,6 +92,11 @@ async def test_install_build_and_test_with_each_package_manager(
     again = await build_acts.install_workspace(InstallInput(
         workspace_root=str(ws), package_manager=graph.package_manager))
     assert again.skipped and again.ok
+    if name != "npm":  # scripts and VERIFY that call the package manager find that binary
+        version = await build_acts.run_suite_command(CommandInput(
+            workspace_root=str(ws), argv=[graph.package_manager.value, "--version"],
+            package_manager=graph.package_manager))
+        assert version.ok and EXPECTED_TOOL[name].split()[1] in version.output_tail
 
 
 async def test_suite_install_failure_is_reported_once_and_named_on_each_package(

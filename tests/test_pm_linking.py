@@ -218,3 +218,29 @@ def test_extra_edges_from_config_package_json_and_turbo(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"^graph.dependsOn of @x/a in the config names "
                                         r"@x/zz, which is not a package of the workspace\.$"):
         discover_workspace(tmp_path, depends_on={"@x/a": ["@x/zz"]})
+
+
+@pytest.mark.parametrize(("tail", "expected"), [
+    ("npm warn EBADENGINE x\nnpm error code EUSAGE\nnpm error\nnpm error `npm ci` can only "
+     "install packages when your package.json and package-lock.json are in sync.\nnpm error "
+     "Missing: encoding@0.1.14 from lock file\nnpm error A complete log of this run can be "
+     "found in: /x.log\n",
+     "`npm ci` can only install packages when your package.json and package-lock.json are in "
+     "sync."),
+    ("Scope: all 3 workspace projects\n ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with "
+     "\"frozen-lockfile\" because pnpm-lock.yaml is not up to date\n\nNote that in CI ...\n",
+     "ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with \"frozen-lockfile\" because "
+     "pnpm-lock.yaml is not up to date"),
+    ("yarn install v1.22.22\n[1/4] Resolving packages...\nerror Your lockfile needs to be "
+     "updated, but yarn was run with `--frozen-lockfile`.\ninfo Visit https://x for docs.\n",
+     "Your lockfile needs to be updated, but yarn was run with `--frozen-lockfile`."),
+    ("➤ YN0000: · Yarn 4.18.1\n➤ YN0028: │ The lockfile would have been modified by this "
+     "install, which is explicitly forbidden.\n➤ YN0000: · Failed with errors in 0s 80ms\n",
+     "➤ YN0028: │ The lockfile would have been modified by this install, which is explicitly "
+     "forbidden."),
+    ("something odd\nKilled\n", "Killed"),
+])
+def test_install_failure_reason_picks_the_line_that_says_why(tail: str, expected: str) -> None:
+    from pkgbuilder.activities.build import install_failure_reason
+
+    assert install_failure_reason(tail) == expected

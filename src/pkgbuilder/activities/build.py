@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +101,22 @@ def pm_argv(pm: PackageManager, *args: str, root: Path | None = None) -> list[st
     return [exe, *args]
 
 
+async def tool_env(env: dict[str, str], root: Path, pm: PackageManager | None) -> dict[str, str]:
+    """``env`` with the workspace's package manager first on ``PATH`` when it came from the
+    tool cache, so scripts that call it (``pnpm -r test``, ``yarn build``) find it."""
+    if pm is None or pm is PackageManager.NPM:
+        return env
+    loop = asyncio.get_running_loop()
+    try:
+        tool = await loop.run_in_executor(None, workspace_tool, root, pm)
+    except ToolError:
+        return env
+    if tool.source != "tool cache":
+        return env
+    return {**env, "PATH": os.pathsep.join([str(Path(tool.argv[0]).parent),
+                                            env.get("PATH", "")])}
+
+
 def install_argv(
     root: Path, pm: PackageManager, update_lockfile: bool = False, tool: Tool | None = None
 ) -> list[str]:
@@ -132,11 +150,29 @@ def manifest_fingerprint(root: Path) -> str:
     return install_fingerprint(root, workspace_package_dirs(root))
 
 
-def install_failure_message(tool: Tool, argv: list[str], exit_code: int | None, tail: str) -> str:
-    """One sentence: what ran, how it ended and the last line that says why."""
+_ERROR_LINE = re.compile(r"ERR_PNPM_|^npm (?:error|ERR!) |^error |YN0(?!000)\d{3}:")
+_BOILERPLATE = re.compile(
+    r"A complete log of this run|^code \S+$|^errno |^Usage:|^Options:|^\s*$|^\[|^-|^aliases:|"
+    r"^Run \"npm help|^Clean install a project|^npm ci$|^info Visit"
+)
+
+
+def install_failure_reason(tail: str) -> str:
+    """The line of an install's output that says why it failed: the first error line of
+    npm, pnpm or yarn that is not boilerplate (else the last non-empty line)."""
     lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "ERR" in ln or "error" in ln.lower()]
-    why = (errors or lines or [""])[-1][:300]
+    for line in lines:
+        if not _ERROR_LINE.search(line):
+            continue
+        text = re.sub(r"^(?:npm (?:error|ERR!)|error)\s+", "", line).strip()
+        if not _BOILERPLATE.search(text):
+            return text[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def install_failure_message(tool: Tool, argv: list[str], exit_code: int | None, tail: str) -> str:
+    """One sentence: what ran, how it ended and the line that says why."""
+    why = install_failure_reason(tail)
     how = f"exit {exit_code}" if exit_code is not None else "timed out"
     return (
         f"Workspace install '{' '.join([tool.manager.value, *argv[len(tool.argv):]])}' "
@@ -232,7 +268,8 @@ async def _run_script(
                 argv,
                 pkg_dir,
                 timeout=timeout,
-                env=scrubbed_env(),
+                env=await tool_env(scrubbed_env(), Path(inp.workspace_root),
+                                   inp.package_manager),
                 heartbeat=_heartbeat,
                 heartbeat_every=_heartbeat_every(),
                 step_key=_step_key(),
@@ -246,9 +283,10 @@ async def _run_script(
             ) from e
     steps = lifecycle(read_scripts(pkg_dir), script)
     results: list[CommandResult] = []
+    base_env = await tool_env(scrubbed_env(), Path(inp.workspace_root), inp.package_manager)
     for event, command in steps:
         env = script_env(
-            scrubbed_env(),
+            base_env,
             pkg_dir,
             Path(inp.workspace_root),
             inp.package.name,
@@ -387,7 +425,8 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
                     argv,
                     pkg_dir,
                     timeout=settings.timeouts.quality_seconds,
-                    env=scrubbed_env(),
+                    env=await tool_env(scrubbed_env(), Path(inp.workspace_root),
+                                       inp.package_manager),
                     heartbeat=_heartbeat,
                     heartbeat_every=_heartbeat_every(),
                     step_key=_step_key(),
@@ -470,7 +509,7 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
             inp.argv,
             root,
             timeout=inp.timeout_seconds,
-            env=scrubbed_env(),
+            env=await tool_env(scrubbed_env(), root, inp.package_manager),
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
             step_key=_step_key(),

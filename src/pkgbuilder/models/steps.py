@@ -56,3 +56,4 @@ class CommandInput(Model):
     argv: list[str]
     timeout_seconds: int = 1800
     log_path: str | None = None
+    package_manager: PackageManager | None = None  # its resolved binary goes on PATH

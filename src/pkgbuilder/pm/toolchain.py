@@ -96,7 +96,9 @@ def _npm_package(manager: PackageManager, version: str) -> str:
 
 
 def default_version(root: Path, manager: PackageManager) -> str:
-    """What to fetch when packageManager names no version: the major the lockfile implies."""
+    """What to fetch when packageManager names no version: the newest major that writes
+    the lockfile's version (pnpm 10 for ``lockfileVersion: '9.0'``, which pnpm 9 writes too,
+    as ``npm install -g pnpm`` in a repository's CI would pick)."""
     if manager is PackageManager.YARN:
         return "4" if is_yarn_berry(root, None) else "1"
     try:
@@ -104,7 +106,7 @@ def default_version(root: Path, manager: PackageManager) -> str:
     except (OSError, UnicodeDecodeError):
         head = ""
     m = re.search(r"lockfileVersion:\s*'?(\d+)", head)
-    return {"5": "7", "6": "8"}.get(m[1], "9") if m else "9"
+    return {"5": "7", "6": "8"}.get(m[1], "10") if m else "10"
 
 
 def tools_cache(home: Path | None = None) -> Path:

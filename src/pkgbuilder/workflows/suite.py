@@ -375,6 +375,7 @@ class SuiteBuildWorkflow:
         result = await run_shell_step(
             build_acts.run_suite_command,
             CommandInput(workspace_root=self._inp.workspace_root, argv=cmd, timeout_seconds=t,
+                         package_manager=self._graph.package_manager,
                          log_path=f"{self._reports_root}/{self._date}/logs/"
                                   f"{self._inp.build_id}/verify.log"),
             t, self._inp.config.timeouts.heartbeat_seconds,
