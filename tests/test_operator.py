@@ -288,3 +288,35 @@ def test_terminal_ends_with_the_summary_not_a_stale_frame(address: str, tmp_path
         assert "pkgbuilder ui tty1" in screen or "Temporal UI:" in screen
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+
+
+@pytest.mark.slow
+async def test_a_build_does_not_wait_on_the_stale_poller_of_a_killed_worker(
+        address: str, client: Client, tmp_path: Path) -> None:
+    from pkgbuilder.runtime.client import has_dedicated_workers
+
+    ws = copy_workspace(FAILING, tmp_path / "ws")
+    env = cli_env(address)
+    worker = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        for _ in range(150):
+            if await has_dedicated_workers(client, "default", env["TEMPORAL_TASK_QUEUE"]):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the dedicated worker never polled")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    # The server still lists the dead worker's poller: the build relies on it at first...
+    assert await has_dedicated_workers(client, "default", env["TEMPORAL_TASK_QUEUE"])
+    started = time.monotonic()
+    proc = await asyncio.to_thread(
+        run_cli, ["build", str(ws), "--only", "@fx/solo", "--build-id", "stale"], env)
+    assert proc.returncode == 0, proc.stderr
+    # ...then says what it waited for and runs a worker itself.
+    assert "a workflow task of suite-stale waited more than 10 s for a worker" in proc.stderr
+    assert "running one in-process" in proc.stderr
+    assert time.monotonic() - started < 60
