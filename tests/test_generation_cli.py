@@ -134,6 +134,29 @@ async def test_start_prints_ids_and_records_the_failure(failed_then_resumed: dic
     assert ctx.last_successful_commit == ctx.completed_steps[-1].commit
 
 
+async def test_session_page_shows_every_phase(failed_then_resumed: dict, cli: CliEnv) -> None:
+    """Every state checkpoint writes the session's page beside its state file; `pkgbuilder
+    report gen-<id>` names it; it renders offline in Chromium (when installed)."""
+    from tests.browser import chromium_path, render
+
+    from pkgbuilder.report_html import is_self_contained
+
+    r = failed_then_resumed
+    code, out, err = await cli.run("report", r["session"])
+    assert code == 0, err
+    page = Path(out.strip())
+    assert page == state_path(cli.gen.state_dir, r["session"]).with_suffix(".html")
+    html = page.read_text(encoding="utf-8")
+    assert is_self_contained(html) and f"Generation {r['session']}" in html
+    steps = r["second"]["steps"]
+    for step in steps:
+        assert f"<td>{step['phase']}</td>" in html
+    if chromium_path() is not None:
+        shown = await asyncio.to_thread(render, page, {"phases": "table.phases tr.phase"})
+        assert shown.console_errors == [] and shown.blocked_requests == []
+        assert shown.counts["phases"] == len(steps)
+
+
 async def test_sessions_and_dashboard_show_the_failed_session(failed_then_resumed: dict) -> None:
     r = failed_then_resumed
     code, out = r["sessions"]

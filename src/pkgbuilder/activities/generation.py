@@ -54,6 +54,7 @@ from pkgbuilder.models.llm import ModelResponse
 from pkgbuilder.phases import context as phase_context
 from pkgbuilder.phases.definitions import GenerationPhase, spec
 from pkgbuilder.phases.prompts import PackageBrief, build_phase_request, required_files
+from pkgbuilder.report_html import write_generation_page
 
 # Error types the workflow must not retry (a retry would fail the same way).
 NON_RETRYABLE = [
@@ -181,8 +182,9 @@ def _state_exclude(git: Git, directory: Path) -> list[str]:
 
 @activity.defn
 def save_generation_state(inp: SaveStateInput) -> None:
-    """Checkpoint: write the workflow's view of the session atomically."""
+    """Checkpoint: write the workflow's view of the session atomically (and its page)."""
     write_state(Path(inp.state_path), inp.context)
+    write_generation_page(Path(inp.state_path), inp.context)
 
 
 def _review(path: str | None) -> ModelResponse | None:

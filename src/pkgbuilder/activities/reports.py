@@ -16,6 +16,7 @@ from pkgbuilder.models.reports import (
     WriteSuiteSummaryInput,
     WrittenReport,
 )
+from pkgbuilder.report_html import write_suite_pages
 from pkgbuilder.reports import latest_durations, package_report_path
 from pkgbuilder.state_dirs import ensure_state_dir
 
@@ -39,6 +40,8 @@ def write_suite_summary(inp: WriteSuiteSummaryInput) -> WrittenReport:
         Path(inp.reports_root) / inp.date / "suites" / f"{report.build_id}.json",
         report.to_json_dict(),
     )
+    # The page a person reads (docs/operator-guide.md, "Report page").
+    write_suite_pages(Path(inp.reports_root) / inp.date, report)
     return WrittenReport(path=str(path))
 
 

@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-import click
 import typer
 
 from pkgbuilder.cli import build as build_cmds
@@ -17,6 +17,7 @@ from pkgbuilder.cli import generate as generate_cmds
 from pkgbuilder.cli import generation as generation_cmds
 from pkgbuilder.cli import orchestrator as orchestrator_cmds
 from pkgbuilder.cli import registry as registry_cmds
+from pkgbuilder.cli import report as report_cmds
 from pkgbuilder.cli import status as status_cmds
 from pkgbuilder.cli import ui as ui_cmds
 from pkgbuilder.cli.common import console, fail, run_async, settings_for, temporal_client
@@ -29,7 +30,7 @@ def _hide_flag_types() -> None:
 
     shown = TyperOption.display_type_rich
 
-    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag else shown(self, ctx)
 
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
@@ -47,6 +48,7 @@ app = typer.Typer(
 
 build_cmds.register(app)
 status_cmds.register(app)
+report_cmds.register(app)
 generate_cmds.register(app)
 ui_cmds.register(app)
 app.add_typer(registry_cmds.app)

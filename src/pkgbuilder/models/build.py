@@ -126,6 +126,15 @@ class FixAttempt(Model):
     error: str | None = None
 
 
+class StepSpan(Model):
+    """When one step of a package build ran (the report page's timeline)."""
+
+    name: str  # install, build, test, quality, fix-1, publish, …
+    start: datetime
+    end: datetime
+    ok: bool = True
+
+
 class WaitedFor(Model):
     package_name: str
     wait_time: int  # ms between this package becoming wanted and its dependency finishing
@@ -174,6 +183,7 @@ class PackageBuildReport(Model):
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     category: Category | None = None
+    steps: list[StepSpan] = Field(default_factory=list)  # in the order they ran
     # None: the package has no test script (or never got to its tests).
     tests_passed: bool | None = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         PackageNode,
         PackageStatus,
         PublishOutcome,
+        StepSpan,
     )
     from pkgbuilder.models.common import name_slug
     from pkgbuilder.models.llm import FixAttemptInput
@@ -204,10 +206,19 @@ class PackageBuildWorkflow:
         if self._search_attributes:
             workflow.upsert_search_attributes([sa.BUILD_PHASE.value_set(phase)])
 
+    def _span(self, name: str, start: datetime, ok: bool = True) -> None:
+        if self._report is not None:
+            self._report.steps.append(StepSpan(name=name, start=start, end=workflow.now(),
+                                               ok=ok))
+
     async def _step(
         self, activity: Callable[[Any], Awaitable[StepResult]], arg: Any, seconds: int, hb: int
     ) -> StepResult:
-        return await run_shell_step(activity, arg, seconds, hb)
+        start = workflow.now()
+        result = await run_shell_step(activity, arg, seconds, hb)
+        if not result.skipped:
+            self._span(self._phase, start, result.ok)
+        return result
 
     async def _pipeline(self, inp: PackageBuildInput, report: PackageBuildReport,
                         log_dir: str) -> None:
@@ -307,6 +318,7 @@ class PackageBuildWorkflow:
                 break
             attempt += 1
             self._set_phase(f"fix-{attempt}")
+            fix_start = workflow.now()
             outcome = await run_fix_attempt(FixAttemptInput(
                 build_id=inp.build_id,
                 workspace_root=inp.workspace_root,
@@ -318,6 +330,7 @@ class PackageBuildWorkflow:
                 config=inp.config,
             ))
             record = outcome.attempt
+            self._span(f"fix-{attempt}", fix_start, record.succeeded)
             report.fix_attempts.append(record)
             report.tokens = report.tokens + record.tokens
             report.cost_usd = round(report.cost_usd + record.cost_usd, 6)
@@ -339,10 +352,12 @@ class PackageBuildWorkflow:
                                      "testing.failOnError=false)")
             return
         self._set_phase("publish")
+        publish_start = workflow.now()
         try:
             result = await publishing.publish_package(
                 inp.config, inp.build_id, inp.workspace_root, inp.package, inp.package_manager
             )
+            self._span("publish", publish_start, result.outcome is not PublishOutcome.FAILED)
         except ActivityError as e:
             if is_cancelled_exception(e):
                 raise
