@@ -148,6 +148,8 @@ class FixSettings(Model):
     # Package files sent with a fix request: total budget and per-file cap (bytes).
     context_budget_bytes: int = Field(60_000, gt=0)
     context_file_max_bytes: int = Field(24_000, gt=0)
+    # Run scripts the model changed without a sandbox when none works on the worker.
+    allow_unsandboxed: bool = False
 
 
 class GraphSettings(Model):

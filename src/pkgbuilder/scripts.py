@@ -31,6 +31,19 @@ def read_scripts(pkg_dir: Path) -> dict[str, str]:
     return {k: v for k, v in scripts.items() if isinstance(k, str) and isinstance(v, str)}
 
 
+def scripts_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """One line per package.json script the change added, removed or rewrote:
+    ``test: 'node --test' -> 'touch /x'`` (shown in the fix record)."""
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            shown_old = "(none)" if old is None else repr(old)
+            shown_new = "(removed)" if new is None else repr(new)
+            lines.append(f"{name}: {shown_old} -> {shown_new}"[:500])
+    return lines
+
+
 def lifecycle(scripts: Mapping[str, str], name: str) -> list[tuple[str, str]]:
     """``[(event, command), ...]`` for ``pre<name>``, ``<name>``, ``post<name>``."""
     steps = []

@@ -12,13 +12,15 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from pkgbuilder import sandbox
 from pkgbuilder.activities.heartbeat import heartbeat_interval
 from pkgbuilder.coverage import COVERAGE_FILES, read_coverage
 from pkgbuilder.failures import coverage_failures, failure_for, typescript_error_count
@@ -255,17 +257,57 @@ async def install_workspace(inp: InstallInput) -> StepResult:
         lock_cm.__exit__(None, None, None)
 
 
+Confine = Callable[[list[str]], list[str]]
+
+
+@contextlib.contextmanager
+def _confinement(inp: PackageStepInput) -> Iterator[Confine]:
+    """How to run the package's commands: as they are, or — once a model answer changed the
+    package — inside the bubblewrap sandbox (see sandbox.py). Without a working sandbox the
+    step is refused unless ``fix.allowUnsandboxed`` is set."""
+    if not inp.model_changed:
+        yield lambda argv: argv
+        return
+    try:
+        bwrap = sandbox.check_available()
+    except sandbox.SandboxUnavailable as e:
+        if not inp.settings.fix.allow_unsandboxed:
+            raise ApplicationError(
+                f"Refusing to run the scripts of {inp.package.name} after a model change: {e}; "
+                "install bubblewrap, or set fix.allowUnsandboxed = true to run them unconfined.",
+                type="SandboxUnavailable", non_retryable=True,
+            ) from None
+        activity.logger.warning("running model-changed scripts of %s unconfined: %s",
+                                inp.package.name, e)
+        yield lambda argv: argv
+        return
+    root = Path(inp.workspace_root).resolve()
+    pkg_dir = (root / inp.package.path).resolve()
+    hidden = [Path.home()]
+    if os.environ.get("PKGBUILDER_HOME"):
+        hidden.append(Path(os.environ["PKGBUILDER_HOME"]).resolve())
+    with tempfile.TemporaryDirectory(prefix="pkgbuilder-sandbox-") as tmp:
+        yield lambda argv: sandbox.confined_argv(bwrap, argv, pkg_dir, root, Path(tmp), hidden)
+
+
 async def _run_script(
     inp: PackageStepInput, script: str, timeout: int, log_name: str
 ) -> CommandResult:
     """Run a package.json script with the configured runner (see scripts.py)."""
+    with _confinement(inp) as confine:
+        return await _run_script_as(inp, script, timeout, log_name, confine)
+
+
+async def _run_script_as(
+    inp: PackageStepInput, script: str, timeout: int, log_name: str, confine: Confine
+) -> CommandResult:
     pkg_dir = Path(inp.workspace_root) / inp.package.path
     log_path = _log_path(inp.log_dir, log_name)
     if inp.settings.script_runner == "package-manager":
         argv = script_argv(inp.package_manager, script, Path(inp.workspace_root))
         try:
             return await run_command(
-                argv,
+                confine(argv),
                 pkg_dir,
                 timeout=timeout,
                 env=await tool_env(scrubbed_env(), Path(inp.workspace_root),
@@ -299,7 +341,7 @@ async def _run_script(
             if log_path and event != script else log_path
         )
         res = await run_command(
-            direct_argv(command),
+            confine(direct_argv(command)),
             pkg_dir,
             timeout=timeout,
             env=env,
@@ -421,17 +463,18 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
     for i, (name, argv) in enumerate(runs):
         if argv:
             try:
-                res = await run_command(
-                    argv,
-                    pkg_dir,
-                    timeout=settings.timeouts.quality_seconds,
-                    env=await tool_env(scrubbed_env(), Path(inp.workspace_root),
-                                       inp.package_manager),
-                    heartbeat=_heartbeat,
-                    heartbeat_every=_heartbeat_every(),
-                    step_key=_step_key(),
-                    log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
-                )
+                with _confinement(inp) as confine:
+                    res = await run_command(
+                        confine(argv),
+                        pkg_dir,
+                        timeout=settings.timeouts.quality_seconds,
+                        env=await tool_env(scrubbed_env(), Path(inp.workspace_root),
+                                           inp.package_manager),
+                        heartbeat=_heartbeat,
+                        heartbeat_every=_heartbeat_every(),
+                        step_key=_step_key(),
+                        log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
+                    )
             except FileNotFoundError as e:
                 raise ApplicationError(
                     f"Quality command '{argv[0]}' is not installed on this worker.",

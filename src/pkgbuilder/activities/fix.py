@@ -38,6 +38,7 @@ from pkgbuilder.models.llm import (
     PrepareFixInput,
     PrepareFixResult,
 )
+from pkgbuilder.scripts import read_scripts, scripts_changes
 
 FIX_PROMPTS_DIR = ".claude/agents/fix-prompts"
 GENERIC_PROMPT = "generic-developer.md"
@@ -242,6 +243,7 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
     fix = inp.config.fix
     limits = FileOpLimits(fix.max_files_per_response, fix.max_file_bytes, fix.max_response_bytes)
     ops = stored.response.files
+    scripts_before = read_scripts(pkg_dir)
     try:
         changed = apply_file_operations(pkg_dir, ops, limits)
     except FileOperationError as e:
@@ -262,6 +264,7 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
         already_applied=outcome.already_committed,
         note=outcome.note,
         summary=stored.response.summary[:2000],
+        scripts_changed=scripts_changes(scripts_before, read_scripts(pkg_dir)),
     )
 
 

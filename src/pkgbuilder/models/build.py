@@ -124,6 +124,8 @@ class FixAttempt(Model):
     commit: str | None = None
     succeeded: bool = False
     error: str | None = None
+    # package.json scripts the model added, removed or rewrote ("test: 'a' -> 'b'").
+    scripts_changed: list[str] = Field(default_factory=list)
 
 
 class StepSpan(Model):

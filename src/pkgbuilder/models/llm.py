@@ -148,6 +148,8 @@ class ApplyFixResult(Model):
     already_applied: bool = False  # a retried activity found its own commit
     note: str | None = None  # e.g. "workspace is not a git repository; not committed"
     summary: str = ""
+    # package.json scripts the answer added, removed or rewrote (they run sandboxed next).
+    scripts_changed: list[str] = Field(default_factory=list)
 
 
 class FixAttemptInput(Model):

@@ -32,6 +32,8 @@ class PackageStepInput(Model):
     # Quality only: the coverage measured by the test step (None when none was produced).
     coverage_percent: float | None = None
     tests_ran: bool = False
+    # Set once a model answer changed the package: its scripts then run sandboxed.
+    model_changed: bool = False
 
 
 class StepResult(Model):

@@ -88,6 +88,7 @@ async def run_fix_attempt(inp: FixAttemptInput) -> FixAttemptOutcome:
             **fix_activity_options(inp.config),
         )
         record.files_changed, record.commit = applied.files_changed, applied.commit
+        record.scripts_changed = applied.scripts_changed
         record.succeeded = True
     except ActivityError as e:
         if is_cancelled_exception(e):

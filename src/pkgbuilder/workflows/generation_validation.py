@@ -49,9 +49,10 @@ async def run_checks(
     )
     if not install.ok:
         return install.failures, None
+    # The whole package is model-written: its scripts run confined (see sandbox.py).
     step_in = PackageStepInput(workspace_root=ctx.workspace_root, package=target.node,
                                package_manager=inp.package_manager, settings=inp.config,
-                               log_dir=log_dir)
+                               log_dir=log_dir, model_changed=True)
     build = await run_shell_step(build_acts.build_package, step_in, t.build_seconds, hb)
     if not build.ok:
         return build.failures, None

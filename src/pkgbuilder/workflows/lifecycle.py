@@ -278,9 +278,10 @@ class GenerationRunWorkflow:
         seconds = t.build_seconds if step == "build" else t.test_seconds
         result = await run_shell_step(
             fn,
+            # The task's worktree holds model-written code: scripts run confined.
             PackageStepInput(workspace_root=wt.worktree, package=node,
                              package_manager=graph.package_manager, settings=self._inp.config,
-                             log_dir=log_dir),
+                             log_dir=log_dir, model_changed=True),
             seconds, t.heartbeat_seconds,
         )
         self._check(f"{step} of {node.name}", result)

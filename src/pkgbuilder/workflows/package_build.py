@@ -339,6 +339,8 @@ class PackageBuildWorkflow:
                 break
             if not record.succeeded:
                 continue  # the answer could not be obtained or applied; try again
+            # From now on the package holds code the model wrote: its scripts run confined.
+            step_in = step_in.model_copy(update={"model_changed": True})
             failures = await self._checks(step_in, report)
             record.succeeded = not failures
         return failures
