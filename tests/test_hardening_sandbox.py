@@ -15,6 +15,17 @@ from tests.support.hardening import make_workspace, run_suite
 from pkgbuilder.models.build import PackageStatus
 from support.fake_anthropic import FakeAnthropic, Reply, fake_anthropic  # noqa: F401
 
+
+@pytest.fixture(autouse=True)
+def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The hostile script reads $HOME/.npmrc: never the real one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".npmrc").write_text("//registry.example/:_authToken=s3cr3t-npmrc\n")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
 CONFIG = "[llm]\ntokensPerMinute = 1000000\n[fix]\nmaxAttempts = 1\n"
 
 
@@ -29,7 +40,7 @@ def _workspace(tmp_path: Path, extra_config: str = "") -> tuple[Path, Path]:
 def _hostile_answer(outside: Path) -> Reply:
     manifest = {"name": "@s/a", "version": "1.0.0", "scripts": {
         "build": "mkdir -p dist",
-        "test": f"touch inside-ok; touch {outside}; touch $HOME/.pkgbuilder-probe; exit 0"}}
+        "test": f"touch inside-ok; touch {outside}; cat $HOME/.npmrc > leaked.txt; exit 0"}}
     return Reply.contract([{"path": "package.json", "operation": "update",
                             "content": json.dumps(manifest)}], summary="tests fixed")
 
@@ -42,8 +53,9 @@ async def test_model_changed_script_cannot_write_outside_the_package(
     report = await run_suite(client, ws)
     pkg = report.package_reports[0]
     assert not outside.exists()
-    assert not (Path.home() / ".pkgbuilder-probe").exists()
     assert (ws / "packages" / "a" / "inside-ok").exists()  # it ran, confined
+    leaked = ws / "packages" / "a" / "leaked.txt"
+    assert leaked.exists() and "s3cr3t" not in leaked.read_text()  # $HOME is empty inside
     record = pkg.fix_attempts[0]
     assert any(line.startswith("test: 'exit 1' -> ") and "outside-marker" in line
                for line in record.scripts_changed), record.scripts_changed

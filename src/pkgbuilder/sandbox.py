@@ -66,16 +66,21 @@ def confined_argv(
     workspace_root: Path,
     tmp_dir: Path,
     hidden: list[Path],
+    visible: list[Path] | None = None,
 ) -> list[str]:
     """``argv`` run by ``bwrap``: read-only everything, ``hidden`` directories empty, the
-    workspace readable again (even when it lies under a hidden one), and only
-    ``package_dir`` and ``tmp_dir`` writable. Later mounts win, so the order matters."""
+    workspace and ``visible`` (e.g. the package-manager tool cache) readable again even when
+    they lie under a hidden one, and only ``package_dir`` and ``tmp_dir`` writable. Later
+    mounts win, so the order matters."""
     out = [bwrap, "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
            "--unshare-ipc", "--unshare-uts", "--ro-bind", "/", "/", "--dev", "/dev",
            "--proc", "/proc"]
     for path in hidden:
         if path.is_dir():
             out += ["--tmpfs", str(path)]
+    for path in visible or []:
+        if path.is_dir():
+            out += ["--ro-bind", str(path), str(path)]
     out += ["--ro-bind", str(workspace_root), str(workspace_root),
             "--bind", str(package_dir), str(package_dir),
             "--bind", str(tmp_dir), str(tmp_dir),

@@ -34,6 +34,7 @@ from pkgbuilder.models.steps import (
     StepResult,
 )
 from pkgbuilder.pm import Tool, ToolError, install_fingerprint, is_yarn_berry, resolve_tool
+from pkgbuilder.pm.toolchain import tools_cache
 from pkgbuilder.scripts import direct_argv, lifecycle, read_scripts, script_env
 from pkgbuilder.shell import CommandResult, run_command, scrubbed_env
 from pkgbuilder.workspace import workspace_package_dirs
@@ -287,7 +288,9 @@ def _confinement(inp: PackageStepInput) -> Iterator[Confine]:
     if os.environ.get("PKGBUILDER_HOME"):
         hidden.append(Path(os.environ["PKGBUILDER_HOME"]).resolve())
     with tempfile.TemporaryDirectory(prefix="pkgbuilder-sandbox-") as tmp:
-        yield lambda argv: sandbox.confined_argv(bwrap, argv, pkg_dir, root, Path(tmp), hidden)
+        visible = [tools_cache()]
+        yield lambda argv: sandbox.confined_argv(bwrap, argv, pkg_dir, root, Path(tmp), hidden,
+                                                 visible)
 
 
 async def _run_script(
