@@ -291,32 +291,57 @@ def test_terminal_ends_with_the_summary_not_a_stale_frame(address: str, tmp_path
 
 
 @pytest.mark.slow
-async def test_a_build_does_not_wait_on_the_stale_poller_of_a_killed_worker(
+async def test_no_command_relies_on_the_stale_poller_of_a_gone_worker(
         address: str, client: Client, tmp_path: Path) -> None:
+    """A SIGKILLed local worker's poller is still listed by the server, yet no command counts
+    on it (its pid is gone). A stale poller of another host can only be told by its work
+    waiting: a foreground build and a cancel then say what they waited for and run a worker
+    themselves."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.worker import Worker
+
     from pkgbuilder.runtime.client import has_dedicated_workers
+    from pkgbuilder.runtime.worker import workflow_runner
 
     ws = copy_workspace(FAILING, tmp_path / "ws")
     env = cli_env(address)
+    tq = env["TEMPORAL_TASK_QUEUE"]
+
+    async def wait_dedicated() -> None:
+        for _ in range(150):
+            if await has_dedicated_workers(client, "default", tq):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError("the dedicated worker never polled")
+
     worker = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
-        for _ in range(150):
-            if await has_dedicated_workers(client, "default", env["TEMPORAL_TASK_QUEUE"]):
-                break
-            await asyncio.sleep(0.2)
-        else:
-            raise AssertionError("the dedicated worker never polled")
+        await wait_dedicated()
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
-    # The server still lists the dead worker's poller: the build relies on it at first...
-    assert await has_dedicated_workers(client, "default", env["TEMPORAL_TASK_QUEUE"])
-    started = time.monotonic()
+    listed = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace="default", task_queue=TaskQueue(name=tq),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    assert any(p.identity.startswith(f"{worker.pid}@") for p in listed.pollers)
+    assert not await has_dedicated_workers(client, "default", tq)
+    # A worker of another host that stopped: its recent poller looks alive.
+    async with Worker(client, task_queue=tq, workflows=[SuiteBuildWorkflow],
+                      identity="4242@elsewhere", workflow_runner=workflow_runner()):
+        await wait_dedicated()
+    assert await has_dedicated_workers(client, "default", tq)
     proc = await asyncio.to_thread(
         run_cli, ["build", str(ws), "--only", "@fx/solo", "--build-id", "stale"], env)
     assert proc.returncode == 0, proc.stderr
-    # ...then says what it waited for and runs a worker itself.
     assert "a workflow task of suite-stale waited more than 10 s for a worker" in proc.stderr
     assert "running one in-process" in proc.stderr
-    assert time.monotonic() - started < 60
+    detached = run_cli(["build", str(ws), "--detach", "--build-id", "stale2"], env)
+    assert detached.returncode == 0, detached.stderr
+    cancel = await asyncio.to_thread(run_cli, ["cancel", "stale2"], env)
+    assert cancel.returncode == 0, cancel.stderr
+    assert "the cancellation waited more than 10 s for a worker" in cancel.stderr
+    assert "suite stale2 cancelled" in cancel.stderr

@@ -5,6 +5,7 @@ suite, saying which command to run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -15,17 +16,22 @@ from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
 from temporalio.service import RPCError
 
-from pkgbuilder.cli.build import _check_build_id, exit_code_for, print_report, workspace_flag
+from pkgbuilder.cli.build import (
+    UNSERVED_SECONDS,
+    _check_build_id,
+    exit_code_for,
+    print_report,
+    workspace_flag,
+)
 from pkgbuilder.cli.common import console, out, run_async, settings_for, temporal_client
 from pkgbuilder.cli.progress import state_table
-from pkgbuilder.cli.suites import suite_input, suite_workflow_id, written_summary
+from pkgbuilder.cli.suites import suite_input, suite_workflow_id, waiting_tasks, written_summary
 from pkgbuilder.config import BuildSettings, pkgbuilder_home
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport, SuiteState
@@ -144,15 +150,13 @@ async def _cancel(settings: BuildSettings, build_id: str) -> int:
         await handle.cancel()
         console.print(f"cancellation requested for suite {build_id}")
         tq = desc.task_queue
-        if embedded or not await live_pollers(client, settings.temporal.namespace, tq):
-            from pkgbuilder.runtime.worker import running_workers
-
-            console.print(f"no live worker serves task queue '{tq}': running one in-process "
-                          "until the cancellation completes", highlight=False)
-            async with running_workers(client, settings, task_queue=tq):
-                closed = await _wait_closed(handle)
-        else:
-            closed = await _wait_closed(handle)
+        live = not embedded and bool(await live_pollers(client, settings.temporal.namespace,
+                                                        tq))
+        async with contextlib.AsyncExitStack() as stack:
+            if not live:
+                await _run_worker(stack, client, settings, tq,
+                                  f"no live worker serves task queue '{tq}'")
+            closed = await _wait_closed(client, handle, stack, settings, tq, helped=not live)
         if not closed:
             raise UserError(f"Cancellation of build {build_id} is requested; it completes when "
                             f"a worker runs the suite ('pkgbuilder worker').", exit_code=1)
@@ -163,11 +167,36 @@ async def _cancel(settings: BuildSettings, build_id: str) -> int:
         return 0
 
 
-async def _wait_closed(handle: WorkflowHandle[Any, Any]) -> bool:
+async def _run_worker(stack: contextlib.AsyncExitStack, client: Client,
+                      settings: BuildSettings, task_queue: str, why: str) -> None:
+    from pkgbuilder.runtime.worker import running_workers
+
+    console.print(f"{why}: running one in-process until the cancellation completes",
+                  highlight=False, soft_wrap=True)
+    await stack.enter_async_context(running_workers(client, settings, task_queue=task_queue))
+
+
+async def _wait_closed(client: Client, handle: WorkflowHandle[Any, Any],
+                       stack: contextlib.AsyncExitStack, settings: BuildSettings,
+                       task_queue: str, helped: bool) -> bool:
+    """Wait until the suite closed; when its cancellation waits for a worker that never
+    picks it up (the one seen polling is gone), run one here."""
+    result = asyncio.ensure_future(handle.result())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CANCEL_WAIT_SECONDS
     try:
-        await asyncio.wait_for(handle.result(), CANCEL_WAIT_SECONDS)
-    except WorkflowFailureError:
-        return True
-    except TimeoutError:
+        while loop.time() < deadline:
+            done, _ = await asyncio.wait({result}, timeout=2.0)
+            if done:
+                return True
+            if not helped and await waiting_tasks(client, [handle.id], UNSERVED_SECONDS):
+                helped = True
+                await _run_worker(stack, client, settings, task_queue,
+                                  f"the cancellation waited more than {UNSERVED_SECONDS:.0f} "
+                                  f"s for a worker on task queue '{task_queue}'")
         return False
-    return True
+    finally:
+        if not result.done():
+            result.cancel()
+        elif not result.cancelled():
+            result.exception()  # retrieved: a cancelled suite's failure is the expected end

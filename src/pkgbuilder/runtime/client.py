@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 
 from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
@@ -81,9 +83,27 @@ async def live_pollers(client: Client, namespace: str, task_queue: str,
     now = time.time()
     return [
         poller.identity for poller in resp.pollers
-        if not poller.HasField("last_access_time")
-        or now - poller.last_access_time.ToSeconds() <= max_age
+        if (not poller.HasField("last_access_time")
+            or now - poller.last_access_time.ToSeconds() <= max_age)
+        and not _gone_here(poller.identity)
     ]
+
+
+def _gone_here(identity: str) -> bool:
+    """True when ``identity`` (``pid@host …``, see runtime/worker.worker_identity) names a
+    process of this host that no longer exists: its poller is stale at once, whatever its
+    age (a SIGKILLed worker, a command that ended)."""
+    pid_text, _, rest = identity.partition("@")
+    host = rest.split(" ", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    return False
 
 
 async def has_dedicated_workers(client: Client, namespace: str, task_queue: str) -> bool:
