@@ -230,9 +230,10 @@ def prepare_phase_request(inp: PhasePromptInput) -> PhasePromptResult:
         requirements=required_files(inp.phase.phase, plan.implementation_files),
         # A resumed session runs under a new workflow id, so it asks the model afresh instead
         # of reusing an answer that already failed; a retried activity reuses the same key.
-        request_key=f"{ctx.workflow_id}/step-{inp.phase.step_number}/attempt-{inp.attempt}",
+        request_key=f"{ctx.workflow_id}/step-{inp.phase.step_number}/attempt-{inp.attempt}"
+        + (f"/reask-{inp.reask}" if inp.reask else ""),
         review=_review(inp.review_response_path), failures=inp.failures,
-        attempt=inp.attempt, max_attempts=inp.max_attempts,
+        attempt=inp.attempt, max_attempts=inp.max_attempts, missing=inp.missing,
     )
     path, sha = write_request(pkgbuilder_home(), request)
     chars = sum(len(b.text) for m in request.messages for b in m.content)
@@ -302,9 +303,11 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
                                                            plan.implementation_files)]
     missing = _missing_outputs(pkg_dir, response, required)
     if missing:
-        raise _fail(f"The model's {inp.phase.value} answer did not produce "
-                    f"{'; '.join(missing)}; nothing was applied — resume the session to ask "
-                    "again.", "PhaseOutputMissing")
+        # The workflow re-asks the model with this list (details) before it gives up.
+        raise ApplicationError(
+            f"The model's {inp.phase.value} answer did not produce {'; '.join(missing)}; "
+            "nothing was applied.", {"missing": missing},
+            type="PhaseOutputMissing", non_retryable=True)
     named: list[str] = []
     if response is not None and response.files:
         created = not pkg_dir.exists()

@@ -140,6 +140,9 @@ class PhasePromptInput(Model):
     review_response_path: str | None = None
     # Only look for the phase's commit; write no request (BUILD_VALIDATION's first look).
     existing_only: bool = False
+    # A re-ask (1-based) because the previous answer lacked these required files.
+    reask: int = 0
+    missing: list[str] = Field(default_factory=list)
 
 
 class PhasePromptResult(Model):

@@ -124,8 +124,10 @@ def build_phase_request(
     failures: Sequence[Failure] = (),
     attempt: int = 0,
     max_attempts: int = 0,
+    missing: Sequence[str] = (),
 ) -> LLMRequest:
-    """The request of one phase (see the module docstring for the layout)."""
+    """The request of one phase (see the module docstring for the layout). ``missing``:
+    required outputs the previous answer lacked (a re-ask names them)."""
     phase = step.phase
     s = spec(phase)
     task = [f"## Phase {step.step_number} of {total_steps}: {phase.value}", s.instructions]
@@ -144,6 +146,11 @@ def build_phase_request(
         content.append(PromptBlock(text=render_review(review)))
     if failures:
         content.append(PromptBlock(text=render_failures(failures)))
+    if missing:
+        content.append(PromptBlock(
+            text="Your previous answer to this phase did not include every required file; "
+            "nothing of it was applied. Missing:\n" + "\n".join(f"- {m}" for m in missing)
+            + "\nAnswer again with the complete set of files of this phase, including these."))
     content.append(
         PromptBlock(
             text=f"Do the {phase.value} phase now and answer with the JSON object of the "

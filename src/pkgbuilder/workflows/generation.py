@@ -62,6 +62,9 @@ GEN_RETRY = RetryPolicy(
 GEN_TIMEOUT = timedelta(minutes=5)
 # The context travels in every checkpoint and prompt input: keep each step's summary short.
 SUMMARY_CHARS = 600
+# A phase answer that lacks a required file is re-asked this often within the step (the
+# request names what is missing) before the step fails.
+MAX_REASKS = 1
 
 
 class PhaseFailed(Exception):
@@ -173,8 +176,31 @@ class TurnBasedGenerationWorkflow:
             self._complete(step, prompt.existing_commit, prompt.existing_files, None)
             return
         call = await self._call(prompt)
-        applied = await self._apply(step, call, plan_check=True)
-        self._complete(step, applied.commit, applied.files, call)
+        # Answers this step paid for but could not use (re-asked): counted in its usage.
+        usage, cost, calls = TokenUsage(), 0.0, 0
+        reasks = 0
+        while True:
+            try:
+                applied = await self._apply(step, call, plan_check=True)
+                break
+            except ActivityError as e:
+                missing = _missing_outputs(e)
+                if missing is None or reasks >= MAX_REASKS:
+                    self._count(usage + call.usage, cost + call.cost_usd)
+                    if missing is not None:
+                        raise PhaseFailed(
+                            f"the model's {step.phase.value} answer still lacked "
+                            f"{'; '.join(missing)} after it was asked again "
+                            f"({reasks} re-ask{'s' if reasks != 1 else ''}); nothing was "
+                            "applied") from e
+                    raise
+            reasks += 1
+            usage, cost = usage + call.usage, cost + call.cost_usd
+            calls += call.model_calls
+            self._announce(step, f" — re-asking for {', '.join(missing)}")
+            prompt = await self._prompt(step, reask=reasks, missing=missing)
+            call = await self._call(prompt)
+        self._complete(step, applied.commit, applied.files, call, usage, cost, calls)
 
     async def _build_validation(self, step: ScheduledPhase) -> None:
         ctx, inp, cfg = self._ctx, self._inp, self._cfg
@@ -266,7 +292,8 @@ class TurnBasedGenerationWorkflow:
 
     async def _prompt(self, step: ScheduledPhase, failures: list[Failure] | None = None,
                       attempt: int = 0, review_response_path: str | None = None,
-                      existing_only: bool = False) -> PhasePromptResult:
+                      existing_only: bool = False, reask: int = 0,
+                      missing: list[str] | None = None) -> PhasePromptResult:
         assert self._ctx is not None
         arg = PhasePromptInput(
             context=self._ctx, phase=step,
@@ -275,6 +302,7 @@ class TurnBasedGenerationWorkflow:
             failures=failures or [], attempt=attempt,
             max_attempts=self._cfg.validation_fix_attempts,
             review_response_path=review_response_path, existing_only=existing_only,
+            reask=reask, missing=missing or [],
         )
         result: PhasePromptResult = await self._act(gen_acts.prepare_phase_request, arg)
         return result
@@ -379,6 +407,16 @@ class TurnBasedGenerationWorkflow:
 
     def _log_dir(self, name: str) -> str:
         return f"{self._inp.state_dir}/{self._inp.session_id}/logs/{name}"
+
+
+def _missing_outputs(e: ActivityError) -> list[str] | None:
+    """The required files a phase answer lacked (PhaseOutputMissing), else None."""
+    cause = e.cause
+    if isinstance(cause, ApplicationError) and cause.type == "PhaseOutputMissing":
+        for detail in cause.details or ():
+            if isinstance(detail, dict) and isinstance(detail.get("missing"), list):
+                return [str(m) for m in detail["missing"]]
+    return None
 
 
 __all__ = ["TurnBasedGenerationConfig", "TurnBasedGenerationWorkflow", "error_message"]
