@@ -40,14 +40,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pkgbuilder.graph import (
+from pkgbuilder.models.build import PackageNode
+from pkgbuilder.models.common import Category
+from pkgbuilder.workspace.graph import (
     critical_path,
     critical_path_length,
     simulate_list_schedule,
     total_work,
 )
-from pkgbuilder.models.build import PackageNode
-from pkgbuilder.models.common import Category
 
 SCOPE = "@bench"
 # Share of packages per category (layer order); validators have no dependencies.

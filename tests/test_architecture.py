@@ -34,7 +34,7 @@ def test_a_violation_breaks_a_contract(tmp_path: Path) -> None:
     """A copy of the package where a domain module imports Temporal fails the check."""
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    graph = tmp_path / "src" / "pkgbuilder" / "graph.py"
+    graph = tmp_path / "src" / "pkgbuilder" / "workspace" / "graph.py"
     graph.write_text("import temporalio.workflow  # a violation\n" + graph.read_text())
     proc = subprocess.run(
         [*lint_imports_argv(), "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
@@ -42,7 +42,7 @@ def test_a_violation_breaks_a_contract(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "Domain modules are Temporal-free BROKEN" in proc.stdout
-    assert "pkgbuilder.graph -> temporalio (l.1)" in proc.stdout
+    assert "pkgbuilder.workspace.graph -> temporalio (l.1)" in proc.stdout
 
 
 # Top-level modules allowed to use Temporal: the Temporal layers, plus two adapters.

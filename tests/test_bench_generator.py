@@ -11,9 +11,9 @@ from types import ModuleType
 
 import pytest
 
-from pkgbuilder.graph import topological_order
 from pkgbuilder.models.common import Category
-from pkgbuilder.workspace import discover_workspace
+from pkgbuilder.workspace.discovery import discover_workspace
+from pkgbuilder.workspace.graph import topological_order
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "suite_makespan.py"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pkgbuilder.coverage import parse_istanbul_summary, parse_lcov, read_coverage
+from pkgbuilder.steps.coverage import parse_istanbul_summary, parse_lcov, read_coverage
 
 LCOV = """TN:
 SF:src/index.js

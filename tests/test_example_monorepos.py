@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pkgbuilder.coverage import read_coverage
 from pkgbuilder.models.common import DEFAULT_COVERAGE_THRESHOLDS
-from pkgbuilder.workspace import discover_workspace
+from pkgbuilder.steps.coverage import read_coverage
+from pkgbuilder.workspace.discovery import discover_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "examples" / "demo-monorepo"

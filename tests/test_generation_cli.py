@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from pkgbuilder.cli.app import app
 from pkgbuilder.config import load_settings
-from pkgbuilder.generation.state import SessionStatus, read_state, state_path
-from pkgbuilder.phases.definitions import GenerationPhase
 from pkgbuilder.runtime.worker import running_workers
+from pkgbuilder.session.phases.definitions import GenerationPhase
+from pkgbuilder.session.state import SessionStatus, read_state, state_path
 from support.fake_anthropic import Reply
 from support.generation_env import (
     GenEnv,
@@ -139,7 +139,7 @@ async def test_session_page_shows_every_phase(failed_then_resumed: dict, cli: Cl
     report gen-<id>` names it; it renders offline in Chromium (when installed)."""
     from tests.browser import chromium_path, render
 
-    from pkgbuilder.report_html import is_self_contained
+    from pkgbuilder.reporting.html import is_self_contained
 
     r = failed_then_resumed
     code, out, err = await cli.run("report", r["session"])
@@ -217,7 +217,7 @@ async def test_resume_refuses_dirty_tree_and_missing_commit(
         "completed_steps": ctx.completed_steps[:2],
         "last_successful_commit": "0123456789abcdef0123456789abcdef01234567",
     })
-    from pkgbuilder.generation.state import write_state
+    from pkgbuilder.session.state import write_state
 
     write_state(state_path(cli.gen.state_dir, session), broken)
     stray = cli.gen.repo / PACKAGE_PATH / "src" / "stray.js"

@@ -8,28 +8,28 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder.activities.generation import (
+from pkgbuilder.activities.session import (
     apply_generation_phase,
     merge_generation_branch,
     prepare_generation_session,
 )
 from pkgbuilder.config import BuildSettings
-from pkgbuilder.generation import gitops
-from pkgbuilder.generation.resume import resume_problems
-from pkgbuilder.generation.state import SessionStatus, read_state, state_path
 from pkgbuilder.lifecycle.git import Git
 from pkgbuilder.llm.store import write_response
 from pkgbuilder.models.common import Category
-from pkgbuilder.models.generation import (
+from pkgbuilder.models.llm import FileOperation, ModelResponse, StoredResponse
+from pkgbuilder.models.session import (
     ApplyPhaseInput,
     GenerationContext,
     MergeInput,
     PrepareSessionInput,
     TurnBasedGenerationInput,
 )
-from pkgbuilder.models.llm import FileOperation, ModelResponse, StoredResponse
-from pkgbuilder.phases.config import TurnBasedGenerationConfig, schedule
-from pkgbuilder.phases.definitions import GenerationPhase
+from pkgbuilder.session import gitops
+from pkgbuilder.session.phases.config import TurnBasedGenerationConfig, schedule
+from pkgbuilder.session.phases.definitions import GenerationPhase
+from pkgbuilder.session.resume import resume_problems
+from pkgbuilder.session.state import SessionStatus, read_state, state_path
 from support.generation_env import git, make_workspace, new_session_id
 from support.generation_script import PACKAGE_NAME, PACKAGE_PATH, PLAN_PATH, write_workspace
 

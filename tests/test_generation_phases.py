@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from pkgbuilder.config import BuildSettings, ConfigError, load_settings
-from pkgbuilder.generation.plan import PlanError, parse_plan
-from pkgbuilder.generation.state import (
+from pkgbuilder.models.build import Failure, FailureType
+from pkgbuilder.models.common import Category
+from pkgbuilder.models.llm import ModelResponse
+from pkgbuilder.session.phases.config import TurnBasedGenerationConfig, schedule, turn_based_config
+from pkgbuilder.session.phases.context import gather_files, glob_match, package_files, render_tree
+from pkgbuilder.session.phases.definitions import PHASE_ORDER, GenerationPhase, spec
+from pkgbuilder.session.phases.prompts import PackageBrief, build_phase_request, required_files
+from pkgbuilder.session.plan import PlanError, parse_plan
+from pkgbuilder.session.state import (
     CompletedStep,
     GenerationContext,
     StateFileError,
@@ -23,13 +30,6 @@ from pkgbuilder.generation.state import (
     state_path,
     write_state,
 )
-from pkgbuilder.models.build import Failure, FailureType
-from pkgbuilder.models.common import Category
-from pkgbuilder.models.llm import ModelResponse
-from pkgbuilder.phases.config import TurnBasedGenerationConfig, schedule, turn_based_config
-from pkgbuilder.phases.context import gather_files, glob_match, package_files, render_tree
-from pkgbuilder.phases.definitions import PHASE_ORDER, GenerationPhase, spec
-from pkgbuilder.phases.prompts import PackageBrief, build_phase_request, required_files
 from support.generation_script import PLAN
 
 P = GenerationPhase

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from pkgbuilder.generation.state import SessionStatus, list_states
 from pkgbuilder.models.build import BuildReport, PackageStatus, SuiteBuildInput
 from pkgbuilder.runtime.worker import running_workers
+from pkgbuilder.session.state import SessionStatus, list_states
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 from support.generation_env import gen_settings, git, make_workspace, scripted_server
 from support.generation_script import PACKAGE_NAME, PACKAGE_PATH

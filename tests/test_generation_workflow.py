@@ -20,11 +20,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from pkgbuilder.config import LLMSettings
-from pkgbuilder.generation.state import SessionStatus, read_state, state_path
-from pkgbuilder.models.generation import GenerationResult
-from pkgbuilder.phases.definitions import PHASE_ORDER, GenerationPhase, spec
+from pkgbuilder.models.session import GenerationResult
 from pkgbuilder.runtime.worker import running_workers
-from pkgbuilder.workflows.generation import TurnBasedGenerationWorkflow
+from pkgbuilder.session.phases.definitions import PHASE_ORDER, GenerationPhase, spec
+from pkgbuilder.session.state import SessionStatus, read_state, state_path
+from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 from support.generation_env import (
     GenEnv,
     gen_settings,

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from pkgbuilder.errors import UserError
-from pkgbuilder.graph import (
+from pkgbuilder.models.build import PackageNode
+from pkgbuilder.workspace.graph import (
     DependencyCycleError,
     WorkspaceError,
     critical_path,
@@ -24,7 +25,6 @@ from pkgbuilder.graph import (
     transitive_dependencies,
     transitive_dependents,
 )
-from pkgbuilder.models.build import PackageNode
 
 
 def node(name: str, *deps: str, layer: int = 2) -> PackageNode:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from pkgbuilder.generation.state import SessionStatus, read_state, state_path
-from pkgbuilder.phases.definitions import GenerationPhase as P
 from pkgbuilder.runtime.worker import running_workers
-from pkgbuilder.workflows.generation import TurnBasedGenerationWorkflow
+from pkgbuilder.session.phases.definitions import GenerationPhase as P
+from pkgbuilder.session.state import SessionStatus, read_state, state_path
+from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 from support.fake_anthropic import Reply
 from support.generation_env import (
     GenEnv,

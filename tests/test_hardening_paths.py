@@ -16,7 +16,7 @@ from tests.support.hardening import make_workspace, run_suite
 
 from pkgbuilder.models.build import PackageStatus
 from pkgbuilder.models.common import check_safe_id, name_slug
-from pkgbuilder.workspace import WorkspaceError, discover_workspace
+from pkgbuilder.workspace.discovery import WorkspaceError, discover_workspace
 
 
 def _cli(args: list[str], address: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

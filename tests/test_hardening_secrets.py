@@ -11,13 +11,13 @@ from tests.support.hardening import history_text, make_workspace, run_suite
 from pkgbuilder.config import load_settings
 from pkgbuilder.models.build import PackageStatus
 from pkgbuilder.models.common import name_slug
-from pkgbuilder.urls import strip_userinfo
+from pkgbuilder.util.urls import strip_userinfo
 
 SECRETS = ("s3cr3t-url", "s3cr3t-npmauth", "s3cr3t-anthropic", "s3cr3t-file-url")
 CONFIG = """
 [orchestrator]
 npmAuth = "s3cr3t-npmauth"
-pollSeconds = 30
+pollLimit = 30
 
 [turnBasedGeneration]
 anthropicKey = "s3cr3t-anthropic"
@@ -43,6 +43,6 @@ async def test_no_credential_reaches_any_history(client: Client, tmp_path: Path)
     for wf_id in (f"suite-{report.build_id}", f"build-{report.build_id}-{name_slug('@s/a')}"):
         history = await history_text(client, wf_id)
         assert "127.0.0.1:9" in history  # the URL travelled, without its userinfo
-        assert "pollSeconds" in history  # and the section, without its secret key
+        assert "pollLimit" in history  # and the section, without its secret key
         for secret in SECRETS:
             assert secret not in history, (wf_id, secret)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pkgbuilder.master_plan import (
+from pkgbuilder.models.common import Category
+from pkgbuilder.workspace.discovery import WorkspaceError, discover_workspace
+from pkgbuilder.workspace.master_plan import (
     confined_relative_path,
     parse_master_plan,
     parse_master_plan_text,
 )
-from pkgbuilder.models.common import Category
-from pkgbuilder.workspace import WorkspaceError, discover_workspace
 
 PLAN = """\
 # Master plan: acme

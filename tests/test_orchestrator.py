@@ -34,7 +34,7 @@ from pkgbuilder.models.orchestrator import (
     QueueSourceSettings,
     SourceStatus,
 )
-from pkgbuilder.queue_sources.sqlite import SqliteQueue
+from pkgbuilder.queue.sources.sqlite import SqliteQueue
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 
 Handle = WorkflowHandle[ContinuousBuilderWorkflow, OrchestratorResult]

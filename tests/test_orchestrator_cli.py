@@ -23,7 +23,7 @@ from tests.support.orchestrator import (
 )
 
 from pkgbuilder.models.orchestrator import SourceStatus
-from pkgbuilder.queue_sources.sqlite import SqliteQueue
+from pkgbuilder.queue.sources.sqlite import SqliteQueue
 
 PKGBUILDER = str(Path(sys.executable).parent / "pkgbuilder")
 

@@ -28,7 +28,7 @@ from pkgbuilder.models.orchestrator import (
     QueuedPackage,
     SourceStatus,
 )
-from pkgbuilder.queue_sources.sqlite import SqliteQueue
+from pkgbuilder.queue.sources.sqlite import SqliteQueue
 from pkgbuilder.runtime.binaries import temporal_cli_path
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 

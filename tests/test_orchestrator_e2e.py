@@ -15,7 +15,7 @@ from tests.support.orchestrator import unique_id, wait_for
 
 from pkgbuilder.config import load_settings
 from pkgbuilder.models.orchestrator import QueuedPackage, SourceStatus
-from pkgbuilder.queue_sources.sqlite import SqliteQueue
+from pkgbuilder.queue.sources.sqlite import SqliteQueue
 from pkgbuilder.runtime.orchestrator import ensure_poll_schedule, trigger_poll
 from pkgbuilder.runtime.worker import running_workers
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow

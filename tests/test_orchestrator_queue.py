@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from pkgbuilder import build_queue as bq
 from pkgbuilder.config import BuildSettings, ConfigError, load_settings
 from pkgbuilder.models.build import PackageNode
 from pkgbuilder.models.orchestrator import (
@@ -23,6 +22,7 @@ from pkgbuilder.models.orchestrator import (
     SourceReport,
     SourceStatus,
 )
+from pkgbuilder.queue import store as bq
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -24,7 +24,7 @@ from pkgbuilder.models.orchestrator import (
     QueuedPackage,
     SourceStatus,
 )
-from pkgbuilder.queue_sources.sqlite import SqliteQueue
+from pkgbuilder.queue.sources.sqlite import SqliteQueue
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 
 

@@ -25,8 +25,8 @@ from pkgbuilder.activities import build as build_acts
 from pkgbuilder.config import load_settings, pkgbuilder_home
 from pkgbuilder.models.build import PackageStatus
 from pkgbuilder.models.steps import CommandInput, InstallInput, PackageStepInput
-from pkgbuilder.pm.toolchain import TOOLS_CACHE_ENV
-from pkgbuilder.workspace import discover_workspace
+from pkgbuilder.workspace.discovery import discover_workspace
+from pkgbuilder.workspace.pm.toolchain import TOOLS_CACHE_ENV
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "pm"
 EXPECTED_TOOL = {

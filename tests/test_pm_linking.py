@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from pkgbuilder.activities.build import manifest_fingerprint
-from pkgbuilder.pm import install_inputs
-from pkgbuilder.pm.semver import satisfies
-from pkgbuilder.workspace import DependencyCycleError, discover_workspace
+from pkgbuilder.workspace.discovery import DependencyCycleError, discover_workspace
+from pkgbuilder.workspace.pm import install_inputs
+from pkgbuilder.workspace.pm.semver import satisfies
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -178,14 +178,14 @@ def test_fingerprint_reads_only_the_manifests_that_matter(tmp_path: Path) -> Non
     (root / "packages/b/test/fixtures/package.json").mkdir(parents=True)
     write_json(root / "packages/b/test/fixtures/app/package.json", {"name": "fixture"})
     write_json(root / "node_modules/x/package.json", {"name": "x"})
-    write_json(root / ".pkgbuilder/registry/package.json", {"name": "verdaccio-install"})
+    write_json(root / ".pkgbuilder/publishing/registry/package.json", {"name": "verdaccio-install"})
     (root / "package-lock.json").write_text("{}")
     assert install_inputs(root, ["packages/a", "packages/b"]) == [
         "package-lock.json", "package.json", "packages/a/package.json",
         "packages/b/package.json"]
     before = manifest_fingerprint(root)
     write_json(root / "packages/b/test/fixtures/app/package.json", {"name": "changed"})
-    write_json(root / ".pkgbuilder/registry/package.json", {"name": "changed"})
+    write_json(root / ".pkgbuilder/publishing/registry/package.json", {"name": "changed"})
     assert manifest_fingerprint(root) == before
     _b(root, {"@x/a": "^16.0.0"})
     assert manifest_fingerprint(root) != before

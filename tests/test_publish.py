@@ -19,11 +19,11 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 from tests.support.registry import build_demo, make_demo, npm_view, running_registry
 
-from pkgbuilder import registry as reg
 from pkgbuilder.activities.publish import TMP_PREFIX, check_published, publish_package
 from pkgbuilder.config import PublishingSettings
 from pkgbuilder.models.build import PackageNode, PublishOutcome, WorkspaceGraph
 from pkgbuilder.models.publish import PublishCheckInput, PublishPackageInput
+from pkgbuilder.publishing import registry as reg
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ from pkgbuilder.models.orchestrator import (
     SourceReport,
     SourceStatus,
 )
-from pkgbuilder.queue_sources import QueueSourceError, open_source
-from pkgbuilder.queue_sources.mcp_source import McpQueueSource, parse_build_queue
-from pkgbuilder.queue_sources.sqlite import MAX_ERROR_CHARS, SqliteQueue, SqliteQueueSource
+from pkgbuilder.queue.sources import QueueSourceError, open_source
+from pkgbuilder.queue.sources.mcp_source import McpQueueSource, parse_build_queue
+from pkgbuilder.queue.sources.sqlite import MAX_ERROR_CHARS, SqliteQueue, SqliteQueueSource
 
 TOKEN = "test-token-3f9a"  # a throwaway value the test server accepts; not a secret
 

@@ -234,7 +234,7 @@ async def test_burst_never_exceeds_budget_at_the_server(
 
 
 def test_each_llm_worker_gets_its_own_budget() -> None:
-    from pkgbuilder.activities.registry import llm_activities
+    from pkgbuilder.activities.catalog import llm_activities
 
     settings = BuildSettings.model_validate({"llm": {"tokensPerMinute": 1234}})
     first, second = llm_activities(settings), llm_activities(settings)

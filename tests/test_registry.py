@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from tests.support.registry import REGISTRY_CACHE, free_port, running_registry
 
-from pkgbuilder import registry as reg
-from pkgbuilder import verdaccio
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.publish import PublishDecision, PublishedVersion
+from pkgbuilder.publishing import registry as reg
+from pkgbuilder.publishing import verdaccio
 
 
 def _tarball(files: dict[str, bytes], top: str = "package", level: int = 9,

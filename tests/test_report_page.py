@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT, copy_workspace
 from tests.test_cli_build import cli_env, run_cli
 
 from pkgbuilder.models.build import BuildReport
-from pkgbuilder.report_html import is_self_contained, suite_page
+from pkgbuilder.reporting.html import is_self_contained, suite_page
 
 FAILING = REPO_ROOT / "tests" / "fixtures" / "failing-monorepo"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pkgbuilder.shell import is_secret_env_name, run_command, scrubbed_env
+from pkgbuilder.steps.shell import is_secret_env_name, run_command, scrubbed_env
 
 
 def test_scrubbed_env_removes_secrets_and_keeps_the_rest() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pkgbuilder.graph import transitive_dependents
 from pkgbuilder.models.common import Category, PackageManager
-from pkgbuilder.workspace import DependencyCycleError, WorkspaceError, discover_workspace
+from pkgbuilder.workspace.discovery import DependencyCycleError, WorkspaceError, discover_workspace
+from pkgbuilder.workspace.graph import transitive_dependents
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "examples" / "demo-monorepo"

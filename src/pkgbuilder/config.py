@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from pkgbuilder.models.common import DEFAULT_COVERAGE_THRESHOLDS, Category, Model
-from pkgbuilder.state_dirs import ensure_state_dir
-from pkgbuilder.urls import strip_userinfo
+from pkgbuilder.util.state_dirs import ensure_state_dir
+from pkgbuilder.util.urls import strip_userinfo
 
 DEFAULT_TASK_QUEUE = "package-builder"
 DEFAULT_LLM_TASK_QUEUE = "package-builder-llm"
@@ -357,7 +357,7 @@ def unknown_key_errors(data: dict[str, Any], model: type[BaseModel], where: str 
 
 def _feature_models() -> dict[str, type[BaseModel]]:
     from pkgbuilder.models.orchestrator import OrchestratorSettings
-    from pkgbuilder.phases.config import TurnBasedGenerationConfig
+    from pkgbuilder.session.phases.config import TurnBasedGenerationConfig
 
     return {"turnBasedGeneration": TurnBasedGenerationConfig, "orchestrator": OrchestratorSettings}
 
@@ -454,7 +454,7 @@ def _validate_feature_sections(settings: BuildSettings) -> None:
     """Validate the verbatim sections at load, so a bad value is a config error before any
     workflow starts (their owners validate again where they run)."""
     from pkgbuilder.models.orchestrator import OrchestratorSettings
-    from pkgbuilder.phases.config import turn_based_config
+    from pkgbuilder.session.phases.config import turn_based_config
 
     turn_based_config(settings)
     OrchestratorSettings.from_build_settings(settings)

@@ -15,9 +15,9 @@ from typing import Any
 
 from pkgbuilder.config import BuildSettings, load_settings
 from pkgbuilder.models.common import Category
-from pkgbuilder.models.generation import TurnBasedGenerationInput
 from pkgbuilder.models.llm import LLMRequest
-from pkgbuilder.phases.definitions import GenerationPhase
+from pkgbuilder.models.session import TurnBasedGenerationInput
+from pkgbuilder.session.phases.definitions import GenerationPhase
 from support.fake_anthropic import FakeAnthropic, RecordedRequest
 from support.generation_script import (
     PACKAGE_NAME,

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pkgbuilder.phases.definitions import GenerationPhase as P
+from pkgbuilder.session.phases.definitions import GenerationPhase as P
 from support.fake_anthropic import Reply
 
 FINAL = Path(__file__).parent / "generated_package"

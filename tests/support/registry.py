@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from pkgbuilder import verdaccio
 from pkgbuilder.models.build import WorkspaceGraph
-from pkgbuilder.workspace import discover_workspace
+from pkgbuilder.publishing import verdaccio
+from pkgbuilder.workspace.discovery import discover_workspace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEMO = REPO_ROOT / "examples" / "demo-monorepo"
@@ -44,7 +44,7 @@ def running_registry(home: Path) -> Iterator[tuple[str, str]]:
 
 def npm_view(registry: str, token: str, spec: str, field: str, tmp: Path) -> str:
     """``npm view SPEC FIELD`` against ``registry`` (token in a throwaway userconfig)."""
-    from pkgbuilder.registry import npmrc_with_token
+    from pkgbuilder.publishing.registry import npmrc_with_token
 
     rc = tmp / f"npmrc-view-{os.getpid()}"
     rc.write_text(npmrc_with_token(registry, token))

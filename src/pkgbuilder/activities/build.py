@@ -20,11 +20,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder import sandbox
 from pkgbuilder.activities.heartbeat import heartbeat_interval
-from pkgbuilder.coverage import COVERAGE_FILES, read_coverage
-from pkgbuilder.failures import coverage_failures, failure_for, typescript_error_count
-from pkgbuilder.filelock import file_lock
 from pkgbuilder.models.build import Failure, FailureType, PackageNode
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.models.steps import (
@@ -33,11 +29,21 @@ from pkgbuilder.models.steps import (
     PackageStepInput,
     StepResult,
 )
-from pkgbuilder.pm import Tool, ToolError, install_fingerprint, is_yarn_berry, resolve_tool
-from pkgbuilder.pm.toolchain import tools_cache
-from pkgbuilder.scripts import direct_argv, lifecycle, read_scripts, script_env
-from pkgbuilder.shell import CommandResult, run_command, scrubbed_env
-from pkgbuilder.workspace import workspace_package_dirs
+from pkgbuilder.steps import sandbox
+from pkgbuilder.steps.coverage import COVERAGE_FILES, read_coverage
+from pkgbuilder.steps.failures import coverage_failures, failure_for, typescript_error_count
+from pkgbuilder.steps.scripts import direct_argv, lifecycle, read_scripts, script_env
+from pkgbuilder.steps.shell import CommandResult, run_command, scrubbed_env
+from pkgbuilder.util.filelock import file_lock
+from pkgbuilder.workspace.discovery import workspace_package_dirs
+from pkgbuilder.workspace.pm import (
+    Tool,
+    ToolError,
+    install_fingerprint,
+    is_yarn_berry,
+    resolve_tool,
+)
+from pkgbuilder.workspace.pm.toolchain import tools_cache
 
 STAMP_NAME = ".pkgbuilder-install.json"
 # Quiet, non-interactive package managers (no telemetry, no prompts, no corepack strictness

@@ -38,7 +38,7 @@ from pkgbuilder.models.llm import (
     PrepareFixInput,
     PrepareFixResult,
 )
-from pkgbuilder.scripts import read_scripts, scripts_changes
+from pkgbuilder.steps.scripts import read_scripts, scripts_changes
 
 FIX_PROMPTS_DIR = ".claude/agents/fix-prompts"
 GENERIC_PROMPT = "generic-developer.md"

@@ -41,7 +41,7 @@ from pkgbuilder.models.lifecycle import (
     TaskStatus,
     TaskWorktree,
 )
-from pkgbuilder.workspace import discover_workspace
+from pkgbuilder.workspace.discovery import discover_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,7 +1,7 @@
 """Publish activities: ``check_published`` (PLAN) and ``publish_package`` (end of a package build).
 
 Both pack the package with the workspace's package manager into a private temporary directory
-and compare the tarball with what the registry holds (``pkgbuilder.registry.decide``).
+and compare the tarball with what the registry holds (``pkgbuilder.publishing.registry.decide``).
 ``publish_package`` then publishes the *same* tarball file with ``npm publish <tgz>``: npm is the
 one client that publishes a prepacked tarball for every workspace kind and honours
 ``--userconfig``, and publishing the checked file means the integrity we compared is the
@@ -32,9 +32,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder import registry as reg
 from pkgbuilder.activities.build import pm_argv
-from pkgbuilder.freshness import outputs_fresh
 from pkgbuilder.models.build import PackageNode, PublishOutcome
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.models.publish import (
@@ -46,7 +44,9 @@ from pkgbuilder.models.publish import (
     PublishPackageInput,
     PublishPackageResult,
 )
-from pkgbuilder.shell import run_command, scrubbed_env
+from pkgbuilder.publishing import registry as reg
+from pkgbuilder.publishing.freshness import outputs_fresh
+from pkgbuilder.steps.shell import run_command, scrubbed_env
 
 T = TypeVar("T")
 TOKEN_ENV = "NPM_TOKEN"

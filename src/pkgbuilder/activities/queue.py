@@ -31,8 +31,8 @@ from pkgbuilder.models.orchestrator import (
     SignalOrchestratorResult,
     WatchBuildInput,
 )
-from pkgbuilder.queue_sources import QueueSourceError, open_source
-from pkgbuilder.workspace import discover_workspace
+from pkgbuilder.queue.sources import QueueSourceError, open_source
+from pkgbuilder.workspace.discovery import discover_workspace
 
 # Must stay well under the heartbeat timeout the orchestrator sets on watch_package_build.
 WATCH_HEARTBEAT_SECONDS = 10.0

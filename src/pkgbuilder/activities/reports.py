@@ -8,7 +8,6 @@ from typing import Any
 
 from temporalio import activity
 
-from pkgbuilder.atomic import write_json_atomic
 from pkgbuilder.models.reports import (
     Estimates,
     EstimatesInput,
@@ -16,9 +15,10 @@ from pkgbuilder.models.reports import (
     WriteSuiteSummaryInput,
     WrittenReport,
 )
-from pkgbuilder.report_html import write_suite_pages
-from pkgbuilder.reports import latest_durations, package_report_path
-from pkgbuilder.state_dirs import ensure_state_dir
+from pkgbuilder.reporting.build_reports import latest_durations, package_report_path
+from pkgbuilder.reporting.html import write_suite_pages
+from pkgbuilder.util.atomic import write_json_atomic
+from pkgbuilder.util.state_dirs import ensure_state_dir
 
 
 @activity.defn

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import WorkspaceGraph
 from pkgbuilder.models.reports import DiscoverInput
-from pkgbuilder.workspace import discover_workspace
+from pkgbuilder.workspace.discovery import discover_workspace
 
 
 @activity.defn

@@ -13,11 +13,11 @@ from typing import Any
 import typer
 
 from pkgbuilder.cli import build as build_cmds
-from pkgbuilder.cli import generate as generate_cmds
-from pkgbuilder.cli import generation as generation_cmds
+from pkgbuilder.cli import lifecycle as generation_cmds
 from pkgbuilder.cli import orchestrator as orchestrator_cmds
 from pkgbuilder.cli import registry as registry_cmds
 from pkgbuilder.cli import report as report_cmds
+from pkgbuilder.cli import session as generate_cmds
 from pkgbuilder.cli import status as status_cmds
 from pkgbuilder.cli import ui as ui_cmds
 from pkgbuilder.cli.common import console, fail, run_async, settings_for, temporal_client

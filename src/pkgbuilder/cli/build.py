@@ -390,7 +390,7 @@ def _check_build_id(build_id: str) -> None:
 def _validate_sections(settings: BuildSettings) -> None:
     """Sections kept verbatim in BuildSettings are validated here, before anything starts,
     so a typo is one sentence instead of a silently disabled feature."""
-    from pkgbuilder.phases.config import turn_based_config
+    from pkgbuilder.session.phases.config import turn_based_config
 
     try:
         turn_based_config(settings)
@@ -402,7 +402,7 @@ def _prevalidate(
     workspace: Path, plan: Path | None, only: list[str], depends_on: dict[str, list[str]]
 ) -> None:
     """Discover locally first so graph errors are one sentence before anything starts."""
-    from pkgbuilder.workspace import discover_workspace
+    from pkgbuilder.workspace.discovery import discover_workspace
 
     try:
         discover_workspace(workspace, plan, only=only or None, depends_on=depends_on)

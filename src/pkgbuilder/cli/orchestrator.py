@@ -41,8 +41,8 @@ from pkgbuilder.models.orchestrator import (
     SourceStatus,
     mode_name,
 )
-from pkgbuilder.queue_sources.base import QueueSourceError, default_queue_db
-from pkgbuilder.queue_sources.sqlite import SqliteQueue
+from pkgbuilder.queue.sources.base import QueueSourceError, default_queue_db
+from pkgbuilder.queue.sources.sqlite import SqliteQueue
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 
 T = TypeVar("T")

@@ -7,11 +7,11 @@ from typing import Any
 
 from rich.table import Table
 
-from pkgbuilder import verdaccio
 from pkgbuilder.cli.common import console
 from pkgbuilder.config import BuildSettings, pkgbuilder_home
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport, PublishOutcome
+from pkgbuilder.publishing import verdaccio
 
 LOCAL = "local"
 PORT_ENV = "PKGBUILDER_REGISTRY_PORT"

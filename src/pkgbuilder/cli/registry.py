@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from pkgbuilder import verdaccio
 from pkgbuilder.cli.common import console, out, user_errors
 from pkgbuilder.config import pkgbuilder_home
+from pkgbuilder.publishing import verdaccio
 
 app = typer.Typer(
     name="registry",

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pkgbuilder.cli.common import console, out, settings_for, user_errors
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport
-from pkgbuilder.reports import reports_root
+from pkgbuilder.reporting.build_reports import reports_root
 
 
 def _from_json(summary: Path) -> BuildReport:
@@ -24,7 +24,7 @@ def _from_json(summary: Path) -> BuildReport:
 def suite_page_path(root: Path, build_id: str | None) -> Path:
     """The page of ``build_id`` (default: the newest suite), rendered now from its JSON
     summary when an older build wrote none."""
-    from pkgbuilder.report_html import write_suite_pages
+    from pkgbuilder.reporting.html import write_suite_pages
 
     days = sorted((d for d in root.iterdir() if d.is_dir()), reverse=True) \
         if root.is_dir() else []
@@ -44,9 +44,9 @@ def suite_page_path(root: Path, build_id: str | None) -> Path:
 
 
 def _generation_page_path(workspace: Path, session_id: str) -> Path:
-    from pkgbuilder.generation.state import StateFileError, state_dir, state_path
-    from pkgbuilder.phases.config import turn_based_config
-    from pkgbuilder.report_html import write_generation_page
+    from pkgbuilder.reporting.html import write_generation_page
+    from pkgbuilder.session.phases.config import turn_based_config
+    from pkgbuilder.session.state import StateFileError, state_dir, state_path
 
     settings = settings_for(workspace)
     try:

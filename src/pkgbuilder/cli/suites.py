@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from pkgbuilder.models.build import BuildReport, SuiteBuildInput
-from pkgbuilder.reports import reports_root
+from pkgbuilder.reporting.build_reports import reports_root
 
 SUITE_PREFIX = "suite-"
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkgbuilder.errors import UserError
-from pkgbuilder.filelock import file_lock
-from pkgbuilder.shell import is_secret_env_name
+from pkgbuilder.steps.shell import is_secret_env_name
+from pkgbuilder.util.filelock import file_lock
 
 # Variables a git hook or a parent git process may leave behind; inherited, they would make
 # every command act on another repository.

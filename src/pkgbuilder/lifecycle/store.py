@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pkgbuilder.atomic import write_json_atomic
 from pkgbuilder.errors import UserError
-from pkgbuilder.filelock import file_lock
 from pkgbuilder.models.lifecycle import GenerationRecord, TaskRecord
+from pkgbuilder.util.atomic import write_json_atomic
+from pkgbuilder.util.filelock import file_lock
 
 
 def records_dir(home: Path) -> Path:

@@ -11,8 +11,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from pkgbuilder.atomic import write_bytes_atomic
 from pkgbuilder.models.llm import LLMRequest, StoredResponse
+from pkgbuilder.util.atomic import write_bytes_atomic
 
 
 class StoreError(ValueError):

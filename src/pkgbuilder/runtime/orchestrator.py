@@ -38,7 +38,7 @@ from pkgbuilder.models.orchestrator import (
     QueuedPackage,
     QueueSourceKind,
 )
-from pkgbuilder.queue_sources.base import default_queue_db
+from pkgbuilder.queue.sources.base import default_queue_db
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 from pkgbuilder.workflows.poller import PackageQueuePollerWorkflow
 

@@ -15,11 +15,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from pkgbuilder.activities.registry import build_activities, llm_activities
+from pkgbuilder.activities.catalog import build_activities, llm_activities
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.runtime.client import IN_PROCESS_TAG
 from pkgbuilder.runtime.logs import one_line_expected_failures
-from pkgbuilder.workflows.registry import ALL_WORKFLOWS
+from pkgbuilder.workflows.catalog import ALL_WORKFLOWS
 
 LLM_ACTIVITY_MODULE = "pkgbuilder.activities.llm"
 log = logging.getLogger(__name__)

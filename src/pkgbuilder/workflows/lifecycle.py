@@ -36,10 +36,8 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
     from pkgbuilder.activities import lifecycle as acts
-    from pkgbuilder.graph import transitive_dependents
     from pkgbuilder.lifecycle.naming import log_line
     from pkgbuilder.models.build import PackageNode, WorkspaceGraph
-    from pkgbuilder.models.generation import GenerationResult, TurnBasedGenerationInput
     from pkgbuilder.models.lifecycle import (
         DescribeTaskInput,
         GenerationLogInput,
@@ -57,8 +55,10 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
         TaskWorktree,
     )
+    from pkgbuilder.models.session import GenerationResult, TurnBasedGenerationInput
     from pkgbuilder.models.steps import InstallInput, PackageStepInput, StepResult
     from pkgbuilder.workflows.common import heartbeat_timeout, run_shell_step
+    from pkgbuilder.workspace.graph import transitive_dependents
 
 GIT_TIMEOUT = timedelta(minutes=10)  # a checkout of a large monorepo; heartbeats catch deaths
 LOG_TIMEOUT = timedelta(minutes=1)

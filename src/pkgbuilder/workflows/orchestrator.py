@@ -26,7 +26,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from pkgbuilder import build_queue as bq
     from pkgbuilder import search_attributes as sa
     from pkgbuilder.activities import queue as queue_acts
     from pkgbuilder.config import ConfigError
@@ -51,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         SourceReport,
         WatchBuildInput,
     )
+    from pkgbuilder.queue import store as bq
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
 
 RESOLVE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5,

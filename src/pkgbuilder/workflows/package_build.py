@@ -17,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
     from pkgbuilder.activities import reports as report_acts
     from pkgbuilder.config import BuildSettings
-    from pkgbuilder.failures import coverage_failures
     from pkgbuilder.models.build import (
         Failure,
         FailureType,
@@ -37,7 +36,8 @@ with workflow.unsafe.imports_passed_through():
         PackageStepInput,
         StepResult,
     )
-    from pkgbuilder.reports import reports_root
+    from pkgbuilder.reporting.build_reports import reports_root
+    from pkgbuilder.steps.failures import coverage_failures
     from pkgbuilder.workflows import publishing
     from pkgbuilder.workflows.build_notice import notify_orchestrator
     from pkgbuilder.workflows.common import (

@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
     from pkgbuilder.activities import reports as report_acts
     from pkgbuilder.activities import workspace as workspace_acts
-    from pkgbuilder.graph import critical_path_priority, transitive_dependents
     from pkgbuilder.models.build import (
         BuildReport,
         Failure,
@@ -47,10 +46,11 @@ with workflow.unsafe.imports_passed_through():
         WriteSuiteSummaryInput,
     )
     from pkgbuilder.models.steps import CommandInput, InstallInput
-    from pkgbuilder.reports import build_suite_report, reports_root
-    from pkgbuilder.workflows import generation_child, publishing
+    from pkgbuilder.reporting.build_reports import build_suite_report, reports_root
+    from pkgbuilder.workflows import publishing, session_child
     from pkgbuilder.workflows.common import FILE_RETRY, SHORT_TIMEOUT, run_shell_step
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
+    from pkgbuilder.workspace.graph import critical_path_priority, transitive_dependents
 
 DONE_OK = (PackageStatus.SUCCESS, PackageStatus.SKIPPED)
 FINAL = (PackageStatus.SUCCESS, PackageStatus.SKIPPED, PackageStatus.FAILED,
@@ -167,7 +167,7 @@ class SuiteBuildWorkflow:
         self._enter(SuitePhase.PLAN)
         for node in graph.packages:
             # turn-based generation (issue 4): generated right before its build, see _run_child
-            if generation_child.wants_generation(self._inp.config, node):
+            if session_child.wants_generation(self._inp.config, node):
                 continue
             if not node.exists:
                 self._fail(node.name, "the master plan lists it but its directory "
@@ -292,8 +292,8 @@ class SuiteBuildWorkflow:
                          nodes: dict[str, PackageNode], build_start: datetime,
                          end_times: dict[str, datetime]) -> PackageBuildResult:
         state = self._pkg(node.name)
-        if generation_child.wants_generation(self._inp.config, node):  # issue 4
-            node = await generation_child.generate_package(
+        if session_child.wants_generation(self._inp.config, node):  # issue 4
+            node = await session_child.generate_package(
                 self._inp, node, graph.package_manager, graph.packages.index(node))
         waited = [
             WaitedFor(package_name=d, wait_time=int(

@@ -1,0 +1,1 @@
+"""publishing: see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""queue: see docs/architecture.md."""

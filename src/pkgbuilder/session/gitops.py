@@ -1,0 +1,189 @@
+"""Git operations of a generation session: branch, per-phase commits, merge.
+
+Built on :class:`pkgbuilder.lifecycle.git.Git` (argv lists, scrubbed env, timeouts). Commits
+take exactly the paths a phase touched (``git commit --only``), so files of other builds in
+the same checkout, staged or not, are never swept in. Every operation can run twice: the
+step trailer identifies a phase's commit, so a retried step finds it instead of repeating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from pkgbuilder.errors import UserError
+from pkgbuilder.lifecycle.git import Git, GitError
+from pkgbuilder.session.phases.definitions import GenerationPhase
+
+BRANCH_PREFIX = "feat/package-generation-"
+
+
+class GenerationGitError(UserError):
+    """A git precondition of the session does not hold (one sentence with the fix)."""
+
+
+def branch_name(session_id: str) -> str:
+    """``gen-1732198765432`` -> ``feat/package-generation-1732198765432``."""
+    return BRANCH_PREFIX + session_id.removeprefix("gen-")
+
+
+def step_trailer(step: int) -> str:
+    return f"[Turn-based generation step {step}]"
+
+
+def phase_subject(phase: GenerationPhase, package_name: str) -> str:
+    return f"feat({phase.value.lower()}): complete {phase.value} phase for {package_name}"
+
+
+def phase_commit_message(
+    phase: GenerationPhase, package_name: str, files: list[str], step: int
+) -> str:
+    """The seed's commit message: subject, blank line, files, blank line, step trailer."""
+    listed = ", ".join(files) if files else "none"
+    return (
+        f"{phase_subject(phase, package_name)}\n\nFiles modified: {listed}\n\n"
+        f"{step_trailer(step)}"
+    )
+
+
+def literal(paths: list[str]) -> list[str]:
+    """Pathspecs that match exactly these names (a model may name a file ``*.js``)."""
+    return [f":(literal){p}" for p in paths]
+
+
+def find_commit(git: Git, since: str, tip: str, *needles: str) -> str | None:
+    """The newest commit in ``since..tip`` whose message contains every needle."""
+    if not git.branch_exists(tip) and not git.ok("rev-parse", "--verify", "--quiet", tip):
+        return None
+    out = git.run("log", "--format=%H%x1f%B%x1e", f"{since}..{tip}")
+    for record in out.split("\x1e"):
+        sha, _, body = record.strip("\n").partition("\x1f")
+        if sha and all(n in body for n in needles):
+            return sha.strip()
+    return None
+
+
+def package_repo_paths(package_path: str, files: list[str]) -> list[str]:
+    """Package-relative posix paths -> paths relative to the workspace root (git's cwd)."""
+    base = PurePosixPath(package_path)
+    return [str(base / f) for f in files]
+
+
+def toplevel_prefix(git: Git, workspace_root: Path, package_path: str) -> str:
+    """The package directory relative to the repository's top level (git status paths)."""
+    full = (workspace_root / package_path).resolve()
+    try:
+        return full.relative_to(git.toplevel()).as_posix()
+    except ValueError:
+        return package_path
+
+
+def ensure_branch(git: Git, branch: str, base_branch: str | None) -> tuple[str, str, bool]:
+    """Create ``branch`` from the base (or reuse it) and check it out.
+
+    Returns:
+        (base branch, base commit, created?)
+
+    Raises:
+        GenerationGitError: detached HEAD without a base, or an unknown base.
+    """
+    created = False
+    if not git.branch_exists(branch):
+        base = base_branch or git.current_branch()
+        if base is None:
+            raise GenerationGitError(
+                "HEAD is detached; check out the base branch (e.g. 'git checkout main') or "
+                "pass --base."
+            )
+        if not git.branch_exists(base):
+            raise GenerationGitError(f"Base branch '{base}' does not exist; pass --base.")
+        git.run("branch", branch, base)
+        created = True
+    else:
+        current = git.current_branch()
+        found = base_branch or (current if current and current != branch else None)
+        if found is None:
+            raise GenerationGitError(
+                f"Branch {branch} already exists; pass --base to name the branch it was "
+                "made from."
+            )
+        base = found
+    base_commit = git.run("merge-base", base, branch) if git.branch_exists(base) else ""
+    checkout(git, branch)
+    return base, base_commit, created
+
+
+def checkout(git: Git, branch: str) -> None:
+    """Check out ``branch`` unless it already is (uncommitted changes elsewhere carry over).
+
+    Raises:
+        GenerationGitError: git refuses (a local change would be overwritten).
+    """
+    if git.current_branch() == branch:
+        return
+    try:
+        git.run("checkout", "--quiet", branch)
+    except GitError as e:
+        lines = (e.stderr or "").strip().splitlines()
+        why = lines[0] if lines else str(e)
+        raise GenerationGitError(
+            f"Cannot check out {branch} ({why}); commit or stash the local changes git names "
+            "and resume."
+        ) from e
+
+
+def commit_paths(
+    git: Git,
+    repo_paths: list[str],
+    message_for: Callable[[list[str]], str],
+) -> tuple[str, list[str]]:
+    """Commit exactly ``repo_paths`` (relative to git's cwd; created, updated or deleted),
+    even if nothing changed. ``message_for`` gets the paths that really changed (relative to
+    the repository's top level) and returns the commit message.
+
+    Returns:
+        (commit sha, changed paths relative to the top level)
+    """
+    changed: list[str] = []
+    if repo_paths:
+        prefix = git.run("rev-parse", "--show-prefix")
+        out = git.run("ls-files", "-z", "--full-name", "--", *literal(repo_paths))
+        tracked = {p for p in out.split("\0") if p}
+        # A delete of a file that never existed names a path git does not know: skip it.
+        present = [p for p in repo_paths
+                   if (git.cwd / p).exists() or f"{prefix}{p}" in tracked]
+        if present:
+            git.run("add", "--all", "--", *literal(present))
+            out = git.run("diff", "--cached", "--name-only", "-z", "--no-renames", "HEAD",
+                          "--", *literal(present))
+            changed = sorted(p for p in out.split("\0") if p)
+    args = ["commit", "--quiet", "--no-verify", "--allow-empty", "--only",
+            "-m", message_for(changed)]
+    if changed:
+        args += ["--", *(f":(top,literal){p}" for p in changed)]
+    git.run(*args)
+    return git.rev("HEAD"), changed
+
+
+def merge_no_ff(git: Git, base: str, branch: str, message: str, trailer: str) -> str:
+    """Merge ``branch`` into ``base`` with ``--no-ff``; idempotent (an existing merge is
+    found by its trailer). Leaves ``base`` checked out.
+
+    Raises:
+        GenerationGitError: the merge conflicts (it is aborted; the branch is intact).
+    """
+    checkout(git, base)
+    if git.is_ancestor(branch, base):
+        found = find_commit(git, git.rev(branch), base, trailer)
+        return found or git.rev(base)
+    try:
+        git.run("merge", "--no-ff", "--no-edit", "--no-verify", "-m", message, branch)
+    except GitError as e:
+        git.run("merge", "--abort", check=False)
+        lines = (e.stderr or "").strip().splitlines()
+        why = lines[-1] if lines else str(e)
+        raise GenerationGitError(
+            f"Merging {branch} into {base} failed ({why}); the branch is intact: merge it by "
+            f"hand with 'git checkout {base} && git merge --no-ff {branch}'."
+        ) from e
+    return git.rev("HEAD")

@@ -1,0 +1,72 @@
+"""BUILD_VALIDATION's checks, run from TurnBasedGenerationWorkflow: the same install, build,
+test and quality activities the package build uses (the original's BUILD_VALIDATION ran
+nothing). Workflow code: deterministic, activities only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pkgbuilder.activities import build as build_acts
+    from pkgbuilder.activities import session as gen_acts
+    from pkgbuilder.models.build import Failure, FailureType
+    from pkgbuilder.models.session import (
+        GenerationContext,
+        TurnBasedGenerationInput,
+        ValidationTargetInput,
+        ValidationTargetResult,
+    )
+    from pkgbuilder.models.steps import InstallInput, PackageStepInput
+    from pkgbuilder.workflows.common import (
+        FILE_RETRY,
+        run_shell_step,
+    )
+
+
+async def run_checks(
+    inp: TurnBasedGenerationInput, ctx: GenerationContext, log_dir: str
+) -> tuple[list[Failure], float | None]:
+    """install → build → test (+coverage) → quality; returns (failures, coverage percent)."""
+    target: ValidationTargetResult = await workflow.execute_activity(
+        gen_acts.describe_generated_package,
+        ValidationTargetInput(workspace_root=ctx.workspace_root, package_path=ctx.package_path,
+                              package_name=ctx.package_name, category=ctx.category,
+                              dependencies=inp.dependencies),
+        start_to_close_timeout=timedelta(minutes=1),
+        retry_policy=FILE_RETRY,
+    )
+    if target.node is None or target.install_root is None:
+        return target.failures, None
+    t = inp.config.timeouts
+    hb = t.heartbeat_seconds
+    install = await run_shell_step(
+        build_acts.install_workspace,
+        InstallInput(workspace_root=target.install_root, package_manager=inp.package_manager,
+                     timeout_seconds=t.install_seconds, log_dir=log_dir, update_lockfile=True),
+        t.install_seconds, hb,
+    )
+    if not install.ok:
+        return install.failures, None
+    # The whole package is model-written: its scripts run confined (see sandbox.py).
+    step_in = PackageStepInput(workspace_root=ctx.workspace_root, package=target.node,
+                               package_manager=inp.package_manager, settings=inp.config,
+                               log_dir=log_dir, model_changed=True)
+    build = await run_shell_step(build_acts.build_package, step_in, t.build_seconds, hb)
+    if not build.ok:
+        return build.failures, None
+    test = await run_shell_step(build_acts.test_package, step_in, t.test_seconds, hb)
+    failures = list(test.failures) if not test.ok else []
+    if test.skipped:
+        # A generated package without tests is not validated, whatever the settings say.
+        failures.append(Failure(type=FailureType.TEST,
+                                message="package.json has no 'test' script"))
+    quality = await run_shell_step(
+        build_acts.quality_check_package,
+        step_in.model_copy(update={"coverage_percent": test.coverage_percent,
+                                   "tests_ran": not test.skipped}),
+        t.quality_seconds, hb,
+    )
+    failures.extend(quality.failures)
+    return failures, test.coverage_percent
