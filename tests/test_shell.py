@@ -108,3 +108,16 @@ async def test_heartbeats_while_running(tmp_path: Path) -> None:
 async def test_a_string_argv_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         await run_command("echo hi", tmp_path, timeout=5)  # type: ignore[arg-type]
+
+
+async def test_colour_is_not_forced_off_and_tails_carry_no_ansi_codes(tmp_path: Path) -> None:
+    """A test suite that snapshots its colours (jest --color) passes as in its own CI; the
+    tail in reports and prompts is plain text, the log keeps the raw bytes."""
+    env = scrubbed_env({"PATH": "/usr/bin:/bin"})
+    assert "NO_COLOR" not in env and "FORCE_COLOR" not in env
+    log = tmp_path / "out.log"
+    res = await run_command(
+        [sys.executable, "-c", "print('\\x1b[31mred\\x1b[39m \\x1b[1mbold\\x1b[22m')"],
+        tmp_path, timeout=30, log_path=log)
+    assert res.output_tail.strip() == "red bold"
+    assert "\x1b[31m" in log.read_text()

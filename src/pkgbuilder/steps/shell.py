@@ -47,6 +47,9 @@ _NPM_AUTH_PATTERN = re.compile(r"^npm_config_.*(auth|token|password)", re.IGNORE
 TAIL_BYTES = 16 * 1024
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
 def is_secret_env_name(name: str) -> bool:
     return (
         name in SECRET_ENV_NAMES
@@ -65,9 +68,9 @@ def scrubbed_env(
     env = {k: v for k, v in src.items() if not is_secret_env_name(k)}
     env.update(
         {
+            # Colour is not forced off: a test suite may snapshot its colours (jest
+            # --color); output tails are stripped of ANSI codes instead.
             "CI": "true",
-            "FORCE_COLOR": "0",
-            "NO_COLOR": "1",
             "npm_config_update_notifier": "false",
             "npm_config_fund": "false",
             "npm_config_audit": "false",
@@ -302,7 +305,8 @@ async def run_command(
         proc.stdout.close()
         if log_file is not None:
             log_file.close()
-    text = b"".join(tail)[-tail_bytes:].decode("utf-8", errors="replace")
+    # Colour codes never reach reports or prompts (the log file keeps the raw output).
+    text = ANSI_ESCAPE.sub("", b"".join(tail)[-tail_bytes:].decode("utf-8", errors="replace"))
     if timed_out:
         text += f"\n[pkgbuilder] command timed out after {timeout:g} s and was killed\n"
     return CommandResult(
