@@ -67,7 +67,8 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
     """No PKGBUILDER_HOME: a build from a package directory keeps its state in the
     workspace root; `status` and `ui` find it from elsewhere in the tree; --keep-server
     leaves the UI up and `ui --stop` stops it."""
-    ws = copy_workspace(FAILING, tmp_path / "ws")
+    ws = copy_workspace(FAILING, tmp_path / "ws", extra_config=(
+        '[verify]\ncommand = ["node", "-e", "console.log(42)"]\n'))
     sub = ws / "packages" / "core"
     port, ui_port = free_port(), free_port()
     env = cli_env(f"localhost:{port}", PKGBUILDER_UI_PORT=str(ui_port))
@@ -93,6 +94,7 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
         outside = run_cli(["build", str(ws), "--only", "@fx/solo", "--build-id", "sub2"],
                           env, cwd=tmp_path)
         assert outside.returncode == 0, outside.stderr
+        assert "VERIFY passed" in outside.stdout  # the suite command's outcome is shown
         assert outside.stderr.strip().splitlines()[-1] == (
             "see it in the Temporal UI: pkgbuilder ui sub2 --workspace ws")
         viewer = subprocess.Popen([pkgbuilder_cli(), "ui", "sub2", "--workspace", "ws"],

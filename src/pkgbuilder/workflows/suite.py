@@ -435,22 +435,22 @@ class SuiteBuildWorkflow:
             if p.error and rep.error is None:
                 rep.error = p.error
             return rep
-        ran = p.start_time is not None and p.end_time is not None
-        return PackageBuildReport(
-            package_name=p.name,
-            version=p.version,
-            workflow_id=p.workflow_id or "",
-            start_time=p.start_time,
-            end_time=p.end_time if p.start_time else None,
-            duration=int((p.end_time - p.start_time).total_seconds() * 1000)
-            if ran and p.end_time and p.start_time else 0,
-            status=p.status,
-            error=p.error,
-            dependencies=p.dependencies,
-            blocked_by=p.blocked_by,
-            category=p.category,
-            **publishing.plan_skip_fields(p.name, self._published_identical,
-                                          getattr(self, "_graph", None)),
-        )
+        fields: dict[str, object] = {
+            "package_name": p.name,
+            "version": p.version,
+            "workflow_id": p.workflow_id or "",
+            "start_time": p.start_time,
+            "end_time": p.end_time if p.start_time else None,
+            "duration": int((p.end_time - p.start_time).total_seconds() * 1000)
+            if p.start_time is not None and p.end_time is not None else 0,
+            "status": p.status,
+            "error": p.error,
+            "dependencies": p.dependencies,
+            "blocked_by": p.blocked_by,
+            "category": p.category,
+        }
+        fields.update(publishing.plan_skip_fields(p.name, self._published_identical,
+                                                  getattr(self, "_graph", None)))
+        return PackageBuildReport.model_validate(fields)
 
 
