@@ -162,6 +162,12 @@ async def test_no_worker_is_noticed_and_outcomes_are_search_attributes(
     rebuilt = run_cli(["build", str(ws), "--build-id", "nowork", "--rebuild", "--only",
                        "@fx/solo"], env)
     assert rebuilt.returncode == 0, rebuilt.stderr
+    # Without an id, status shows this workspace's newest suite (the server has others).
+    other = copy_workspace(FAILING, tmp_path / "other")
+    assert run_cli(["build", str(other), "--only", "@fx/base", "--build-id", "elsewhere"],
+                   env).returncode == 0
+    latest = run_cli(["status", "--json"], env, cwd=ws / "packages")
+    assert json.loads(latest.stdout)["buildId"] == "nowork", latest.stderr
 
 
 @pytest.mark.slow

@@ -11,12 +11,12 @@ from rich.text import Text
 
 from pkgbuilder.models.build import (
     BuildReport,
-    FixAttempt,
     PackageBuildReport,
     PackageState,
     PackageStatus,
     SuiteState,
 )
+from pkgbuilder.reporting.build_reports import model_calls
 
 STYLE: dict[str, str] = {
     PackageStatus.PENDING: "dim",
@@ -28,8 +28,6 @@ STYLE: dict[str, str] = {
     "cached": "green",
     "cancelled": "magenta",
 }
-# Fix attempts that end with these never reached the model (nothing was asked or paid).
-NOT_CALLED = ("MissingApiKey", "SpendLimitReached")
 
 
 def _style(status: str) -> str:
@@ -41,11 +39,6 @@ def _secs(start: datetime | None, end: datetime | None) -> str:
         return ""
     stop = end or datetime.now(UTC)
     return f"{(stop - start).total_seconds():.1f}s"
-
-
-def model_calls(attempts: list[FixAttempt]) -> int:
-    """Fix attempts that asked the model (with no API key: 0)."""
-    return sum(1 for a in attempts if not (a.error or "").startswith(NOT_CALLED))
 
 
 def state_header(state: SuiteState) -> str:

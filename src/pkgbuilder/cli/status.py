@@ -55,8 +55,11 @@ def register(app: typer.Typer) -> None:
         if build_id is not None:
             _check_build_id(build_id)
         settings = settings_for(workspace)
+        from pkgbuilder.config import find_workspace_root
+
+        root = find_workspace_root(workspace)
         raise typer.Exit(run_async(_status(settings, build_id, as_json,
-                                           workspace_flag(workspace.resolve()))))
+                                           workspace_flag(workspace.resolve()), root)))
 
     @app.command()
     def cancel(
@@ -69,9 +72,17 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(run_async(_cancel(settings, build_id)))
 
 
-async def _latest_build_id(client: Client) -> str:
-    async for wf in client.list_workflows("WorkflowType = 'SuiteBuildWorkflow'", limit=1):
-        return wf.id.removeprefix("suite-")
+async def _latest_build_id(client: Client, workspace: Path | None) -> str:
+    """The newest suite of ``workspace`` (a shared server holds other workspaces' too),
+    else the newest suite at all."""
+    newest: str | None = None
+    async for wf in client.list_workflows("WorkflowType = 'SuiteBuildWorkflow'", limit=20):
+        newest = newest or wf.id
+        inp = await suite_input(client, client.get_workflow_handle(wf.id))
+        if workspace is None or (inp is not None and Path(inp.workspace_root) == workspace):
+            return wf.id.removeprefix("suite-")
+    if newest is not None:
+        return newest.removeprefix("suite-")
     raise UserError(f"No suite builds found in {pkgbuilder_home() / 'temporal.db'}; start one "
                     "with 'pkgbuilder build' (or run this from the workspace, or pass "
                     "--workspace).")
@@ -96,9 +107,9 @@ async def _closed_summary(client: Client, handle: WorkflowHandle[Any, Any]) -> B
 
 
 async def _status(settings: BuildSettings, build_id: str | None, as_json: bool,
-                  flag: str) -> int:
+                  flag: str, workspace_root: Path | None = None) -> int:
     async with temporal_client(settings, allow_embedded=True) as (client, embedded):
-        bid = build_id or await _latest_build_id(client)
+        bid = build_id or await _latest_build_id(client, workspace_root)
         handle = client.get_workflow_handle(suite_workflow_id(bid), result_type=BuildReport)
         desc = await _describe(handle, bid)
         if desc.status == WorkflowExecutionStatus.RUNNING:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pkgbuilder.models.build import (
     BuildReport,
+    FixAttempt,
     PackageBuildReport,
     PackageStatus,
     PublishOutcome,
@@ -98,3 +99,12 @@ def latest_durations(root: Path, limit_days: int = 30) -> dict[str, float]:
             if isinstance(name, str) and isinstance(dur, (int, float)) and dur > 0:
                 estimates.setdefault(name, float(dur))
     return estimates
+
+
+# Fix attempts that end with these never reached the model (nothing was asked or paid).
+NOT_CALLED = ("MissingApiKey", "SpendLimitReached")
+
+
+def model_calls(attempts: list[FixAttempt]) -> int:
+    """Fix attempts that asked the model (with no API key: 0)."""
+    return sum(1 for a in attempts if not (a.error or "").startswith(NOT_CALLED))

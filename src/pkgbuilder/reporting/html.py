@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pkgbuilder.models.build import BuildReport
 from pkgbuilder.models.session import GenerationResult
+from pkgbuilder.reporting.build_reports import model_calls
 from pkgbuilder.session.state import GenerationContext
 
 CSS = """
@@ -311,14 +312,15 @@ def suite_page(report: BuildReport, logs: dict[str, list[str]]) -> str:
                else "<span class=\"ok\">success</span>")
     verify = ("" if report.verify_passed is None else
               f" · VERIFY {'passed' if report.verify_passed else 'failed'}")
+    calls = sum(model_calls(r.fix_attempts) for r in report.package_reports)
     steps = sum(len(r.steps) for r in report.package_reports) + (
         1 if report.install and not report.install.skipped and report.install.duration_ms
         else 0)
     body = (
         f"<h1>Suite {_e(report.build_id)} — {verdict}</h1>"
         f"<p class=\"sub\">{_e(report.workspace_root)} · {_e(report.timestamp.isoformat())} · "
-        f"{counts} in {_secs(report.total_duration)}{verify} · {report.total_fix_attempts} "
-        f"fix attempt(s) · {report.tokens.total} tokens · ${report.cost_usd:.4f}</p>"
+        f"{counts} in {_secs(report.total_duration)}{verify} · {calls} model call(s) to fix "
+        f"failures · {report.tokens.total} tokens · ${report.cost_usd:.4f}</p>"
         f"<h2>Timeline</h2><p class=\"sub\">{steps} steps; each bar links to its log. "
         "The grey bar is the time a package waited before it started.</p>"
         + _legend((k, c) for k, c in STEP_COLOURS.items() if k != "report")
