@@ -19,6 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from pkgbuilder.runtime.binaries import temporal_cli_path, temporal_test_server_path
 from pkgbuilder.search_attributes import ALL_KEYS
 
+pytest_plugins = ["tests.support.fake_anthropic", "tests.support.llm_harness"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 

@@ -18,8 +18,8 @@ from pkgbuilder.models.common import Category
 from pkgbuilder.models.llm import LLMRequest
 from pkgbuilder.models.session import TurnBasedGenerationInput
 from pkgbuilder.session.phases.definitions import GenerationPhase
-from support.fake_anthropic import FakeAnthropic, RecordedRequest
-from support.generation_script import (
+from tests.support.fake_anthropic import FakeAnthropic, RecordedRequest
+from tests.support.generation_script import (
     PACKAGE_NAME,
     PACKAGE_PATH,
     PLAN_PATH,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pkgbuilder.session.phases.definitions import GenerationPhase as P
-from support.fake_anthropic import Reply
+from tests.support.fake_anthropic import Reply
 
 FINAL = Path(__file__).parent / "generated_package"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from tests.conftest import git
 
 from pkgbuilder.config import load_settings
 from pkgbuilder.models.build import BuildReport, SuiteBuildInput
 from pkgbuilder.runtime.worker import running_workers
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
+from tests.conftest import git
 
 
 def make_workspace(root: Path, packages: dict[str, dict[str, Any]],

@@ -17,7 +17,7 @@ from pkgbuilder.models.build import WorkspaceGraph
 from pkgbuilder.publishing import verdaccio
 from pkgbuilder.workspace.discovery import discover_workspace
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "examples" / "demo-monorepo"
 REGISTRY_CACHE = Path(
     os.environ.get(verdaccio.CACHE_ENV) or REPO_ROOT / ".pkgbuilder-test-cache" / "registry"

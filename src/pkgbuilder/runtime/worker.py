@@ -39,7 +39,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     the workflow's own module for every new workflow run, about 10-25 ms of CPU per child
     workflow (far more when no ``.pyc`` can be written). That is safe because pkgbuilder's
     workflow modules hold no mutable module-level state (constants only, checked by
-    ``tests/test_determinism.py``)."""
+    ``tests/unit/test_determinism.py``)."""
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
     )
