@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -45,8 +47,8 @@ def test_a_violation_breaks_a_contract(tmp_path: Path) -> None:
     assert "pkgbuilder.workspace.graph -> temporalio (l.1)" in proc.stdout
 
 
-# Top-level modules allowed to use Temporal: the Temporal layers, plus two adapters.
-TEMPORAL_SIDE = {"activities", "cli", "runtime", "workflows", "search_attributes", "git_commit"}
+# Top-level modules allowed to use Temporal: the Temporal layers, plus one adapter.
+TEMPORAL_SIDE = {"activities", "cli", "runtime", "workflows", "search_attributes"}
 
 
 def test_every_top_level_module_is_classified() -> None:
@@ -67,3 +69,55 @@ def test_every_top_level_module_is_classified() -> None:
     }
     unclassified = found - listed - TEMPORAL_SIDE
     assert not unclassified, f"add to a contract in pyproject.toml: {sorted(unclassified)}"
+
+
+def git_violations(source: str) -> list[str]:
+    """Where ``source`` runs git itself: GitPython imported, or an argv literal starting with
+    ``"git"`` (what subprocess, ``run_command`` or an argv variable would be given)."""
+    import ast
+
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import) and any(
+            a.name == "git" or a.name.startswith("git.") for a in node.names
+        ):
+            found.append(f"l.{node.lineno}: import git")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
+            node.module == "git" or node.module.startswith("git.")
+        ):
+            found.append(f"l.{node.lineno}: from {node.module} import")
+        elif isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and first.value == "git":
+                found.append(f"l.{node.lineno}: argv starting with 'git'")
+    return found
+
+
+def test_only_vcs_runs_git() -> None:
+    """Every git process starts in pkgbuilder.vcs (scrubbed environment, one error type)."""
+    package = ROOT / "src" / "pkgbuilder"
+    offenders = {
+        str(path.relative_to(package)): hits
+        for path in sorted(package.rglob("*.py"))
+        if path.relative_to(package).parts[0] != "vcs"
+        and (hits := git_violations(path.read_text(encoding="utf-8")))
+    }
+    assert not offenders, f"run git through pkgbuilder.vcs instead: {offenders}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import subprocess\nsubprocess.run(['git', 'status'], check=False)\n",
+        "argv = ('git', 'log')\n",
+        "import git\n",
+        "from git import Repo\n",
+        "from git.cmd import Git\n",
+    ],
+)
+def test_the_git_check_can_fail(source: str) -> None:
+    assert git_violations(source)
+
+
+def test_the_git_check_ignores_words() -> None:
+    assert not git_violations("from pkgbuilder.vcs import Repository\nx = ['gitignore']\n")

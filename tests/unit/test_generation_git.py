@@ -14,7 +14,6 @@ from pkgbuilder.activities.session import (
     prepare_generation_session,
 )
 from pkgbuilder.config import BuildSettings
-from pkgbuilder.lifecycle.git import Git
 from pkgbuilder.llm.store import write_response
 from pkgbuilder.models.common import Category
 from pkgbuilder.models.llm import FileOperation, ModelResponse, StoredResponse
@@ -30,6 +29,7 @@ from pkgbuilder.session.phases.config import TurnBasedGenerationConfig, schedule
 from pkgbuilder.session.phases.definitions import GenerationPhase
 from pkgbuilder.session.resume import resume_problems
 from pkgbuilder.session.state import SessionStatus, read_state, state_path
+from pkgbuilder.vcs import Repository, find_commit
 from tests.support.generation_env import git, make_workspace, new_session_id
 from tests.support.generation_script import PACKAGE_NAME, PACKAGE_PATH, PLAN_PATH, write_workspace
 
@@ -77,7 +77,7 @@ def test_prepare_creates_the_branch_and_the_state_file(
     repo, ctx = session
     assert ctx.branch == gitops.branch_name(ctx.session_id)
     assert ctx.branch == "feat/package-generation-" + ctx.session_id.removeprefix("gen-")
-    assert Git(repo).current_branch() == ctx.branch
+    assert Repository(repo).current_branch() == ctx.branch
     assert ctx.base_branch == "main" and ctx.base_commit == git(repo, "rev-parse",
                                                                 "main").strip()
     saved = read_state(state_path(repo / ".generation-state", ctx.session_id))
@@ -166,14 +166,14 @@ def test_find_commit_only_looks_at_the_session_branch(
     session: tuple[Path, GenerationContext], tmp_path: Path
 ) -> None:
     repo, ctx = session
-    g = Git(repo)
+    g = Repository(repo)
     # A commit with the same subject and trailer before the branch point (an older,
     # merged session) must not count as this session's step.
     subject = gitops.phase_subject(P.TYPES, PACKAGE_NAME)
-    assert gitops.find_commit(g, git(repo, "rev-list", "--max-parents=0", "HEAD").strip(),
-                              "main", "workspace") is None
-    assert gitops.find_commit(g, ctx.base_commit, ctx.branch, subject,
-                              gitops.step_trailer(3)) is None
+    root_commit = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
+    assert find_commit(g, "workspace", rev="main", since=root_commit) is None
+    assert find_commit(g, subject, gitops.step_trailer(3), rev=ctx.branch,
+                       since=ctx.base_commit) is None
 
 
 def test_merge_is_no_ff_and_idempotent(
@@ -193,7 +193,7 @@ def test_merge_is_no_ff_and_idempotent(
     msg = git(repo, "log", "-1", "--format=%B", "main").strip()
     assert msg == (f"feat(merge): complete MERGE phase for {PACKAGE_NAME}\n\n"
                    "Files modified: docs/architecture.md\n\n[Turn-based generation step 15]")
-    assert Git(repo).current_branch() == "main"
+    assert Repository(repo).current_branch() == "main"
 
 
 def test_resume_checklist(session: tuple[Path, GenerationContext], tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from pkgbuilder import lifecycle
 from pkgbuilder.lifecycle.common import open_repo
-from pkgbuilder.lifecycle.git import Git
 from pkgbuilder.models.common import name_slug
+from pkgbuilder.vcs import Repository
 from tests.conftest import git
 from tests.support.lifecycle import (
     branches,
@@ -48,7 +48,7 @@ def test_task_worktree_is_created_once_and_reused(
     assert slug.startswith("acme-alpha-")
     assert first.branch == f"task/{name}-{slug}" == again.branch
     assert Path(first.worktree) == pkgbuilder_home.resolve() / "worktrees" / f"{name}-{slug}"
-    assert Git(first.worktree).current_branch() == first.branch
+    assert Repository(first.worktree).current_branch() == first.branch
     assert first.head == rev(repo, name)
 
 

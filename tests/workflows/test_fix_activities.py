@@ -335,6 +335,28 @@ def test_answer_that_changes_nothing(workspace: Path, pkgbuilder_home: Path) -> 
     assert result.commit is None and "nothing to commit" in (result.note or "")
 
 
+def test_a_locked_index_is_retryable_and_a_git_failure_is_not(
+    workspace: Path, pkgbuilder_home: Path
+) -> None:
+    response = stored(
+        pkgbuilder_home, [{"path": "src/add.ts", "operation": "update", "content": FIXED_ADD}]
+    )
+    lock = workspace / ".git" / "index.lock"
+    lock.write_text("")  # another build is committing in the same repository
+    with pytest.raises(ApplicationError) as busy:
+        apply(workspace, response)
+    assert busy.value.type == "GitBusy" and not busy.value.non_retryable
+    lock.unlink()
+    # A configuration git refuses to write objects with: a real failure, not a busy lock.
+    (workspace / ".git" / "config").write_text(
+        (workspace / ".git" / "config").read_text() + "[core]\n\tsharedRepository = bogus\n"
+    )
+    with pytest.raises(ApplicationError) as failed:
+        apply(workspace, response)
+    assert failed.value.type == "GitCommitFailed" and failed.value.non_retryable
+    assert "failed in" in str(failed.value)
+
+
 def test_not_a_git_repository(tmp_path: Path, pkgbuilder_home: Path) -> None:
     ws = write_workspace(tmp_path / "plain")
     response = stored(

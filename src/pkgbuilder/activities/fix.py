@@ -19,7 +19,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder import git_commit
+from pkgbuilder import vcs
 from pkgbuilder.config import pkgbuilder_home
 from pkgbuilder.llm import prompts
 from pkgbuilder.llm.fileops import (
@@ -252,12 +252,17 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
         ) from e
     activity.heartbeat("committing")
     subject = fix_commit_subject(inp.package_name, inp.attempt, inp.failure_types)
-    outcome = git_commit.commit_paths(
-        pkg_dir,
-        [normalise_path(op.path) for op in ops],
-        subject,
-        trailer=f"Pkgbuilder-Request: {stored.request_sha256}",
-    )
+    try:
+        outcome = vcs.commit_only(
+            vcs.Repository(pkg_dir),
+            [normalise_path(op.path) for op in ops],
+            subject,
+            trailer=f"Pkgbuilder-Request: {stored.request_sha256}",
+        )
+    except vcs.GitBusy as e:  # another build is committing in the same repository
+        raise ApplicationError(str(e), type="GitBusy") from e
+    except vcs.GitFailed as e:
+        raise ApplicationError(str(e), type="GitCommitFailed", non_retryable=True) from e
     return ApplyFixResult(
         files_changed=changed,
         commit=outcome.commit,

@@ -22,7 +22,6 @@ from pkgbuilder.activities.heartbeat import heartbeating_thread
 from pkgbuilder.errors import UserError
 from pkgbuilder.lifecycle import naming, store, tasks
 from pkgbuilder.lifecycle.common import open_repo, remove_tree
-from pkgbuilder.lifecycle.git import Git, GitError, repo_lock
 from pkgbuilder.lifecycle.log import generation_log
 from pkgbuilder.models.build import PackageNode, WorkspaceGraph
 from pkgbuilder.models.common import name_slug
@@ -41,6 +40,7 @@ from pkgbuilder.models.lifecycle import (
     TaskStatus,
     TaskWorktree,
 )
+from pkgbuilder.vcs import GitFailed, Repository, repo_lock
 from pkgbuilder.workspace.discovery import discover_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,8 +57,8 @@ def _git_activity(fn: F) -> F:
         try:
             with heartbeating_thread():
                 return fn(*args, **kwargs)
-        except GitError as e:
-            raise ApplicationError(str(e), type="GitError") from e
+        except GitFailed as e:
+            raise ApplicationError(str(e), type="GitFailed") from e
         except UserError as e:
             raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from e
 
@@ -69,17 +69,14 @@ def _log(home: str, generation: str, message: str) -> None:
     generation_log(Path(home), sink=activity.logger.info)(generation, message)
 
 
-def _snapshot(git: Git, home: Path, generation: str) -> Path:
+def _snapshot(git: Repository, home: Path, generation: str) -> Path:
     """A detached checkout of the generation branch's tip (the main worktree may have any
     branch checked out, and may be dirty)."""
     path = home / "worktrees" / f"{generation}--plan"
-    for wt in git.worktrees():
-        if wt.path == path:
-            git.run("worktree", "remove", "--force", "--force", str(path))
+    git.remove_worktree(path)
     remove_tree(path, home / "worktrees")
-    git.run("worktree", "prune")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    git.run("worktree", "add", "--quiet", "--detach", str(path), generation)
+    git.prune_worktrees()
+    git.add_worktree(path, generation, detach=True)
     return path
 
 
@@ -108,10 +105,10 @@ def plan_generation_tasks(inp: PlanTasksInput) -> PlanTasksResult:
         graph = discover_workspace(snapshot, plan)
     finally:
         with repo_lock(git):
-            with contextlib.suppress(GitError):
-                git.run("worktree", "remove", "--force", "--force", str(snapshot))
+            with contextlib.suppress(GitFailed):
+                git.remove_worktree(snapshot)
             shutil.rmtree(snapshot, ignore_errors=True)
-            git.run("worktree", "prune")
+            git.prune_worktrees()
     planned = _merge_tasks(graph, record.tasks, inp.retry_failed)
 
     def change(rec: GenerationRecord) -> None:

@@ -47,6 +47,7 @@ from pkgbuilder.models.publish import (
 from pkgbuilder.publishing import registry as reg
 from pkgbuilder.publishing.freshness import outputs_fresh
 from pkgbuilder.steps.shell import run_command, scrubbed_env
+from pkgbuilder.vcs import GitNotInstalled, Repository, VcsError
 
 T = TypeVar("T")
 TOKEN_ENV = "NPM_TOKEN"
@@ -231,20 +232,19 @@ async def _git_dirty(workspace_root: Path, node: PackageNode) -> str | None:
     Only the package's own directory counts: other packages, reports and the lockfile do not
     end up in this package's tarball, and a build in progress writes elsewhere in the tree.
     """
-    argv = ["git", "status", "--porcelain", "--untracked-files=all", "--", node.path]
+    repo = Repository(workspace_root, timeout=60)
     try:
-        proc = await run_command(argv, workspace_root, timeout=60, env=scrubbed_env())
-    except FileNotFoundError:
+        lines = await asyncio.to_thread(repo.status_paths, [node.path])
+    except GitNotInstalled:
         return "git is not installed, so publishing.requireCleanWorkingDirectory cannot be checked."
-    if not proc.ok:
+    except VcsError:
         return (
             f"{workspace_root} is not a git repository, so "
             "publishing.requireCleanWorkingDirectory cannot be satisfied."
         )
-    lines = [ln for ln in proc.output_tail.splitlines() if ln.strip()]
     if not lines:
         return None
-    first = lines[0][3:]
+    first = lines[0]
     more = f" and {len(lines) - 1} more" if len(lines) > 1 else ""
     return (
         f"Refusing to publish {node.name}: {node.path} has uncommitted changes ({first}{more}); "

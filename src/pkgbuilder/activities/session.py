@@ -19,7 +19,6 @@ from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.config import pkgbuilder_home
 from pkgbuilder.errors import UserError
-from pkgbuilder.lifecycle.git import Git, GitError
 from pkgbuilder.llm.fileops import (
     FileOperationError,
     FileOpLimits,
@@ -55,6 +54,7 @@ from pkgbuilder.session.state import (
     state_path,
     write_state,
 )
+from pkgbuilder.vcs import GitFailed, Repository, commit_exact, find_commit
 
 # Error types the workflow must not retry (a retry would fail the same way).
 NON_RETRYABLE = [
@@ -84,11 +84,11 @@ def _inside(root: Path, rel: str, what: str) -> Path:
     return root / rel
 
 
-def _git(root: Path) -> Git:
-    git = Git(root)
+def _git(root: Path) -> Repository:
+    git = Repository(root)
     try:
         git.toplevel()
-    except GitError as e:
+    except GitFailed as e:
         raise _fail(f"Workspace {root} is not a git repository; run 'git init' there or pass "
                     "the repository root.", "GitStateError") from e
     return git
@@ -173,7 +173,7 @@ def prepare_generation_session(inp: PrepareSessionInput) -> GenerationContext:
     return ctx
 
 
-def _state_exclude(git: Git, directory: Path) -> list[str]:
+def _state_exclude(git: Repository, directory: Path) -> list[str]:
     try:
         return [directory.resolve().relative_to(git.toplevel()).as_posix()]
     except ValueError:
@@ -203,10 +203,12 @@ def prepare_phase_request(inp: PhasePromptInput) -> PhasePromptResult:
     root = Path(ctx.workspace_root)
     if inp.attempt == 0:
         git = _git(root)
-        done = gitops.find_commit(
-            git, ctx.base_commit, ctx.branch, gitops.phase_subject(inp.phase.phase,
-                                                                   ctx.package_name),
+        done = find_commit(
+            git,
+            gitops.phase_subject(inp.phase.phase, ctx.package_name),
             gitops.step_trailer(inp.phase.step_number),
+            rev=ctx.branch,
+            since=ctx.base_commit,
         )
         if done is not None:
             prefix = gitops.toplevel_prefix(git, root, ctx.package_path)
@@ -260,7 +262,7 @@ def _missing_outputs(pkg_dir: Path, response: ModelResponse | None,
             if not any(phase_context.matches_any(p, any_of) for p in present)]
 
 
-def _commit_files(git: Git, sha: str, prefix: str) -> list[str]:
+def _commit_files(git: Repository, sha: str, prefix: str) -> list[str]:
     out = git.run("show", "--format=", "--name-only", "-z", "--no-renames", sha)
     return sorted(p.removeprefix(prefix + "/") for p in out.split("\0") if p)
 
@@ -286,7 +288,7 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
         trailer = (f"[Turn-based generation step {inp.step_number}, fix attempt "
                    f"{inp.fix_attempt}, request {key}]")
         needle = f"fix({inp.package_name}):"
-    done = gitops.find_commit(git, inp.base_commit, inp.branch, needle, trailer)
+    done = find_commit(git, needle, trailer, rev=inp.branch, since=inp.base_commit)
     if done is not None:  # this step already ran to its commit before a crash
         return ApplyPhaseResult(commit=done, files=_commit_files(git, done, prefix),
                                 already_applied=True)
@@ -335,7 +337,7 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
         return (f"fix({inp.package_name}): {inp.phase.value} attempt {inp.fix_attempt} for "
                 f"{types}\n\nFiles modified: {listed}\n\n{trailer}")
 
-    commit, changed = gitops.commit_paths(
+    commit, changed = commit_exact(
         git, gitops.package_repo_paths(inp.package_path, named), message
     )
     rel = sorted(p.removeprefix(prefix + "/") for p in changed)

@@ -20,7 +20,6 @@ from pkgbuilder.cli.common import console, out, run_async, settings_for, tempora
 from pkgbuilder.cli.session_dashboard import dashboard, sessions_table
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.errors import UserError
-from pkgbuilder.lifecycle.git import Git, GitError
 from pkgbuilder.models.common import Category
 from pkgbuilder.models.session import GenerationResult, TurnBasedGenerationInput
 from pkgbuilder.runtime.client import (
@@ -42,6 +41,7 @@ from pkgbuilder.session.state import (
     state_dir,
     state_path,
 )
+from pkgbuilder.vcs import GitFailed, Repository
 from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 
 # Failure types of the generation activities that are the user's to fix (exit code 2).
@@ -85,10 +85,10 @@ def _check_local(workspace: Path, plan_rel: str, name: str, pkg_rel: str,
     if plan.package_name and plan.package_name != name:
         raise UserError(f"Plan {plan_rel} is for '{plan.package_name}', not '{name}'; pass "
                         "--name with the plan's name.")
-    git = Git(workspace)
+    git = Repository(workspace)
     try:
         git.toplevel()
-    except GitError:
+    except GitFailed:
         raise UserError(f"{workspace} is not inside a git repository; generation commits each "
                         "phase, so run 'git init' (and commit) first.") from None
     # What the session's setup would refuse, refused before it creates anything.
@@ -283,7 +283,7 @@ def register(app: typer.Typer) -> None:
                 raise UserError("HEAD is detached; check out the base branch (e.g. 'git "
                                 "checkout main') or pass --base.")
             session_id = f"gen-{int(time.time() * 1000)}"
-            if Git(root).branch_exists(branch_name(session_id)):
+            if Repository(root).branch_exists(branch_name(session_id)):
                 raise UserError(f"Branch {branch_name(session_id)} already exists; try again "
                                 "in a moment (nothing was created).")
             inp = TurnBasedGenerationInput(

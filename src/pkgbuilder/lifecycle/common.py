@@ -9,24 +9,22 @@ from pathlib import Path
 
 from pkgbuilder.errors import UserError
 from pkgbuilder.lifecycle import naming
-from pkgbuilder.lifecycle.git import Git, GitError
+from pkgbuilder.vcs import Repository
 
 # Runtime directories that never belong in a commit (turn-based generation state files).
 SCRATCH_DIRS = (".generation-state",)
 
 
-def open_repo(path: Path) -> Git:
-    """A :class:`Git` on the *main* worktree of the repository holding ``path`` (commands may
-    be run from a subdirectory or from a task worktree)."""
+def open_repo(path: Path) -> Repository:
+    """A :class:`Repository` on the *main* worktree of the repository holding ``path``
+    (commands may be run from a subdirectory or from a task worktree)."""
     path = Path(path).resolve()
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; pass the repository with --repo.")
-    try:
-        Git(path).run("rev-parse", "--git-dir")
-    except GitError as e:
-        raise UserError(f"{path} is not inside a git repository; run 'git init' first.") from e
-    worktrees = Git(path).worktrees()
-    return Git(worktrees[0].path if worktrees else Git(path).toplevel())
+    here = Repository(path)
+    if not here.ok("rev-parse", "--git-dir"):
+        raise UserError(f"{path} is not inside a git repository; run 'git init' first.")
+    return Repository(here.main_worktree())
 
 
 def scratch_paths(root: Path, home: Path) -> list[str]:
@@ -39,7 +37,7 @@ def scratch_paths(root: Path, home: Path) -> list[str]:
     return paths
 
 
-def ensure_excluded(git: Git, home: Path) -> None:
+def ensure_excluded(git: Repository, home: Path) -> None:
     """List the scratch paths in ``.git/info/exclude`` (local to this clone, never committed)
     so that they neither dirty the tree nor end up in a commit."""
     exclude = git.common_dir() / "info" / "exclude"
@@ -55,11 +53,11 @@ def ensure_excluded(git: Git, home: Path) -> None:
         )
 
 
-def dirty(git: Git, home: Path) -> list[str]:
+def dirty(git: Repository, home: Path) -> list[str]:
     return git.dirty_paths(exclude=scratch_paths(git.cwd, home))
 
 
-def commit_wip(git: Git, home: Path, branch: str) -> str | None:
+def commit_wip(git: Repository, home: Path, branch: str) -> str | None:
     """Commit the work in progress of the checked-out generation branch ``branch``; None when
     there is nothing to commit. Other branches never get pkgbuilder commits."""
     if not dirty(git, home):
@@ -70,7 +68,7 @@ def commit_wip(git: Git, home: Path, branch: str) -> str | None:
     return git.commit(f"wip: work in progress on {branch}")
 
 
-def leave_branch(git: Git, home: Path, action: str) -> str | None:
+def leave_branch(git: Repository, home: Path, action: str) -> str | None:
     """Make the main worktree safe to switch away from: WIP on a generation branch is
     committed there; WIP anywhere else stops ``action`` (nothing is ever lost)."""
     current = git.current_branch()
@@ -86,11 +84,11 @@ def leave_branch(git: Git, home: Path, action: str) -> str | None:
     )
 
 
-def active_generations(git: Git) -> list[str]:
+def active_generations(git: Repository) -> list[str]:
     return sorted(b for b in git.branches(naming.BRANCH_GLOB) if naming.is_generation(b))
 
 
-def resolve_generation(git: Git, name: str | None, option: str = "--generation") -> str:
+def resolve_generation(git: Repository, name: str | None, option: str = "--generation") -> str:
     """The active generation a command acts on: ``name`` when given, else the only active
     one, else the checked-out one; otherwise one sentence asking for ``option``."""
     active = active_generations(git)

@@ -26,7 +26,6 @@ from pkgbuilder.lifecycle.common import (
     remove_tree,
     resolve_generation,
 )
-from pkgbuilder.lifecycle.git import Git, GitError, repo_lock
 from pkgbuilder.lifecycle.log import Log, no_log
 from pkgbuilder.lifecycle.tasks import prune_worktrees, remove_task, remove_task_slug
 from pkgbuilder.models.lifecycle import (
@@ -35,9 +34,10 @@ from pkgbuilder.models.lifecycle import (
     ResumePrep,
     TaskStatus,
 )
+from pkgbuilder.vcs import GitFailed, Repository, repo_lock
 
 
-def _free_name(git: Git, home: Path, now: datetime) -> str:
+def _free_name(git: Repository, home: Path, now: datetime) -> str:
     """The generation name for ``now``, moved on by a second while it is taken (two starts in
     one second, or a name left by another repository in a shared home)."""
     when = now
@@ -53,7 +53,7 @@ def _free_name(git: Git, home: Path, now: datetime) -> str:
         when += timedelta(seconds=1)
 
 
-def _squash_since(git: Git, since: str, message: str) -> str:
+def _squash_since(git: Repository, since: str, message: str) -> str:
     """Collapse every commit after ``since`` (and anything staged) into one commit: the
     seed's squash (`git reset --soft` to the recorded SHA, then one clean commit)."""
     git.run("reset", "--soft", since)
@@ -143,7 +143,7 @@ def start(
     return record
 
 
-def _undo_start(git: Git, base: str, name: str) -> None:
+def _undo_start(git: Repository, base: str, name: str) -> None:
     """Put the repository back as it was before a failed start (tree was clean)."""
     for args in (
         ("switch", "--quiet", "--force", base),
@@ -152,7 +152,7 @@ def _undo_start(git: Git, base: str, name: str) -> None:
     ):
         try:
             git.run(*args)
-        except GitError:
+        except GitFailed:
             continue
 
 
@@ -171,7 +171,7 @@ def switch(root: Path, home: Path, name: str, log: Log = no_log) -> str | None:
     return wip
 
 
-def ensure_record(git: Git, home: Path, name: str) -> GenerationRecord:
+def ensure_record(git: Repository, home: Path, name: str) -> GenerationRecord:
     """The record of ``name``; rebuilt from git when ``$PKGBUILDER_HOME`` was lost (the
     `-start` tag is the branch point, the base defaults to ``main``)."""
     record = store.load(home, name, git.cwd)
@@ -222,7 +222,7 @@ def stop(root: Path, home: Path, name: str | None = None, log: Log = no_log) -> 
     if not git.is_ancestor(tip, "HEAD"):
         try:
             git.run("merge", "--no-ff", "--no-edit", "-m", f"Merge {name} into {base}", name)
-        except GitError as e:
+        except GitFailed as e:
             conflicts = git.run("diff", "--name-only", "--diff-filter=U").splitlines()
             git.run("merge", "--abort", check=False)
             git.run("tag", "-d", naming.tag_name(name, "finished"), check=False)
@@ -242,7 +242,9 @@ def stop(root: Path, home: Path, name: str | None = None, log: Log = no_log) -> 
     return _finish_stop(git, home, record, log)
 
 
-def _finish_stop(git: Git, home: Path, record: GenerationRecord, log: Log) -> GenerationRecord:
+def _finish_stop(
+    git: Repository, home: Path, record: GenerationRecord, log: Log
+) -> GenerationRecord:
     name = record.name
     remove_task_leftovers(git, home, name)
     if git.branch_exists(name):
@@ -261,7 +263,7 @@ def _finish_stop(git: Git, home: Path, record: GenerationRecord, log: Log) -> Ge
     return record
 
 
-def remove_task_leftovers(git: Git, home: Path, name: str) -> list[str]:
+def remove_task_leftovers(git: Repository, home: Path, name: str) -> list[str]:
     """Delete every task branch and worktree of generation ``name``."""
     packages: list[str] = []
     prefix = f"{naming.TASK_PREFIX}{name}-"

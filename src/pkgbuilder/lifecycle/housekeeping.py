@@ -20,12 +20,12 @@ from pkgbuilder.lifecycle.common import (
     remove_tree,
 )
 from pkgbuilder.lifecycle.generation import remove_task_leftovers
-from pkgbuilder.lifecycle.git import Git
 from pkgbuilder.lifecycle.log import Log, no_log
 from pkgbuilder.models.lifecycle import GenerationStatus, GenerationSummary, TaskStatus
+from pkgbuilder.vcs import Repository
 
 
-def _known_generations(git: Git) -> dict[str, set[str]]:
+def _known_generations(git: Repository) -> dict[str, set[str]]:
     """Generation name -> suffixes of its tags (plus ``branch`` when the branch exists)."""
     found: dict[str, set[str]] = {}
     for tag in git.tags(naming.BRANCH_GLOB):
@@ -115,11 +115,11 @@ def reset(root: Path, home: Path, base: str = "main", log: Log = no_log) -> list
             store.save(home, record)
         log(name, f"abandoned (tag {naming.tag_name(name, 'abandoned')})")
     _remove_stray_task_branches(git, home)
-    git.run("worktree", "prune")
+    git.prune_worktrees()
     return abandoned
 
 
-def _abandon(git: Git, name: str, marks: set[str]) -> None:
+def _abandon(git: Repository, name: str, marks: set[str]) -> None:
     start_tag = naming.tag_name(name, "start")
     finished_tag = naming.tag_name(name, "finished")
     if "branch" in marks:
@@ -140,7 +140,7 @@ def _abandon(git: Git, name: str, marks: set[str]) -> None:
         git.run("branch", "--quiet", "-D", name)
 
 
-def _remove_stray_task_branches(git: Git, home: Path) -> None:
+def _remove_stray_task_branches(git: Repository, home: Path) -> None:
     """Task branches whose generation is gone entirely (deleted by hand)."""
     for branch in git.branches(f"{naming.TASK_PREFIX}generation-*"):
         rest = branch.removeprefix(naming.TASK_PREFIX)

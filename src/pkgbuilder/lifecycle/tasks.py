@@ -17,9 +17,9 @@ from pathlib import Path
 from pkgbuilder.errors import UserError
 from pkgbuilder.lifecycle import naming
 from pkgbuilder.lifecycle.common import remove_tree
-from pkgbuilder.lifecycle.git import Git, GitError, repo_lock
 from pkgbuilder.models.common import name_slug
 from pkgbuilder.models.lifecycle import MergeTaskResult, TaskWorktree
+from pkgbuilder.vcs import GitFailed, Repository, repo_lock
 
 
 class TaskRejected(UserError):
@@ -29,7 +29,9 @@ class TaskRejected(UserError):
     exit_code = 1
 
 
-def create_task_worktree(git: Git, home: Path, generation: str, package: str) -> TaskWorktree:
+def create_task_worktree(
+    git: Repository, home: Path, generation: str, package: str
+) -> TaskWorktree:
     """Check out ``task/<generation>-<slug>`` (created from the generation branch's tip when
     new) in its worktree; an existing healthy worktree of that branch is reused."""
     home = home.resolve()
@@ -47,31 +49,30 @@ def create_task_worktree(git: Git, home: Path, generation: str, package: str) ->
             _drop_worktree(git, wt.path, home)
         # A directory left by a crash between `mkdir` and registration blocks `worktree add`.
         remove_tree(path, home / "worktrees")
-        git.run("worktree", "prune")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        git.prune_worktrees()
         if git.branch_exists(branch):
-            git.run("worktree", "add", "--quiet", str(path), branch)
+            git.add_worktree(path, branch)
         else:
-            git.run("worktree", "add", "--quiet", "-b", branch, str(path), generation)
+            git.add_worktree(path, generation, new_branch=branch)
         return TaskWorktree(branch=branch, worktree=str(path), head=git.rev(branch), created=True)
 
 
-def _drop_worktree(git: Git, path: Path, home: Path) -> None:
+def _drop_worktree(git: Repository, path: Path, home: Path) -> None:
     try:
-        git.run("worktree", "remove", "--force", "--force", str(path))
-    except GitError:
+        git.remove_worktree(path)
+    except GitFailed:
         # Not removable through git (already gone or half-created): delete what is ours.
         with contextlib.suppress(UserError):
             remove_tree(path, home / "worktrees")
-        git.run("worktree", "prune")
+        git.prune_worktrees()
 
 
-def remove_task(git: Git, home: Path, generation: str, package: str) -> bool:
+def remove_task(git: Repository, home: Path, generation: str, package: str) -> bool:
     """Remove the task's worktree and branch; False when both were already gone."""
     return remove_task_slug(git, home, generation, name_slug(package))
 
 
-def remove_task_slug(git: Git, home: Path, generation: str, slug: str) -> bool:
+def remove_task_slug(git: Repository, home: Path, generation: str, slug: str) -> bool:
     """:func:`remove_task` by the task's slug (what its branch name carries)."""
     home = home.resolve()
     branch = naming.task_branch_of_slug(generation, slug)
@@ -85,14 +86,12 @@ def remove_task_slug(git: Git, home: Path, generation: str, slug: str) -> bool:
         if path.exists():
             remove_tree(path, home / "worktrees")
             removed = True
-        git.run("worktree", "prune")
-        if git.branch_exists(branch):
-            git.run("branch", "--quiet", "-D", branch)
-            removed = True
+        git.prune_worktrees()
+        removed = git.delete_branch(branch) or removed
     return removed
 
 
-def remove_worktree(git: Git, home: Path, generation: str, package: str) -> None:
+def remove_worktree(git: Repository, home: Path, generation: str, package: str) -> None:
     """Remove only the task's worktree, keeping its branch (a failed task's work stays
     inspectable until `stop` or `reset`)."""
     home = home.resolve()
@@ -103,7 +102,7 @@ def remove_worktree(git: Git, home: Path, generation: str, package: str) -> None
             if wt.branch == branch or wt.path == path:
                 _drop_worktree(git, wt.path, home)
         remove_tree(path, home / "worktrees")
-        git.run("worktree", "prune")
+        git.prune_worktrees()
 
 
 def _outside(files: list[str], package_path: str) -> list[str]:
@@ -112,7 +111,7 @@ def _outside(files: list[str], package_path: str) -> list[str]:
 
 
 def merge_task(
-    git: Git, home: Path, generation: str, package: str, package_path: str
+    git: Repository, home: Path, generation: str, package: str, package_path: str
 ) -> MergeTaskResult:
     """Merge the task branch into the generation branch, then remove its worktree and branch.
 
@@ -144,7 +143,7 @@ def merge_task(
 
 
 def _merge(
-    git: Git,
+    git: Repository,
     generation: str,
     branch: str,
     package: str,
@@ -181,21 +180,21 @@ def _merge(
             merge_commit, gen_tip)
     try:
         _sync_checkouts(git, generation, gen_tip, merge_commit)
-    except GitError:
+    except GitFailed:
         git.run("update-ref", f"refs/heads/{generation}", gen_tip, merge_commit)
         raise
     return MergeTaskResult(merge_commit=merge_commit, files=files)
 
 
-def _sync_checkouts(git: Git, branch: str, old: str, new: str) -> None:
+def _sync_checkouts(git: Repository, branch: str, old: str, new: str) -> None:
     """Bring every worktree that has ``branch`` checked out from ``old`` to ``new`` (like a
     fast-forward checkout; refuses, and changes nothing, if local edits would be lost)."""
     for wt in git.worktrees():
         if wt.branch == branch and not wt.prunable and wt.path.exists():
-            Git(wt.path, git.timeout).run("read-tree", "-m", "-u", old, new)
+            Repository(wt.path, git.timeout).run("read-tree", "-m", "-u", old, new)
 
 
-def _find_merge(git: Git, generation: str, branch: str) -> str | None:
+def _find_merge(git: Repository, generation: str, branch: str) -> str | None:
     """The merge commit of ``branch`` on ``generation`` (found by its message)."""
     out = git.run(
         "log", "--merges", "--format=%H", "--fixed-strings",
@@ -205,15 +204,13 @@ def _find_merge(git: Git, generation: str, branch: str) -> str | None:
     return first or None
 
 
-def prune_worktrees(git: Git, home: Path, generation: str) -> list[str]:
+def prune_worktrees(git: Repository, home: Path, generation: str) -> list[str]:
     """``git worktree prune`` and delete directories under ``$PKGBUILDER_HOME/worktrees`` of
     this generation that git no longer knows; returns what was removed."""
     home = home.resolve()
     removed: list[str] = []
     with repo_lock(git):
-        before = {str(w.path) for w in git.worktrees() if w.prunable}
-        git.run("worktree", "prune")
-        removed.extend(sorted(before))
+        removed.extend(sorted({str(p) for p in git.prune_worktrees()}))
         known = {w.path for w in git.worktrees()}
         root = home / "worktrees"
         if root.is_dir():

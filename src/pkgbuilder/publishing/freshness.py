@@ -16,23 +16,16 @@ package is then built and its publish step decides, which is always correct, onl
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from pkgbuilder.steps.shell import scrubbed_env
+from pkgbuilder.vcs import Repository, VcsError
 
 
 def _git_sources(pkg_dir: Path) -> set[str] | None:
     try:
-        proc = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
-            cwd=pkg_dir, env=scrubbed_env(), capture_output=True, timeout=60, check=False,
-        )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return set(Repository(pkg_dir, timeout=60).tracked_files(".", untracked=True))
+    except VcsError:  # not a repository, no git, or it took too long
         return None
-    if proc.returncode != 0:
-        return None
-    return {p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p}
 
 
 def _mtime(path: Path) -> float | None:

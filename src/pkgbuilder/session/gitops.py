@@ -1,19 +1,19 @@
 """Git operations of a generation session: branch, per-phase commits, merge.
 
-Built on :class:`pkgbuilder.lifecycle.git.Git` (argv lists, scrubbed env, timeouts). Commits
-take exactly the paths a phase touched (``git commit --only``), so files of other builds in
-the same checkout, staged or not, are never swept in. Every operation can run twice: the
-step trailer identifies a phase's commit, so a retried step finds it instead of repeating.
+Built on :mod:`pkgbuilder.vcs`. Commits take exactly the paths a phase touched
+(:func:`pkgbuilder.vcs.commit_exact`), so files of other builds in the same checkout, staged
+or not, are never swept in. Every operation can run twice: the step trailer identifies a
+phase's commit, so a retried step finds it (:func:`pkgbuilder.vcs.find_commit`) instead of
+repeating.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from pkgbuilder.errors import UserError
-from pkgbuilder.lifecycle.git import Git, GitError
 from pkgbuilder.session.phases.definitions import GenerationPhase
+from pkgbuilder.vcs import GitFailed, Repository, find_commit
 
 BRANCH_PREFIX = "feat/package-generation-"
 
@@ -46,30 +46,13 @@ def phase_commit_message(
     )
 
 
-def literal(paths: list[str]) -> list[str]:
-    """Pathspecs that match exactly these names (a model may name a file ``*.js``)."""
-    return [f":(literal){p}" for p in paths]
-
-
-def find_commit(git: Git, since: str, tip: str, *needles: str) -> str | None:
-    """The newest commit in ``since..tip`` whose message contains every needle."""
-    if not git.branch_exists(tip) and not git.ok("rev-parse", "--verify", "--quiet", tip):
-        return None
-    out = git.run("log", "--format=%H%x1f%B%x1e", f"{since}..{tip}")
-    for record in out.split("\x1e"):
-        sha, _, body = record.strip("\n").partition("\x1f")
-        if sha and all(n in body for n in needles):
-            return sha.strip()
-    return None
-
-
 def package_repo_paths(package_path: str, files: list[str]) -> list[str]:
     """Package-relative posix paths -> paths relative to the workspace root (git's cwd)."""
     base = PurePosixPath(package_path)
     return [str(base / f) for f in files]
 
 
-def toplevel_prefix(git: Git, workspace_root: Path, package_path: str) -> str:
+def toplevel_prefix(git: Repository, workspace_root: Path, package_path: str) -> str:
     """The package directory relative to the repository's top level (git status paths)."""
     full = (workspace_root / package_path).resolve()
     try:
@@ -78,7 +61,7 @@ def toplevel_prefix(git: Git, workspace_root: Path, package_path: str) -> str:
         return package_path
 
 
-def ensure_branch(git: Git, branch: str, base_branch: str | None) -> tuple[str, str, bool]:
+def ensure_branch(git: Repository, branch: str, base_branch: str | None) -> tuple[str, str, bool]:
     """Create ``branch`` from the base (or reuse it) and check it out.
 
     Returns:
@@ -113,7 +96,7 @@ def ensure_branch(git: Git, branch: str, base_branch: str | None) -> tuple[str, 
     return base, base_commit, created
 
 
-def checkout(git: Git, branch: str) -> None:
+def checkout(git: Repository, branch: str) -> None:
     """Check out ``branch`` unless it already is (uncommitted changes elsewhere carry over).
 
     Raises:
@@ -123,7 +106,7 @@ def checkout(git: Git, branch: str) -> None:
         return
     try:
         git.run("checkout", "--quiet", branch)
-    except GitError as e:
+    except GitFailed as e:
         lines = (e.stderr or "").strip().splitlines()
         why = lines[0] if lines else str(e)
         raise GenerationGitError(
@@ -132,40 +115,7 @@ def checkout(git: Git, branch: str) -> None:
         ) from e
 
 
-def commit_paths(
-    git: Git,
-    repo_paths: list[str],
-    message_for: Callable[[list[str]], str],
-) -> tuple[str, list[str]]:
-    """Commit exactly ``repo_paths`` (relative to git's cwd; created, updated or deleted),
-    even if nothing changed. ``message_for`` gets the paths that really changed (relative to
-    the repository's top level) and returns the commit message.
-
-    Returns:
-        (commit sha, changed paths relative to the top level)
-    """
-    changed: list[str] = []
-    if repo_paths:
-        prefix = git.run("rev-parse", "--show-prefix")
-        out = git.run("ls-files", "-z", "--full-name", "--", *literal(repo_paths))
-        tracked = {p for p in out.split("\0") if p}
-        # A delete of a file that never existed names a path git does not know: skip it.
-        present = [p for p in repo_paths
-                   if (git.cwd / p).exists() or f"{prefix}{p}" in tracked]
-        if present:
-            git.run("add", "--all", "--", *literal(present))
-            out = git.run("diff", "--cached", "--name-only", "-z", "--no-renames", "HEAD",
-                          "--", *literal(present))
-            changed = sorted(p for p in out.split("\0") if p)
-    args = ["commit", "--quiet", "--no-verify", "--allow-empty", "--only",
-            "-m", message_for(changed)]
-    if changed:
-        args += ["--", *(f":(top,literal){p}" for p in changed)]
-    git.run(*args)
-    return git.rev("HEAD"), changed
-
-
-def merge_no_ff(git: Git, base: str, branch: str, message: str, trailer: str) -> str:
+def merge_no_ff(git: Repository, base: str, branch: str, message: str, trailer: str) -> str:
     """Merge ``branch`` into ``base`` with ``--no-ff``; idempotent (an existing merge is
     found by its trailer). Leaves ``base`` checked out.
 
@@ -174,11 +124,11 @@ def merge_no_ff(git: Git, base: str, branch: str, message: str, trailer: str) ->
     """
     checkout(git, base)
     if git.is_ancestor(branch, base):
-        found = find_commit(git, git.rev(branch), base, trailer)
+        found = find_commit(git, trailer, rev=base, since=git.rev(branch))
         return found or git.rev(base)
     try:
         git.run("merge", "--no-ff", "--no-edit", "--no-verify", "-m", message, branch)
-    except GitError as e:
+    except GitFailed as e:
         git.run("merge", "--abort", check=False)
         lines = (e.stderr or "").strip().splitlines()
         why = lines[-1] if lines else str(e)

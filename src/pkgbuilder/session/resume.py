@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from pkgbuilder.lifecycle.git import Git, GitError
 from pkgbuilder.session.gitops import toplevel_prefix
 from pkgbuilder.session.state import GenerationContext, SessionStatus
+from pkgbuilder.vcs import GitFailed, Repository
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -20,12 +20,14 @@ def _within(path: str, prefix: str) -> bool:
     return not prefix or prefix == "." or path == prefix or path.startswith(prefix + "/")
 
 
-def dirty_package_paths(git: Git, package_path: str, exclude: list[str] | None = None) -> list[str]:
+def dirty_package_paths(
+    git: Repository, package_path: str, exclude: list[str] | None = None
+) -> list[str]:
     """Uncommitted paths inside the package directory (pkgbuilder only commits there)."""
     return [p for p in git.dirty_paths(exclude=exclude) if _within(p, package_path)]
 
 
-def unmerged_paths(git: Git) -> list[str]:
+def unmerged_paths(git: Repository) -> list[str]:
     out = git.run("diff", "--name-only", "--diff-filter=U", "-z", check=False)
     return [p for p in out.split("\0") if p]
 
@@ -53,10 +55,10 @@ def resume_problems(
             f"Workspace {root} of session {session} does not exist; resume on the machine "
             "and checkout that ran it.",
         ]
-    git = Git(root)
+    git = Repository(root)
     try:
         git.toplevel()
-    except GitError:
+    except GitFailed:
         return [*problems, f"Workspace {root} is not a git repository; resume from the "
                            "repository the session ran in."]
     exclude = []
