@@ -95,6 +95,7 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
                           env, cwd=tmp_path)
         assert outside.returncode == 0, outside.stderr
         assert "VERIFY passed" in outside.stdout  # the suite command's outcome is shown
+        assert "report page: " in outside.stdout and "suites/sub2.html" in outside.stdout
         assert outside.stderr.strip().splitlines()[-1] == (
             "see it in the Temporal UI: pkgbuilder ui sub2 --workspace ws")
         viewer = subprocess.Popen([pkgbuilder_cli(), "ui", "sub2", "--workspace", "ws"],
@@ -353,3 +354,30 @@ async def test_no_command_relies_on_the_stale_poller_of_a_gone_worker(
     assert cancel.returncode == 0, cancel.stderr
     assert "the cancellation waited more than 10 s for a worker" in cancel.stderr
     assert "suite stale2 cancelled" in cancel.stderr
+
+
+def test_foreground_server_dies_with_the_command_even_by_sigkill(tmp_path: Path) -> None:
+    from pkgbuilder.runtime.client import server_answers
+
+    port = free_port()
+    proc = subprocess.Popen([pkgbuilder_cli(), "server", "--port", str(port), "--headless",
+                             "--db", str(tmp_path / "t.db")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(150):
+            if asyncio.run(server_answers(f"127.0.0.1:{port}")):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server never answered")
+        proc.kill()  # the command only, not its process group
+        proc.wait()
+        for _ in range(100):
+            if not asyncio.run(server_answers(f"127.0.0.1:{port}", timeout=0.3)):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the dev server outlived its command")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -319,7 +319,11 @@ def print_report(report: BuildReport, as_json: bool) -> None:
     if (published := publish_table(report)) is not None:
         out.print(published)
     if report.summary_path:
-        out.print(f"reports: {Path(report.summary_path).parent}")
+        day = Path(report.summary_path).parent
+        out.print(f"reports: {day}", highlight=False, soft_wrap=True)
+        page = day / "suites" / f"{report.build_id}.html"
+        if page.is_file():
+            out.print(f"report page: {page}", highlight=False, soft_wrap=True)
     if report.verify_passed is not None:
         out.print("VERIFY passed" if report.verify_passed else "[red]VERIFY failed[/]")
 

@@ -78,13 +78,17 @@ def _die_with_parent(parent: int) -> None:
 def run_foreground(argv: list[str], quiet_log: Path | None = None) -> int:
     """Run the dev server in the foreground until interrupted; returns its exit code.
 
-    ``quiet_log``: append the server's own output there instead of the terminal."""
+    ``quiet_log``: append the server's own output there instead of the terminal. The
+    server dies with this command however it ends (SIGTERM, SIGKILL: ``_die_with_parent``).
+    """
+    parent = os.getpid()
     if quiet_log is None:
-        proc = subprocess.Popen(argv)
+        proc = subprocess.Popen(argv, preexec_fn=lambda: _die_with_parent(parent))
     else:
         with quiet_log.open("ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL,
+                                    preexec_fn=lambda: _die_with_parent(parent))
     try:
         return proc.wait()
     except KeyboardInterrupt:
