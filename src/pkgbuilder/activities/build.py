@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.activities.heartbeat import heartbeat_interval
+from pkgbuilder.errors import ErrorType
 from pkgbuilder.models.build import Failure, FailureType, PackageNode
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.models.steps import (
@@ -282,7 +283,7 @@ def _confinement(inp: PackageStepInput) -> Iterator[Confine]:
             raise ApplicationError(
                 f"Refusing to run the scripts of {inp.package.name} after a model change: {e}; "
                 "install bubblewrap, or set fix.allowUnsandboxed = true to run them unconfined.",
-                type="SandboxUnavailable", non_retryable=True,
+                type=ErrorType.SandboxUnavailable, non_retryable=True,
             ) from None
         activity.logger.warning("running model-changed scripts of %s unconfined: %s",
                                 inp.package.name, e)
@@ -329,7 +330,7 @@ async def _run_script_as(
         except FileNotFoundError as e:
             raise ApplicationError(
                 f"'{argv[0]}' is not installed on this worker.",
-                type="MissingTool",
+                type=ErrorType.MissingTool,
                 non_retryable=True,
             ) from e
     steps = lifecycle(read_scripts(pkg_dir), script)
@@ -384,7 +385,7 @@ def _package_dir(inp: PackageStepInput) -> Path:
     if not (pkg_dir / "package.json").is_file():
         raise ApplicationError(
             f"Package directory {pkg_dir} has no package.json.",
-            type="WorkspaceError",
+            type=ErrorType.WorkspaceError,
             non_retryable=True,
         )
     return pkg_dir
@@ -487,7 +488,7 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
             except FileNotFoundError as e:
                 raise ApplicationError(
                     f"Quality command '{argv[0]}' is not installed on this worker.",
-                    type="MissingTool",
+                    type=ErrorType.MissingTool,
                     non_retryable=True,
                 ) from e
         else:
@@ -570,7 +571,7 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
     except FileNotFoundError as e:
         raise ApplicationError(
             f"Verify command '{inp.argv[0]}' was not found.",
-            type="MissingTool",
+            type=ErrorType.MissingTool,
             non_retryable=True,
         ) from e
     failures = [] if res.ok else [failure_for("verify", res.argv, res.output_tail,

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from pkgbuilder import vcs
 from pkgbuilder.config import pkgbuilder_home
+from pkgbuilder.errors import ErrorType
 from pkgbuilder.llm import prompts
 from pkgbuilder.llm.fileops import (
     FileOperationError,
@@ -178,7 +179,7 @@ def _dirs(workspace_root: str, package_path: str) -> tuple[Path, Path]:
     if pkg_dir is None or not pkg_dir.is_dir():
         raise ApplicationError(
             f"package directory '{package_path}' is not a directory inside {workspace}",
-            type="InvalidFixInput",
+            type=ErrorType.InvalidFixInput,
             non_retryable=True,
         )
     return workspace, pkg_dir
@@ -239,7 +240,8 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
     try:
         stored = read_response(Path(inp.response_path))
     except StoreError as e:
-        raise ApplicationError(str(e), type="ResponseFileInvalid", non_retryable=True) from e
+        raise ApplicationError(str(e),
+        type=ErrorType.ResponseFileInvalid, non_retryable=True) from e
     fix = inp.config.fix
     limits = FileOpLimits(fix.max_files_per_response, fix.max_file_bytes, fix.max_response_bytes)
     ops = stored.response.files
@@ -248,7 +250,8 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
         changed = apply_file_operations(pkg_dir, ops, limits)
     except FileOperationError as e:
         raise ApplicationError(
-            str(e), {"problems": e.problems[:20]}, type="UnsafeFileOperation", non_retryable=True
+            str(e), {"problems": e.problems[:20]},
+            type=ErrorType.UnsafeFileOperation, non_retryable=True
         ) from e
     activity.heartbeat("committing")
     subject = fix_commit_subject(inp.package_name, inp.attempt, inp.failure_types)
@@ -260,9 +263,9 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
             trailer=f"Pkgbuilder-Request: {stored.request_sha256}",
         )
     except vcs.GitBusy as e:  # another build is committing in the same repository
-        raise ApplicationError(str(e), type="GitBusy") from e
+        raise ApplicationError(str(e), type=ErrorType.GitBusy) from e
     except vcs.GitFailed as e:
-        raise ApplicationError(str(e), type="GitCommitFailed", non_retryable=True) from e
+        raise ApplicationError(str(e), type=ErrorType.GitCommitFailed, non_retryable=True) from e
     return ApplyFixResult(
         files_changed=changed,
         commit=outcome.commit,

@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.activities.heartbeat import heartbeating_thread
-from pkgbuilder.errors import UserError
+from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.lifecycle import naming, store, tasks
 from pkgbuilder.lifecycle.common import open_repo, remove_tree
 from pkgbuilder.lifecycle.log import generation_log
@@ -58,7 +58,7 @@ def _git_activity(fn: F) -> F:
             with heartbeating_thread():
                 return fn(*args, **kwargs)
         except GitFailed as e:
-            raise ApplicationError(str(e), type="GitFailed") from e
+            raise ApplicationError(str(e), type=ErrorType.GitFailed) from e
         except UserError as e:
             raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from e
 

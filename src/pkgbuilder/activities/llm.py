@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 from pkgbuilder.activities.heartbeat import heartbeating
 from pkgbuilder.activities.llm_policy import LLM_NON_RETRYABLE_ERROR_TYPES
 from pkgbuilder.config import BuildSettings, LLMSettings
+from pkgbuilder.errors import ErrorType
 from pkgbuilder.llm import contract, pricing, prompts
 from pkgbuilder.llm.keys import API_KEY_VARS
 from pkgbuilder.llm.models import deprecation_warning
@@ -111,10 +112,11 @@ def api_error_to_application_error(
 ) -> ApplicationError:
     """Map an SDK error to a Temporal error: transient ones retry, the rest fail clearly."""
     if isinstance(exc, anthropic.APITimeoutError):
-        return ApplicationError(f"model call timed out: {exc.message}", usage, type="Timeout")
+        return ApplicationError(f"model call timed out: {exc.message}", usage,
+        type=ErrorType.Timeout)
     if isinstance(exc, anthropic.APIConnectionError):
         return ApplicationError(
-            f"cannot reach the model API: {exc.message}", usage, type="ConnectionError"
+            f"cannot reach the model API: {exc.message}", usage, type=ErrorType.ConnectionError
         )
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
@@ -125,7 +127,7 @@ def api_error_to_application_error(
                 f"the API spend limit is reached (429 {exc.error_code}): {detail}{where}; raise "
                 "the limit in the Anthropic console, retrying will not help",
                 usage,
-                type="SpendLimitReached",
+                type=ErrorType.SpendLimitReached,
                 non_retryable=True,
             )
         if status in RETRYABLE_STATUS or status >= 500:
@@ -133,7 +135,7 @@ def api_error_to_application_error(
             return ApplicationError(
                 f"model API answered {status} ({exc.type or 'error'}): {detail}{where}",
                 usage,
-                type="RateLimited"
+                type=ErrorType.RateLimited
                 if status == 429
                 else "Overloaded"
                 if status == 529
@@ -154,12 +156,12 @@ def api_error_to_application_error(
             f"model API rejected the request with {status} ({exc.type or 'error'}): "
             f"{detail}{where}; {hint}; retrying will not help",
             usage,
-            type="ModelRequestRejected",
+            type=ErrorType.ModelRequestRejected,
             non_retryable=True,
         )
     # APIResponseValidationError and friends: an unreadable answer is usually transient.
     return ApplicationError(
-        f"unreadable answer from the model API: {exc}", usage, type="BadApiResponse"
+        f"unreadable answer from the model API: {exc}", usage, type=ErrorType.BadApiResponse
     )
 
 
@@ -206,7 +208,7 @@ def _bad_response_error(e: BadResponse, usage: dict[str, Any]) -> ApplicationErr
     return ApplicationError(
         f"unreadable answer from the model API: {e}"
         + (f" (gave up after {attempt} attempts)" if final else ""),
-        usage, type="BadApiResponse", non_retryable=final,
+        usage, type=ErrorType.BadApiResponse, non_retryable=final,
     )
 
 
@@ -246,13 +248,14 @@ class LLMActivities:
         try:
             request = read_request(request_path, inp.request_sha256)
         except (StoreError, ValueError) as e:
-            raise ApplicationError(str(e), type="RequestFileInvalid", non_retryable=True) from e
+            raise ApplicationError(str(e),
+            type=ErrorType.RequestFileInvalid, non_retryable=True) from e
         api_key = read_api_key()
         if not api_key:
             raise ApplicationError(
                 "no API key: set ANTHROPIC_API_KEY (or CLAUDE_API_KEY) in the environment of "
                 "the LLM worker",
-                type="MissingApiKey",
+                type=ErrorType.MissingApiKey,
                 non_retryable=True,
             )
         settings = inp.llm
@@ -324,7 +327,7 @@ class LLMActivities:
                 raise api_error_to_application_error(e, settings, _details(usage, price)) from e
             except TimeoutError as e:
                 raise ApplicationError(f"model call timed out: {e}", _details(usage, price),
-                                       type="Timeout") from e
+                                       type=ErrorType.Timeout) from e
             except BadResponse as e:
                 raise _bad_response_error(e, _details(usage, price)) from e
             finally:
@@ -339,7 +342,7 @@ class LLMActivities:
                         f"token limit exceeded: the answer did not fit into {max_tokens} output "
                         f"tokens (llm.maxOutputTokensCap = {settings.max_output_tokens_cap})",
                         _details(usage, price),
-                        type="TokenLimitExceeded",
+                        type=ErrorType.TokenLimitExceeded,
                         non_retryable=True,
                     )
                 notes.append(f"answer truncated at {max_tokens} tokens; retried with more")
@@ -352,7 +355,7 @@ class LLMActivities:
                     raise ApplicationError(
                         f"the model's answer broke the response contract twice: {e}",
                         _details(usage, price),
-                        type="InvalidModelResponse",
+                        type=ErrorType.InvalidModelResponse,
                         non_retryable=True,
                     ) from e
                 reasked = True

@@ -19,16 +19,17 @@ from typing import Any
 from temporalio.common import RetryPolicy
 
 from pkgbuilder.config import BuildSettings, LLMSettings
+from pkgbuilder.errors import ErrorType
 
 # Mirrors activities.llm.NON_RETRYABLE_ERROR_TYPES (kept here so workflows need not import
 # the anthropic SDK); a test checks both lists are equal.
 LLM_NON_RETRYABLE_ERROR_TYPES = [
-    "MissingApiKey",
-    "ModelRequestRejected",
-    "SpendLimitReached",
-    "TokenLimitExceeded",
-    "InvalidModelResponse",
-    "RequestFileInvalid",
+    ErrorType.MissingApiKey,
+    ErrorType.ModelRequestRejected,
+    ErrorType.SpendLimitReached,
+    ErrorType.TokenLimitExceeded,
+    ErrorType.InvalidModelResponse,
+    ErrorType.RequestFileInvalid,
 ]
 LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 
@@ -61,10 +62,10 @@ def llm_activity_options(settings: BuildSettings) -> dict[str, Any]:
 
 # Fix activities on the main queue: cheap, idempotent, retried a few times.
 FIX_NON_RETRYABLE_ERROR_TYPES = [
-    "UnsafeFileOperation",
-    "ResponseFileInvalid",
-    "GitCommitFailed",
-    "InvalidFixInput",
+    ErrorType.UnsafeFileOperation,
+    ErrorType.ResponseFileInvalid,
+    ErrorType.GitCommitFailed,
+    ErrorType.InvalidFixInput,
 ]
 
 

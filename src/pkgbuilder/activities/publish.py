@@ -33,6 +33,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.activities.build import pm_argv
+from pkgbuilder.errors import ErrorType
 from pkgbuilder.models.build import PackageNode, PublishOutcome
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.models.publish import (
@@ -119,18 +120,20 @@ async def pack_package(
         )
     except FileNotFoundError as e:
         raise ApplicationError(
-            f"'{argv[0]}' is not installed on this worker.", type="MissingTool", non_retryable=True
+            f"'{argv[0]}' is not installed on this worker.",
+            type=ErrorType.MissingTool, non_retryable=True
         ) from e
     tarballs = sorted(dest.glob("*.tgz"))
     if not result.ok or len(tarballs) != 1:
         last = result.output_tail.strip().splitlines()[-1:] or ["no output"]
         raise ApplicationError(
-            f"Packing {node.name} failed: {last[0][:300]}", type="PackFailed", non_retryable=True
+            f"Packing {node.name} failed: {last[0][:300]}",
+            type=ErrorType.PackFailed, non_retryable=True
         )
     try:
         packed = reg.read_packed(tarballs[0])
     except ValueError as e:
-        raise ApplicationError(str(e), type="PackFailed", non_retryable=True) from e
+        raise ApplicationError(str(e), type=ErrorType.PackFailed, non_retryable=True) from e
     return packed
 
 
@@ -178,7 +181,7 @@ async def _decide(
 
 def _unavailable(registry: str, e: Exception) -> ApplicationError:
     return ApplicationError(
-        f"The registry at {registry} could not be asked: {e}.", type="RegistryUnavailable"
+        f"The registry at {registry} could not be asked: {e}.", type=ErrorType.RegistryUnavailable
     )
 
 
@@ -405,7 +408,7 @@ async def _publish_packed(
         return done(PublishOutcome.FAILED, _auth_sentence(registry, token, "Publishing to"), tail)
     last = tail.strip().splitlines()[-1:] or ["no output"]
     raise ApplicationError(
-        f"npm publish of {ident} failed: {last[0][:300]}", type="RegistryUnavailable"
+        f"npm publish of {ident} failed: {last[0][:300]}", type=ErrorType.RegistryUnavailable
     )
 
 

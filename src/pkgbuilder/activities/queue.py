@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pkgbuilder.errors import UserError
+from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.models.build import PackageBuildResult
 from pkgbuilder.models.orchestrator import (
     BuildFinished,
@@ -39,7 +39,7 @@ WATCH_HEARTBEAT_SECONDS = 10.0
 
 
 def _source_error(e: QueueSourceError) -> ApplicationError:
-    return ApplicationError(str(e), type="QueueSourceError", non_retryable=e.permanent)
+    return ApplicationError(str(e), type=ErrorType.QueueSourceError, non_retryable=e.permanent)
 
 
 @activity.defn
@@ -76,7 +76,7 @@ def resolve_queued_packages(inp: ResolvePackagesInput) -> ResolvePackagesResult:
     try:
         graph = discover_workspace(Path(inp.workspace_root))
     except UserError as e:
-        raise ApplicationError(str(e), type="WorkspaceError", non_retryable=True) from e
+        raise ApplicationError(str(e), type=ErrorType.WorkspaceError, non_retryable=True) from e
     nodes = graph.by_name()
     result = ResolvePackagesResult(package_manager=graph.package_manager)
     for name in inp.names:

@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.config import pkgbuilder_home
-from pkgbuilder.errors import UserError
+from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.llm.fileops import (
     FileOperationError,
     FileOpLimits,
@@ -58,13 +58,13 @@ from pkgbuilder.vcs import GitFailed, Repository, commit_exact, find_commit
 
 # Error types the workflow must not retry (a retry would fail the same way).
 NON_RETRYABLE = [
-    "GenerationInputError",
-    "PlanError",
-    "GitStateError",
-    "PhaseOutputMissing",
-    "UnsafeFileOperation",
-    "ResponseFileInvalid",
-    "MergeFailed",
+    ErrorType.GenerationInputError,
+    ErrorType.PlanError,
+    ErrorType.GitStateError,
+    ErrorType.PhaseOutputMissing,
+    ErrorType.UnsafeFileOperation,
+    ErrorType.ResponseFileInvalid,
+    ErrorType.MergeFailed,
 ]
 
 
@@ -80,7 +80,8 @@ def _heartbeat(detail: str) -> None:
 def _inside(root: Path, rel: str, what: str) -> Path:
     path = PurePosixPath(rel)
     if path.is_absolute() or ".." in path.parts or not rel.strip():
-        raise _fail(f"{what} '{rel}' must be a path inside the workspace.", "GenerationInputError")
+        raise _fail(f"{what} '{rel}' must be a path inside the workspace.",
+            ErrorType.GenerationInputError)
     return root / rel
 
 
@@ -90,7 +91,7 @@ def _git(root: Path) -> Repository:
         git.toplevel()
     except GitFailed as e:
         raise _fail(f"Workspace {root} is not a git repository; run 'git init' there or pass "
-                    "the repository root.", "GitStateError") from e
+                    "the repository root.", ErrorType.GitStateError) from e
     return git
 
 
@@ -100,13 +101,14 @@ def load_plan(root: Path, plan_path: str) -> PackagePlan:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise _fail(f"Plan file {plan_path} does not exist in {root}; write it first (see "
-                    "'Plan format' in docs/generation.md).", "PlanError") from None
+                    "'Plan format' in docs/generation.md).", ErrorType.PlanError) from None
     except OSError as e:
-        raise _fail(f"Plan file {plan_path} cannot be read: {e.strerror}.", "PlanError") from e
+        raise _fail(f"Plan file {plan_path} cannot be read: {e.strerror}.",
+            ErrorType.PlanError) from e
     try:
         return parse_plan(text, plan_path)
     except UserError as e:
-        raise _fail(str(e), "PlanError") from e
+        raise _fail(str(e), ErrorType.PlanError) from e
 
 
 @activity.defn
@@ -118,7 +120,8 @@ def prepare_generation_session(inp: PrepareSessionInput) -> GenerationContext:
     plan = load_plan(root, g.plan_path)
     if plan.package_name and plan.package_name.strip("`") != g.package_name:
         raise _fail(f"Plan {g.plan_path} is for '{plan.package_name}', not '{g.package_name}'; "
-                    "pass the name the plan gives or fix its '# Package:' line.", "PlanError")
+                    "pass the name the plan gives or fix its '# Package:' line.",
+                        ErrorType.PlanError)
     git = _git(root)
     spath = state_path(g.state_dir, g.session_id)
     ctx = g.resume_from_context
@@ -128,16 +131,16 @@ def prepare_generation_session(inp: PrepareSessionInput) -> GenerationContext:
         try:
             existing = read_state(spath)
         except UserError as e:
-            raise _fail(str(e), "GitStateError") from e
+            raise _fail(str(e), ErrorType.GitStateError) from e
         if existing.workflow_id != inp.workflow_id:
             raise _fail(f"Session {g.session_id} already exists (state file {spath}); start a "
-                        "new session or resume that one.", "GenerationInputError")
+                        "new session or resume that one.", ErrorType.GenerationInputError)
         ctx = existing
     try:
         if ctx is not None:
             if not git.branch_exists(ctx.branch):
                 raise _fail(f"Branch {ctx.branch} of session {ctx.session_id} does not exist; "
-                            "restore it or start a new session.", "GitStateError")
+                            "restore it or start a new session.", ErrorType.GitStateError)
             gitops.checkout(git, ctx.branch)
             ctx = ctx.model_copy(update={
                 "workflow_id": inp.workflow_id, "status": SessionStatus.RUNNING,
@@ -149,7 +152,7 @@ def prepare_generation_session(inp: PrepareSessionInput) -> GenerationContext:
             if dirty:
                 raise _fail(f"The package directory {g.package_path} has uncommitted changes "
                             f"({', '.join(dirty[:5])}); commit or remove them first.",
-                            "GitStateError")
+                            ErrorType.GitStateError)
             if g.in_place:
                 branch = git.current_branch() or ""
                 if not branch:
@@ -168,7 +171,7 @@ def prepare_generation_session(inp: PrepareSessionInput) -> GenerationContext:
                 created_at=now, updated_at=now,
             )
     except gitops.GenerationGitError as e:
-        raise _fail(str(e), "GitStateError") from e
+        raise _fail(str(e), ErrorType.GitStateError) from e
     write_state(spath, ctx)
     return ctx
 
@@ -277,7 +280,7 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
     try:
         gitops.checkout(git, inp.branch)
     except gitops.GenerationGitError as e:
-        raise _fail(str(e), "GitStateError") from e
+        raise _fail(str(e), ErrorType.GitStateError) from e
     if inp.fix_attempt is None:
         trailer = gitops.step_trailer(inp.step_number)
         needle = gitops.phase_subject(inp.phase, inp.package_name)
@@ -297,7 +300,7 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
         try:
             response = read_response(Path(inp.response_path)).response
         except StoreError as e:
-            raise _fail(str(e), "ResponseFileInvalid") from e
+            raise _fail(str(e), ErrorType.ResponseFileInvalid) from e
     required = []
     if inp.plan_path is not None:
         plan = load_plan(root, inp.plan_path)
@@ -309,7 +312,7 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
         raise ApplicationError(
             f"The model's {inp.phase.value} answer did not produce {'; '.join(missing)}; "
             "nothing was applied.", {"missing": missing},
-            type="PhaseOutputMissing", non_retryable=True)
+            type=ErrorType.PhaseOutputMissing, non_retryable=True)
     named: list[str] = []
     if response is not None and response.files:
         created = not pkg_dir.exists()
@@ -321,7 +324,7 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
                 with contextlib.suppress(OSError):
                     pkg_dir.rmdir()
             raise ApplicationError(str(e), {"problems": e.problems[:20]},
-                                   type="UnsafeFileOperation", non_retryable=True) from e
+                                   type=ErrorType.UnsafeFileOperation, non_retryable=True) from e
         # Commit every named path: after a crash between writing and committing, the
         # re-apply changes nothing on disk but the files still need their commit.
         named = [normalise_path(op.path) for op in response.files]
@@ -391,7 +394,7 @@ def merge_generation_branch(inp: MergeInput) -> MergeResult:
     try:
         sha = gitops.merge_no_ff(git, inp.base_branch, inp.branch, message, trailer)
     except gitops.GenerationGitError as e:
-        raise _fail(str(e), "MergeFailed") from e
+        raise _fail(str(e), ErrorType.MergeFailed) from e
     return MergeResult(merge_commit=sha, files=sorted(files), already_merged=already)
 
 

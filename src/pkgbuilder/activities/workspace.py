@@ -9,7 +9,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder.errors import UserError
+from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.models.build import WorkspaceGraph
 from pkgbuilder.models.reports import DiscoverInput
 from pkgbuilder.workspace.discovery import discover_workspace
@@ -26,7 +26,7 @@ def discover_workspace_activity(inp: DiscoverInput) -> WorkspaceGraph:
             depends_on=inp.depends_on,
         )
     except UserError as e:
-        raise ApplicationError(str(e), type="WorkspaceError", non_retryable=True) from e
+        raise ApplicationError(str(e), type=ErrorType.WorkspaceError, non_retryable=True) from e
 
 
 ACTIVITIES: list[Callable[..., Any]] = [discover_workspace_activity]

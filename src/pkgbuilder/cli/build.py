@@ -44,7 +44,7 @@ from pkgbuilder.cli.suites import (
     written_summary,
 )
 from pkgbuilder.config import BuildSettings, ConfigError
-from pkgbuilder.errors import UserError
+from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.models.build import BuildReport, PackageStatus, SuiteBuildInput, SuiteState
 from pkgbuilder.models.common import check_safe_id
 from pkgbuilder.runtime.client import (
@@ -54,7 +54,7 @@ from pkgbuilder.runtime.client import (
 )
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
-USER_ERROR_TYPES = {"WorkspaceError", "ConfigError"}
+USER_ERROR_TYPES = {ErrorType.WorkspaceError, ErrorType.ConfigError}
 
 
 def exit_code_for(report: BuildReport) -> int:

@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from pkgbuilder.cli.common import console, out, run_async, settings_for, temporal_client
 from pkgbuilder.cli.session_dashboard import dashboard, sessions_table
 from pkgbuilder.config import BuildSettings
-from pkgbuilder.errors import UserError
+from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.models.common import Category
 from pkgbuilder.models.session import GenerationResult, TurnBasedGenerationInput
 from pkgbuilder.runtime.client import (
@@ -45,7 +45,8 @@ from pkgbuilder.vcs import GitFailed, Repository
 from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 
 # Failure types of the generation activities that are the user's to fix (exit code 2).
-USER_ERROR_TYPES = {"ConfigError", "PlanError", "GitStateError", "GenerationInputError"}
+USER_ERROR_TYPES = {ErrorType.ConfigError,
+    ErrorType.PlanError, ErrorType.GitStateError, ErrorType.GenerationInputError}
 
 
 def workflow_id_for(session_id: str, resumed_at_ms: int | None = None) -> str:

@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from pkgbuilder.errors import ErrorType
 from pkgbuilder.models.build import (
     BuildReport,
     FixAttempt,
@@ -102,7 +103,7 @@ def latest_durations(root: Path, limit_days: int = 30) -> dict[str, float]:
 
 
 # Fix attempts that end with these never reached the model (nothing was asked or paid).
-NOT_CALLED = ("MissingApiKey", "SpendLimitReached")
+NOT_CALLED = (ErrorType.MissingApiKey, ErrorType.SpendLimitReached)
 
 
 def model_calls(attempts: list[FixAttempt]) -> int:

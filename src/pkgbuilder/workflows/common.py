@@ -10,6 +10,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.models.build import TokenUsage
     from pkgbuilder.models.steps import StepResult
@@ -21,14 +23,15 @@ SHELL_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
-    non_retryable_error_types=("WorkspaceError", "MissingTool", "ConfigError"),
+    non_retryable_error_types=(ErrorType.WorkspaceError,
+        ErrorType.MissingTool, ErrorType.ConfigError),
 )
 
 FILE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
-    non_retryable_error_types=("WorkspaceError", "ConfigError"),
+    non_retryable_error_types=(ErrorType.WorkspaceError, ErrorType.ConfigError),
 )
 
 SHORT_TIMEOUT = timedelta(minutes=2)

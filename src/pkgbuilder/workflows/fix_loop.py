@@ -12,6 +12,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities.llm_policy import fix_activity_options, llm_activity_options
     from pkgbuilder.models.build import FixAttempt
@@ -32,8 +34,9 @@ with workflow.unsafe.imports_passed_through():
 
 # Another attempt cannot succeed after these: the package fails with the reason. A bad
 # response reaches the workflow only after its own capped retries (a proxy in the way).
-STOP_LOOP_ERROR_TYPES = frozenset({"MissingApiKey", "ModelRequestRejected", "SpendLimitReached",
-                                   "BadApiResponse"})
+STOP_LOOP_ERROR_TYPES = frozenset({ErrorType.MissingApiKey,
+    ErrorType.ModelRequestRejected, ErrorType.SpendLimitReached,
+                                   ErrorType.BadApiResponse})
 
 
 async def run_fix_attempt(inp: FixAttemptInput) -> FixAttemptOutcome:

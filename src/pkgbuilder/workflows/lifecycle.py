@@ -33,6 +33,8 @@ from temporalio.exceptions import (
     TimeoutError,
 )
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
     from pkgbuilder.activities import lifecycle as acts
@@ -66,7 +68,8 @@ GIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=5,
-    non_retryable_error_types=("UserError", "TaskRejected", "WorkspaceError"),
+    non_retryable_error_types=(ErrorType.UserError,
+        ErrorType.TaskRejected, ErrorType.WorkspaceError),
 )
 TURN_BASED_WORKFLOW = "TurnBasedGenerationWorkflow"
 

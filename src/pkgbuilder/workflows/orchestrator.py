@@ -25,6 +25,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
     from pkgbuilder.activities import queue as queue_acts
@@ -54,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
 
 RESOLVE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5,
-                            non_retryable_error_types=("WorkspaceError",))
+                            non_retryable_error_types=(ErrorType.WorkspaceError,))
 # Write-backs matter (the source keeps listing a package until it hears back), so they
 # retry for a day; permanent source errors are raised non-retryable by the activity.
 REPORT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5),
@@ -204,7 +206,8 @@ class ContinuousBuilderWorkflow:
     @workflow.run
     async def run(self, inp: OrchestratorInput) -> OrchestratorResult:
         if self._config_error:
-            raise ApplicationError(self._config_error, type="ConfigError", non_retryable=True)
+            raise ApplicationError(self._config_error,
+            type=ErrorType.ConfigError, non_retryable=True)
         if inp.search_attributes:
             workflow.upsert_search_attributes([sa.KIND.value_set("orchestrator")])
         for build in self._state.active.values():

@@ -12,6 +12,8 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import queue as queue_acts
     from pkgbuilder.models.orchestrator import (
@@ -23,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
 
 # A poll that cannot reach the source gives up quickly: the next tick tries again.
 FETCH_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=4,
-                          non_retryable_error_types=("ConfigError",))
+                          non_retryable_error_types=(ErrorType.ConfigError,))
 SIGNAL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 
 

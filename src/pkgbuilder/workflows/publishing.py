@@ -13,6 +13,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import publish as publish_acts
     from pkgbuilder.config import BuildSettings
@@ -40,7 +42,8 @@ PUBLISH_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
-    non_retryable_error_types=("MissingTool", "PackFailed", "WorkspaceError", "ConfigError"),
+    non_retryable_error_types=(ErrorType.MissingTool,
+        ErrorType.PackFailed, ErrorType.WorkspaceError, ErrorType.ConfigError),
 )
 
 

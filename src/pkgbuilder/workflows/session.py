@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
     from pkgbuilder.activities import session as gen_acts
@@ -110,7 +112,7 @@ class TurnBasedGenerationWorkflow:
             else:
                 phases = schedule(cfg, inp.category)
         except ConfigError as e:
-            raise ApplicationError(str(e), type="ConfigError", non_retryable=True) from e
+            raise ApplicationError(str(e), type=ErrorType.ConfigError, non_retryable=True) from e
         self._inp, self._cfg = inp, cfg
         self._state_path = str(state_path(inp.state_dir, inp.session_id))
         if inp.search_attributes:
@@ -139,7 +141,7 @@ class TurnBasedGenerationWorkflow:
                     f"Step {step.step_number} ({step.phase.value}) of session {ctx.session_id} "
                     f"failed: {error_message(e).rstrip('.')}. Fix the cause and run "
                     f"'pkgbuilder resume {ctx.session_id}'.",
-                    type="GenerationFailed", non_retryable=True,
+                    type=ErrorType.GenerationFailed, non_retryable=True,
                 ) from e
             except asyncio.CancelledError:
                 await self._record_failure(step, PhaseFailed("the workflow was cancelled"))
@@ -412,7 +414,7 @@ class TurnBasedGenerationWorkflow:
 def _missing_outputs(e: ActivityError) -> list[str] | None:
     """The required files a phase answer lacked (PhaseOutputMissing), else None."""
     cause = e.cause
-    if isinstance(cause, ApplicationError) and cause.type == "PhaseOutputMissing":
+    if isinstance(cause, ApplicationError) and cause.type == ErrorType.PhaseOutputMissing:
         for detail in cause.details or ():
             if isinstance(detail, dict) and isinstance(detail.get("missing"), list):
                 return [str(m) for m in detail["missing"]]

@@ -14,6 +14,8 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from pkgbuilder.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import session as gen_acts
     from pkgbuilder.config import BuildSettings, ConfigError
@@ -85,7 +87,7 @@ async def generate_package(
     if target.node is None:
         why = target.failures[0].message if target.failures else "no package.json"
         raise ApplicationError(f"generated {node.name} ({result.session_id}) cannot be built: "
-                               f"{why}", type="GenerationFailed", non_retryable=True)
+                               f"{why}", type=ErrorType.GenerationFailed, non_retryable=True)
     return node.model_copy(update={
         "exists": True, "version": target.node.version, "scripts": target.node.scripts,
     })
