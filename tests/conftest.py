@@ -29,6 +29,25 @@ for _var in ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY", "NPM_TOKEN", "ANTHROPIC_BASE
     os.environ.pop(_var, None)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _module_build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every module (and below, every test) has a build cache of its own: identical fixture
+    copies hash the same, so a shared cache would turn one test's build into another's
+    cache hits."""
+    old = os.environ.get("PKGBUILDER_CACHE_DIR")
+    os.environ["PKGBUILDER_CACHE_DIR"] = str(tmp_path_factory.mktemp("build-cache"))
+    yield
+    if old is None:
+        os.environ.pop("PKGBUILDER_CACHE_DIR", None)
+    else:
+        os.environ["PKGBUILDER_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def _build_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PKGBUILDER_CACHE_DIR", str(tmp_path / "build-cache"))
+
+
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """One real dev server for the whole session (in-memory, no UI)."""

@@ -172,6 +172,37 @@ class GraphSettings(Model):
         return v
 
 
+class RemoteCacheSettings(Model):
+    """A Turborepo-compatible remote cache. The token is never here: the activity that talks
+    to the server reads ``REMOTE_CACHE_TOKEN`` (or ``TURBO_TOKEN``) from its environment."""
+
+    url: str | None = None  # also REMOTE_CACHE_URL / TURBO_API
+    team_id: str | None = None  # sent as ?teamId=
+    slug: str | None = None  # sent as ?slug= (TURBO_TEAM)
+    read: bool = True
+    write: bool = True
+    timeout_seconds: float = 5.0
+
+
+class CacheSettings(Model):
+    """Content-addressed build cache (docs/cache.md)."""
+
+    enabled: bool = True
+    force: bool = False  # --force: run every step, still store the results
+    local_read: bool = True
+    local_write: bool = True
+    dir: str | None = None  # default $PKGBUILDER_HOME/cache
+    max_size_mb: int = 2048
+    max_artifact_mb: int = 512
+    # Keys: a package name, a category or "*"; the first that matches wins.
+    outputs: dict[str, list[str]] = Field(default_factory=dict)
+    inputs: dict[str, list[str]] = Field(default_factory=dict)
+    test_outputs: dict[str, list[str]] = Field(default_factory=dict)
+    env: list[str] = Field(default_factory=list)  # variables whose values are hashed
+    global_inputs: list[str] = Field(default_factory=list)  # workspace-root globs
+    remote: RemoteCacheSettings = Field(default_factory=RemoteCacheSettings)
+
+
 class BuildSettings(Model):
     """Everything a build needs to know, resolved once by the CLI; no secrets."""
 
@@ -191,6 +222,7 @@ class BuildSettings(Model):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     fix: FixSettings = Field(default_factory=FixSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     # Other sections (turnBasedGeneration, orchestrator, ...) are kept verbatim and validated
     # by the feature that owns them.
     turn_based_generation: dict[str, Any] = Field(default_factory=dict)
@@ -310,6 +342,15 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         tbg["stateDir"] = v
     if tbg:
         over["turnBasedGeneration"] = tbg
+    remote: dict[str, Any] = {}
+    if v := env.get("REMOTE_CACHE_URL") or env.get("TURBO_API"):
+        remote["url"] = v
+    if v := env.get("REMOTE_CACHE_TEAM") or env.get("TURBO_TEAM"):
+        remote["slug"] = v
+    if v := env.get("TURBO_TEAMID"):
+        remote["teamId"] = v
+    if remote:
+        over["cache"] = {"remote": remote}
     return over
 
 
@@ -376,6 +417,11 @@ def check_known_keys(data: dict[str, Any], source: Path) -> None:
         raise ConfigError(f"{source}: {errors[0]}{more}")
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base`` (nested dicts merged, other values replaced)."""
+    return _deep_merge(base, over)
+
+
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -387,7 +433,8 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 # Maps whose keys are names (categories, packages, models) and stay as written.
-KEEP_KEYS = ("coverageThresholds", "commands", "prices", "models", "dependsOn")
+KEEP_KEYS = ("coverageThresholds", "commands", "prices", "models", "dependsOn", "outputs",
+             "inputs", "testOutputs")
 
 
 def _camel_keys(data: Any) -> Any:

@@ -30,7 +30,8 @@ FAILING = REPO_ROOT / "tests" / "fixtures" / "failing-monorepo"
 
 
 def cli_env(address: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PKGBUILDER_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PKGBUILDER_") or k == "PKGBUILDER_CACHE_DIR"}
     if address:
         env["TEMPORAL_ADDRESS"] = address
     env["TEMPORAL_TASK_QUEUE"] = f"tq-{uuid.uuid4()}"

@@ -97,6 +97,8 @@ async def test_run_generates_in_dependency_order_and_in_parallel(
     assert git(repo, "branch", "--list", "task/*").strip() == ""
     # Exactly one model call per package (FOUNDATION only, see the fixture's pkgbuilder.toml).
     assert len(fake_anthropic.requests) == 3
+    # The gates share the build cache in the pkgbuilder home (docs/cache.md).
+    assert list((pkgbuilder_home / "cache" / "artifacts").rglob("*.tgz"))
 
 
 # ---- crash and resume through the CLI --------------------------------------------------------

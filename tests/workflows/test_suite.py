@@ -193,7 +193,10 @@ async def test_failure_policy_build_lets_dependents_of_a_test_failure_build(
                             "policy-gate", overrides={"graph": {
                                 "dependentsNeed": "build", "testsGate": ["@fx/broken"]},
                                 "fix": {"enabled": False}})
-    assert {r.package_name: r.status for r in gated.package_reports} == EXPECTED
+    # (what passed in the first run is restored from the build cache; a cached package
+    # whose dependency fails in this run is still blocked)
+    cached = {n: PackageStatus.CACHED for n, st in EXPECTED.items() if st is PackageStatus.SUCCESS}
+    assert {r.package_name: r.status for r in gated.package_reports} == {**EXPECTED, **cached}
 
 
 async def test_tolerant_test_policy_reports_the_failed_tests(

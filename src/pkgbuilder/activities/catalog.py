@@ -15,6 +15,7 @@ from pkgbuilder.config import BuildSettings
 def build_activities(settings: BuildSettings) -> list[Callable[..., Any]]:
     """Activities of the main task queue (shell, git, files, reports, registry, queue)."""
     from pkgbuilder.activities import build as build_acts
+    from pkgbuilder.activities import cache as cache_acts
     from pkgbuilder.activities import fix as fix_acts
     from pkgbuilder.activities import lifecycle as lifecycle_acts
     from pkgbuilder.activities import publish as publish_acts
@@ -26,6 +27,7 @@ def build_activities(settings: BuildSettings) -> list[Callable[..., Any]]:
     return [
         *workspace_acts.ACTIVITIES,
         *build_acts.ACTIVITIES,
+        *cache_acts.ACTIVITIES,
         *fix_acts.ACTIVITIES,
         *generation_acts.ACTIVITIES,
         *lifecycle_acts.ACTIVITIES,

@@ -12,6 +12,7 @@ from pkgbuilder.models.reports import (
     Estimates,
     EstimatesInput,
     WritePackageReportInput,
+    WritePackageReportsInput,
     WriteSuiteSummaryInput,
     WrittenReport,
 )
@@ -27,6 +28,17 @@ def write_package_report(inp: WritePackageReportInput) -> WrittenReport:
     path = package_report_path(Path(inp.reports_root), inp.date, inp.report.package_name)
     write_json_atomic(path, inp.report.to_json_dict())
     return WrittenReport(path=str(path))
+
+
+@activity.defn
+def write_package_reports(inp: WritePackageReportsInput) -> list[WrittenReport]:
+    """Many package reports at once (the suite's cache hits)."""
+    out = []
+    for report in inp.reports:
+        path = package_report_path(Path(inp.reports_root), inp.date, report.package_name)
+        write_json_atomic(path, report.to_json_dict())
+        out.append(WrittenReport(path=str(path)))
+    return out
 
 
 @activity.defn
@@ -55,6 +67,7 @@ def load_duration_estimates(inp: EstimatesInput) -> Estimates:
 
 ACTIVITIES: list[Callable[..., Any]] = [
     write_package_report,
+    write_package_reports,
     write_suite_summary,
     load_duration_estimates,
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from pkgbuilder.cli import build as build_cmds
+from pkgbuilder.cli import cache as cache_cmds
 from pkgbuilder.cli import lifecycle as generation_cmds
 from pkgbuilder.cli import orchestrator as orchestrator_cmds
 from pkgbuilder.cli import registry as registry_cmds
@@ -49,6 +50,7 @@ app = typer.Typer(
 build_cmds.register(app)
 status_cmds.register(app)
 report_cmds.register(app)
+cache_cmds.register(app)
 generate_cmds.register(app)
 ui_cmds.register(app)
 app.add_typer(registry_cmds.app)
@@ -150,6 +152,8 @@ def main() -> None:
     if "--json" in sys.argv[1:]:
         reserve_stdout_for_json()
     code = 0
+    # `--dry` takes an optional value (`--dry` or `--dry=json`), which click cannot express.
+    sys.argv = [("--dry=text" if a == "--dry" else a) for a in sys.argv]
     try:
         app()  # standalone mode: usage errors and typer.Exit arrive as SystemExit
     except UserError as e:

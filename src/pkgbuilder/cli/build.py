@@ -312,6 +312,8 @@ def where_to_look(settings: BuildSettings, build_id: str, workspace: Path,
 
 
 def print_report(report: BuildReport, as_json: bool) -> None:
+    for warning in report.cache_warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(report.to_json_dict(), indent=2))
         return
@@ -353,6 +355,18 @@ def register(app: typer.Typer) -> None:
             False, "--resume", help="Follow (and run) this workspace's unfinished build."),
         rebuild: bool = typer.Option(
             False, "--rebuild", help="Run again under a --build-id that was already used."),
+        force: bool = typer.Option(False, "--force", help="Ignore the build cache (results "
+                                                          "are still stored)."),
+        cache: str | None = typer.Option(None, "--cache", help="Cache sources, e.g. "
+                                         "local:rw,remote:r (a source left out is off)."),
+        affected: bool = typer.Option(False, "--affected", help="Only packages whose hashed "
+                                      "inputs differ between --base and --head, + dependents."),
+        base: str = typer.Option("main", help="--affected: the ref to compare with."),
+        head: str | None = typer.Option(None, help="--affected: the other ref (default: the "
+                                                   "working tree)."),
+        dry: str | None = typer.Option(None, "--dry", help="Print each package's hash, cache "
+                                       "status and why it would run; run nothing (--dry=json "
+                                       "for JSON)."),
     ) -> None:
         """Build every package of WORKSPACE in dependency order, in parallel."""
         if build_id is not None:
@@ -364,7 +378,29 @@ def register(app: typer.Typer) -> None:
         if concurrency is not None:
             overrides["maxConcurrentBuilds"] = concurrency
         overrides.update(publish_overrides(registry, dry_run))
+        if dry not in (None, "text", "json"):
+            _fail_now("--dry takes no value or =json.")
+        from pkgbuilder.cli import cache as cache_cli
+        from pkgbuilder.config import deep_merge
+
+        if cache is not None:
+            overrides = deep_merge(overrides, user_errors(cache_cli.cache_spec_overrides)(cache))
+        if force:
+            overrides = deep_merge(overrides, {"cache": {"force": True}})
         settings = settings_for(workspace, config, overrides)
+        if affected:
+            only = [*only, *user_errors(cache_cli.affected)(settings, workspace, base, head)]
+            if not only:
+                if as_json or dry == "json":
+                    print(json.dumps({"affected": [], "packageReports": []}))
+                else:
+                    console.print(f"no package is affected between {base} and "
+                                  f"{head or 'the working tree'}")
+                raise typer.Exit(0)
+        if dry is not None:
+            _prevalidate(workspace, plan, only, settings.graph.depends_on)
+            raise typer.Exit(user_errors(cache_cli.dry_run)(settings, workspace, only,
+                                                            dry == "json"))
         if plan is not None:
             plan = plan.resolve()
             if not plan.is_file():

@@ -68,6 +68,11 @@ class PackageStatus(StrEnum):
     BLOCKED = "blocked"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"  # the suite was cancelled before the package finished
+    CACHED = "cached"  # every step restored from the build cache; nothing ran
+
+
+# Statuses after which a package's dependents may start (and that count as success).
+DONE_OK_STATUSES = (PackageStatus.SUCCESS, PackageStatus.SKIPPED, PackageStatus.CACHED)
 
 
 class BuildMetrics(Model):
@@ -188,6 +193,7 @@ class PackageBuildReport(Model):
     steps: list[StepSpan] = Field(default_factory=list)  # in the order they ran
     # None: the package has no test script (or never got to its tests).
     tests_passed: bool | None = None
+    cache: CacheInfo | None = None
 
 
 class PackageBuildInput(Model):
@@ -210,6 +216,10 @@ class PackageBuildInput(Model):
     # Set by ContinuousBuilderWorkflow: the child signals `build_finished` to this workflow
     # id when it ends (the orchestrator may have continued-as-new since it started the child).
     notify_workflow_id: str | None = None
+    # Build cache: the task hashes the suite computed (it already looked them up and they
+    # missed); None when the child must look its package up itself (standalone children).
+    cache_hashes: PackageHashes | None = None
+    cache_miss_reason: str | None = None
 
     _safe_build_id = field_validator("build_id")(check_safe_id)
 
@@ -274,6 +284,7 @@ class SuiteState(Model):
     verify_output: str | None = None
     error: str | None = None
     install: InstallSummary | None = None
+    cache_warnings: list[str] = Field(default_factory=list)
 
 
 class BuildReport(Model):
@@ -288,6 +299,7 @@ class BuildReport(Model):
     blocked: int = 0
     skipped: int = 0
     cancelled: int = 0
+    cached: int = 0
     total_duration: int  # ms
     total_fix_attempts: int = 0
     slowest_packages: list[PackageBuildReport] = Field(default_factory=list)
@@ -301,10 +313,14 @@ class BuildReport(Model):
     cost_usd: float = 0.0
     error: str | None = None
     install: InstallSummary | None = None  # the workspace install (time not in waits)
+    cache_warnings: list[str] = Field(default_factory=list)
 
 
 # BuildSettings lives in config.py (it is the serialisable part of the configuration).
 from pkgbuilder.config import BuildSettings  # noqa: E402
+from pkgbuilder.models.cache_info import CacheInfo, PackageHashes  # noqa: E402
 
+PackageBuildReport.model_rebuild()
 PackageBuildInput.model_rebuild()
+BuildReport.model_rebuild()
 SuiteBuildInput.model_rebuild()

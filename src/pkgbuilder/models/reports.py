@@ -21,6 +21,12 @@ class WritePackageReportInput(Model):
     date: str
 
 
+class WritePackageReportsInput(Model):
+    reports: list[PackageBuildReport]
+    reports_root: str
+    date: str
+
+
 class WriteSuiteSummaryInput(Model):
     report: BuildReport
     reports_root: str

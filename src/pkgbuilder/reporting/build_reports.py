@@ -70,6 +70,7 @@ def build_suite_report(
         blocked=count(PackageStatus.BLOCKED),
         skipped=count(PackageStatus.SKIPPED),
         cancelled=count(PackageStatus.CANCELLED),
+        cached=count(PackageStatus.CACHED),
         total_duration=total_duration_ms,
         total_fix_attempts=sum(len(r.fix_attempts) for r in reports),
         slowest_packages=slowest,

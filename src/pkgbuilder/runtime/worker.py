@@ -108,9 +108,14 @@ async def running_workers(
     main = make_main_worker(client, settings, task_queue, in_process=in_process)
     stop = asyncio.Event()
 
+    starting = asyncio.Event()
+
     async def llm_worker() -> None:
         try:
             await asyncio.to_thread(importlib.import_module, LLM_ACTIVITY_MODULE)
+            if stop.is_set():
+                return
+            starting.set()
             worker = make_llm_worker(client, settings, llm_task_queue, in_process)
             if worker is None:
                 return
@@ -126,8 +131,12 @@ async def running_workers(
             yield main
         finally:
             stop.set()
+            if not starting.is_set():
+                # A short block (a fully cached build) ends before the SDK import: nothing
+                # to stop, and no reason to wait for the import.
+                llm_task.cancel()
             # Its failure was logged when it happened; it must not mask the
             # block's own outcome here.
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await llm_task
 

@@ -31,15 +31,24 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     FailureError,
     TimeoutError,
+    is_cancelled_exception,
 )
 
 from pkgbuilder.errors import ErrorType
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
+    from pkgbuilder.activities import cache as cache_acts
     from pkgbuilder.activities import lifecycle as acts
     from pkgbuilder.lifecycle.naming import log_line
     from pkgbuilder.models.build import PackageNode, WorkspaceGraph
+    from pkgbuilder.models.cache import (
+        CachedSteps,
+        PackageHashes,
+        ResolveCacheInput,
+        ResolveCacheResult,
+        SaveCacheInput,
+    )
     from pkgbuilder.models.lifecycle import (
         DescribeTaskInput,
         GenerationLogInput,
@@ -263,10 +272,66 @@ class GenerationRunWorkflow:
             t.install_seconds, t.heartbeat_seconds,
         )
         self._check("install", install)
+        restored, hashes = await self._restore_builds(wt, graph, log_dir)
         for node in graph.packages:
-            await self._step(build_acts.build_package, "build", node, graph, wt, log_dir)
+            if node.name in restored:
+                continue  # its build outputs came from the build cache
+            built = await self._step(build_acts.build_package, "build", node, graph, wt,
+                                     log_dir)
+            if node.name in hashes:
+                await self._store_build(wt, node, hashes[node.name], built, log_dir)
         own = graph.by_name()[task.package]
         await self._step(build_acts.test_package, "test", own, graph, wt, log_dir)
+
+    def _cache_settings(self) -> Any:
+        """The run's settings with the cache in the pkgbuilder home (task worktrees would
+        otherwise each get a cache of their own), unless cache.dir names one."""
+        config = self._inp.config
+        if config.cache.dir:
+            return config
+        cache = config.cache.model_copy(update={"dir": f"{self._inp.home}/cache"})
+        return config.model_copy(update={"cache": cache})
+
+    async def _restore_builds(self, wt: TaskWorktree, graph: WorkspaceGraph, log_dir: str
+                              ) -> tuple[set[str], dict[str, PackageHashes]]:
+        """Restore every build of the gate that the build cache holds (one activity); a
+        cache that cannot be used means building everything, never a failed gate."""
+        if not self._inp.config.cache.enabled:
+            return set(), {}
+        try:
+            res: ResolveCacheResult = await workflow.execute_activity(
+                cache_acts.resolve_cache,
+                ResolveCacheInput(workspace_root=wt.worktree, packages=graph.packages,
+                                  names=[p.name for p in graph.packages],
+                                  package_manager=graph.package_manager,
+                                  settings=self._cache_settings(), build_id="", log_root=None,
+                                  build_only=True),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
+                retry_policy=GIT_RETRY,
+            )
+        except ActivityError as e:
+            if is_cancelled_exception(e):
+                raise
+            return set(), {}
+        return ({lk.package for lk in res.lookups if lk.hit},
+                {lk.package: lk.hashes for lk in res.lookups})
+
+    async def _store_build(self, wt: TaskWorktree, node: PackageNode, hashes: PackageHashes,
+                           built: StepResult, log_dir: str) -> None:
+        try:
+            await workflow.execute_activity(
+                cache_acts.save_cache,
+                SaveCacheInput(workspace_root=wt.worktree, package=node, hashes=hashes,
+                               steps=CachedSteps(build=built), settings=self._cache_settings(),
+                               log_dir=None),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
+                retry_policy=GIT_RETRY,
+            )
+        except ActivityError as e:
+            if is_cancelled_exception(e):
+                raise
 
     async def _step(
         self,
@@ -276,7 +341,7 @@ class GenerationRunWorkflow:
         graph: WorkspaceGraph,
         wt: TaskWorktree,
         log_dir: str,
-    ) -> None:
+    ) -> StepResult:
         t = self._inp.config.timeouts
         seconds = t.build_seconds if step == "build" else t.test_seconds
         result = await run_shell_step(
@@ -288,6 +353,7 @@ class GenerationRunWorkflow:
             seconds, t.heartbeat_seconds,
         )
         self._check(f"{step} of {node.name}", result)
+        return result
 
     @staticmethod
     def _check(what: str, result: StepResult) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -15,7 +15,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
     from pkgbuilder.activities import build as build_acts
+    from pkgbuilder.activities import cache as cache_acts
     from pkgbuilder.activities import reports as report_acts
+    from pkgbuilder.cache.reporting import cached_report
     from pkgbuilder.config import BuildSettings
     from pkgbuilder.models.build import (
         Failure,
@@ -27,6 +29,15 @@ with workflow.unsafe.imports_passed_through():
         PackageStatus,
         PublishOutcome,
         StepSpan,
+    )
+    from pkgbuilder.models.cache import (
+        CachedSteps,
+        CacheInfo,
+        PackageHashes,
+        ResolveCacheInput,
+        ResolveCacheResult,
+        SaveCacheInput,
+        SaveCacheResult,
     )
     from pkgbuilder.models.common import name_slug
     from pkgbuilder.models.llm import FixAttemptInput
@@ -92,6 +103,8 @@ class PackageBuildWorkflow:
         # Test failures a tolerant policy (testing.failOnError=false) let pass: kept in the
         # report, never silently clean.
         self._tolerated: list[Failure] = []
+        self._cached = False
+        self._steps: dict[str, StepResult] = {}
 
     @workflow.query
     def get_state(self) -> PackageBuildReport | None:
@@ -127,7 +140,7 @@ class PackageBuildWorkflow:
         log_dir = f"{root}/{date}/logs/{inp.build_id}/{name_slug(pkg.name)}"
         try:
             await self._pipeline(inp, report, log_dir)
-            report.status = PackageStatus.SUCCESS
+            report.status = PackageStatus.CACHED if self._cached else PackageStatus.SUCCESS
             report.quality.passed = True
             report.failures = list(self._tolerated)
         except StepFailed as e:
@@ -158,7 +171,7 @@ class PackageBuildWorkflow:
         path = await self._finish(report, start, root, date)
         result = PackageBuildResult(
             package_name=pkg.name,
-            success=report.status is PackageStatus.SUCCESS,
+            success=report.status in (PackageStatus.SUCCESS, PackageStatus.CACHED),
             status=report.status,
             failed_phase=report.failed_phase,
             error=report.error,
@@ -225,6 +238,16 @@ class PackageBuildWorkflow:
         pkg = inp.package
         t = inp.config.timeouts
         hb = t.heartbeat_seconds
+        hashes = inp.cache_hashes
+        if inp.config.cache.enabled:
+            report.cache = CacheInfo(reason=inp.cache_miss_reason)
+            if hashes is None:  # a standalone build: look the package up here
+                hashes = await self._lookup(inp, report, log_dir)
+                if self._cached:
+                    await self._publish(inp, report)
+                    return
+            if hashes is not None:
+                report.cache.build_hash, report.cache.test_hash = hashes.build, hashes.test
         if not inp.workspace_installed:
             self._set_phase("install")
             inst = await self._step(
@@ -250,7 +273,83 @@ class PackageBuildWorkflow:
         if failures:
             raise StepFailed(failures[0].type.value if len(failures) == 1 else "quality",
                              failures)
+        if hashes is not None and report.cache is not None:
+            await self._save(inp, report, hashes, log_dir)
         await self._publish(inp, report)
+
+    async def _lookup(self, inp: PackageBuildInput, report: PackageBuildReport,
+                      log_dir: str) -> PackageHashes | None:
+        """Hash and look up this one package; on a hit its outputs and logs are restored
+        and the report says ``cached``. None when the cache cannot be used."""
+        self._phase = "cache"
+        assert report.cache is not None
+        try:
+            res: ResolveCacheResult = await workflow.execute_activity(
+                cache_acts.resolve_cache,
+                ResolveCacheInput(workspace_root=inp.workspace_root, packages=[],
+                                  names=[inp.package.name], package_manager=inp.package_manager,
+                                  settings=inp.config, build_id=inp.build_id,
+                                  log_root=log_dir.rsplit("/", 1)[0]),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=inp.config.timeouts.heartbeat_seconds),
+                retry_policy=FILE_RETRY,
+            )
+        except ActivityError as e:
+            if is_cancelled_exception(e):
+                raise
+            cause = e.cause
+            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            report.cache.warnings.append(f"the build cache could not be used: {msg}")
+            return None
+        report.cache.warnings.extend(res.warnings)
+        lookup = res.lookups[0]
+        if lookup.hit:
+            cached = cached_report(inp.package, lookup, inp.config, report.workflow_id,
+                                   workflow.now(), inp.waited_for)
+            report.quality = cached.quality
+            report.cache = cached.cache
+            assert report.cache is not None
+            report.cache.warnings = list(res.warnings)
+            report.tests_passed = cached.tests_passed
+            self._cached = True
+            self._build_ok = True
+        else:
+            report.cache.reason = lookup.reason
+        return lookup.hashes
+
+    async def _save(self, inp: PackageBuildInput, report: PackageBuildReport,
+                    hashes: PackageHashes, log_dir: str) -> None:
+        """Store the passing steps under their task hashes (never after a fix attempt:
+        the sources changed since they were hashed). A failing store is a warning."""
+        assert report.cache is not None
+        if report.fix_attempts:
+            report.cache.reason = "not cached: the fix loop changed the sources"
+            return
+        if "build" not in self._steps or "test" not in self._steps:
+            return
+        self._phase = "cache"
+        try:
+            saved: SaveCacheResult = await workflow.execute_activity(
+                cache_acts.save_cache,
+                SaveCacheInput(workspace_root=inp.workspace_root, package=inp.package,
+                               hashes=hashes, settings=inp.config, log_dir=log_dir,
+                               steps=CachedSteps(build=self._steps["build"],
+                                                 test=self._steps["test"],
+                                                 quality=self._steps.get("quality"))),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=inp.config.timeouts.heartbeat_seconds),
+                retry_policy=FILE_RETRY,
+            )
+        except ActivityError as e:
+            if is_cancelled_exception(e):
+                raise
+            cause = e.cause
+            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            report.cache.warnings.append(f"could not store {inp.package.name} in the cache: "
+                                         f"{msg}")
+            return
+        report.cache.stored, report.cache.uploaded = saved.stored, saved.uploaded
+        report.cache.warnings.extend(saved.warnings)
 
     async def _checks(self, step_in: PackageStepInput,
                       report: PackageBuildReport) -> list[Failure]:
@@ -258,7 +357,9 @@ class PackageBuildWorkflow:
         t = step_in.settings.timeouts
         hb = t.heartbeat_seconds
         self._set_phase("build")
+        self._steps.clear()
         build = await self._step(build_acts.build_package, step_in, t.build_seconds, hb)
+        self._steps["build"] = build
         report.build_metrics.build_time = build.duration_ms
         report.quality.type_script_errors = build.type_script_errors
         self._build_ok = build.ok
@@ -266,6 +367,7 @@ class PackageBuildWorkflow:
             return build.failures
         self._set_phase("test")
         test = await self._step(build_acts.test_package, step_in, t.test_seconds, hb)
+        self._steps["test"] = test
         report.build_metrics.test_time = test.duration_ms
         report.quality.test_coverage = test.coverage_percent
         report.tests_passed = None if test.skipped else test.ok
@@ -301,6 +403,7 @@ class PackageBuildWorkflow:
         quality = await self._step(build_acts.quality_check_package, quality_in,
                                    settings.timeouts.quality_seconds,
                                    settings.timeouts.heartbeat_seconds)
+        self._steps["quality"] = quality
         report.build_metrics.quality_check_time = quality.duration_ms
         report.quality.lint_score = quality.lint_score
         report.quality.type_script_errors += quality.type_script_errors

@@ -47,7 +47,7 @@ PUBLISH_RETRY = RetryPolicy(
 )
 
 
-SUITE_DONE = (PackageStatus.SUCCESS, PackageStatus.SKIPPED)
+SUITE_DONE = (PackageStatus.SUCCESS, PackageStatus.SKIPPED, PackageStatus.CACHED)
 
 
 def publishing_active(config: BuildSettings) -> bool:

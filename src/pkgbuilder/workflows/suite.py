@@ -10,17 +10,25 @@ independent packages (the original left them pending forever).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
     from pkgbuilder.activities import build as build_acts
+    from pkgbuilder.activities import cache as cache_acts
     from pkgbuilder.activities import reports as report_acts
     from pkgbuilder.activities import workspace as workspace_acts
+    from pkgbuilder.cache.reporting import cached_report
     from pkgbuilder.models.build import (
+        DONE_OK_STATUSES,
         BuildReport,
         Failure,
         FailureType,
@@ -38,11 +46,13 @@ with workflow.unsafe.imports_passed_through():
         WaitedFor,
         WorkspaceGraph,
     )
-    from pkgbuilder.models.common import name_slug
+    from pkgbuilder.models.cache import PackageHashes, ResolveCacheInput, ResolveCacheResult
+    from pkgbuilder.models.common import PackageManager, name_slug
     from pkgbuilder.models.reports import (
         DiscoverInput,
         EstimatesInput,
         WritePackageReportInput,
+        WritePackageReportsInput,
         WriteSuiteSummaryInput,
     )
     from pkgbuilder.models.steps import CommandInput, InstallInput
@@ -52,9 +62,8 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
     from pkgbuilder.workspace.graph import critical_path_priority, transitive_dependents
 
-DONE_OK = (PackageStatus.SUCCESS, PackageStatus.SKIPPED)
-FINAL = (PackageStatus.SUCCESS, PackageStatus.SKIPPED, PackageStatus.FAILED,
-         PackageStatus.BLOCKED)
+DONE_OK = DONE_OK_STATUSES
+FINAL = (*DONE_OK_STATUSES, PackageStatus.FAILED, PackageStatus.BLOCKED)
 
 
 @workflow.defn
@@ -65,6 +74,9 @@ class SuiteBuildWorkflow:
         self._published_identical: set[str] = set()
         self._max_concurrent = 4
         self._built: set[str] = set()  # packages whose build step succeeded
+        self._hashes: dict[str, PackageHashes] = {}
+        self._hits: dict[str, PackageBuildResult] = {}  # restored from the build cache
+        self._miss_reasons: dict[str, str | None] = {}
 
     @workflow.query
     def get_state(self) -> SuiteState:
@@ -205,6 +217,9 @@ class SuiteBuildWorkflow:
         self._enter(SuitePhase.BUILD)
         nodes = graph.by_name()
         pending = [p.name for p in self._state.packages if p.status is PackageStatus.PENDING]
+        if pending and self._inp.config.cache.enabled:
+            await self._resolve_cache(graph, pending)
+            pending = [n for n in pending if n not in self._hits]
         if pending:
             install = await self._install(graph)
             if not install.ok:
@@ -219,11 +234,25 @@ class SuiteBuildWorkflow:
         build_start = workflow.now()
         end_times: dict[str, datetime] = {}
         running: dict[asyncio.Task[PackageBuildResult], str] = {}
+        publish_hits = publishing.publishing_active(self._inp.config)
         while True:
             ready = self._ready()
+            if not publish_hits and any(n in self._hits for n in ready):
+                for name in ready:
+                    if name in self._hits:  # restored: no child, no slot
+                        self._mark_cached(name, end_times)
+                continue
             while ready and len(running) < self._max_concurrent:
                 name = ready.pop(0)
                 node = nodes[name]
+                if name in self._hits:
+                    state = self._pkg(name)
+                    state.status = PackageStatus.BUILDING
+                    state.start_time = workflow.now()
+                    self._state.active.append(name)
+                    running[asyncio.create_task(
+                        self._publish_hit(node, graph.package_manager))] = name
+                    continue
                 # Marked building now, not when the task first runs, so that the details
                 # and queries of this workflow task already show it.
                 state = self._pkg(name)
@@ -261,6 +290,7 @@ class SuiteBuildWorkflow:
             if p.status is PackageStatus.PENDING:
                 p.status = PackageStatus.BLOCKED
                 p.error = p.error or "a dependency did not complete"
+        await self._write_cached_reports()
 
     def _gates_tests(self, name: str) -> bool:
         """Whether dependents need ``name``'s tests to pass, not only its build."""
@@ -275,6 +305,99 @@ class SuiteBuildWorkflow:
             return True
         return (state.status is PackageStatus.FAILED and state.name in self._built
                 and not self._gates_tests(state.name))
+
+    def _warn(self, text: str) -> None:
+        if text not in self._state.cache_warnings:
+            self._state.cache_warnings.append(text)
+
+    async def _resolve_cache(self, graph: WorkspaceGraph, names: list[str]) -> None:
+        """Hash every pending package and restore every hit in one activity: a hit costs
+        no child workflow. A cache that cannot be used only costs the lookup."""
+        cfg = self._inp.config
+        try:
+            res: ResolveCacheResult = await workflow.execute_activity(
+                cache_acts.resolve_cache,
+                ResolveCacheInput(
+                    workspace_root=self._inp.workspace_root, packages=graph.packages,
+                    names=names, package_manager=graph.package_manager, settings=cfg,
+                    build_id=self._inp.build_id,
+                    log_root=f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}"),
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(seconds=cfg.timeouts.heartbeat_seconds),
+                retry_policy=FILE_RETRY,
+                summary=f"cache lookup of {len(names)} packages",
+            )
+        except ActivityError as e:
+            if is_cancelled_exception(e):
+                raise
+            cause = e.cause
+            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            self._warn(f"the build cache could not be used, building everything: {msg}")
+            return
+        for text in res.warnings:
+            self._warn(text)
+        nodes = graph.by_name()
+        for lookup in res.lookups:
+            self._hashes[lookup.package] = lookup.hashes
+            self._miss_reasons[lookup.package] = lookup.reason
+            if lookup.hit:
+                # Final only once its dependencies are usable in this run: a dependency
+                # that fails still blocks it (see _build).
+                self._hits[lookup.package] = PackageBuildResult(
+                    package_name=lookup.package, success=True, status=PackageStatus.CACHED,
+                    build_succeeded=True,
+                    report=cached_report(nodes[lookup.package], lookup, cfg, "",
+                                         workflow.now()))
+
+    def _mark_cached(self, name: str, end_times: dict[str, datetime]) -> None:
+        now = workflow.now()
+        state = self._pkg(name)
+        state.status = PackageStatus.CACHED
+        state.start_time = state.end_time = end_times[name] = now
+        result = self._hits[name]
+        result.report.start_time = result.report.end_time = now
+        self._results[name] = result
+        self._built.add(name)
+
+    async def _publish_hit(self, node: PackageNode, package_manager: PackageManager
+                           ) -> PackageBuildResult:
+        """Publishing is never cached: a restored package still goes through the publish
+        step (which checks the registry first), once its dependencies are done."""
+        result = self._hits[node.name]
+        report = result.report
+        try:
+            published = await publishing.publish_package(
+                self._inp.config, self._inp.build_id, self._inp.workspace_root, node,
+                package_manager)
+        except ActivityError as e:
+            if is_cancelled_exception(e):
+                raise
+            cause = e.cause
+            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            report.publish = PublishOutcome.FAILED
+            return result.model_copy(update={"success": False, "status": PackageStatus.FAILED,
+                                             "error": f"publish: {msg}"})
+        report.publish = published.outcome
+        report.publish_detail = published.message
+        report.build_metrics.publish_time = published.duration_ms
+        if published.outcome is PublishOutcome.FAILED:
+            return result.model_copy(update={"success": False, "status": PackageStatus.FAILED,
+                                             "error": f"publish: {published.message}"})
+        return result
+
+    async def _write_cached_reports(self) -> None:
+        names = [p.name for p in self._state.packages if p.status is PackageStatus.CACHED]
+        if not names:
+            return
+        written = await workflow.execute_local_activity(
+            report_acts.write_package_reports,
+            WritePackageReportsInput(reports=[self._results[n].report for n in names],
+                                     reports_root=self._reports_root, date=self._date),
+            start_to_close_timeout=SHORT_TIMEOUT,
+            retry_policy=FILE_RETRY,
+        )
+        for name, path in zip(names, written, strict=True):
+            self._results[name].report_path = path.path
 
     def _ready(self) -> list[str]:
         by_name = {p.name: p for p in self._state.packages}
@@ -312,6 +435,8 @@ class SuiteBuildWorkflow:
             workspace_installed=True,
             defer_publish=node.name == self._inp.config.suite_package,
             search_attributes=self._inp.search_attributes,
+            cache_hashes=self._hashes.get(node.name),
+            cache_miss_reason=self._miss_reasons.get(node.name),
         )
         assert state.workflow_id is not None
         result: PackageBuildResult = await workflow.execute_child_workflow(
@@ -337,8 +462,11 @@ class SuiteBuildWorkflow:
         self._results[name] = result
         if result.build_succeeded:
             self._built.add(name)
+        if result.report.cache is not None:
+            for text in result.report.cache.warnings:
+                self._warn(text)
         if result.success:
-            state.status = PackageStatus.SUCCESS
+            state.status = result.status if result.status in DONE_OK else PackageStatus.SUCCESS
         else:
             self._fail(name, result.error or "failed", state.start_time)
 
@@ -413,6 +541,7 @@ class SuiteBuildWorkflow:
         summary.error = self._state.error
         summary.install = self._state.install
         summary.suite_package_published = suite_published
+        summary.cache_warnings = list(self._state.cache_warnings)
         written = await workflow.execute_local_activity(
             report_acts.write_suite_summary,
             WriteSuiteSummaryInput(report=summary, reports_root=self._reports_root,
@@ -431,7 +560,8 @@ class SuiteBuildWorkflow:
         result = self._results.get(p.name)
         if result is not None:
             rep = result.report.model_copy()
-            rep.status = p.status if p.status is not PackageStatus.SUCCESS else rep.status
+            rep.status = p.status if p.status not in (PackageStatus.SUCCESS,
+                                                      PackageStatus.CACHED) else rep.status
             if p.error and rep.error is None:
                 rep.error = p.error
             return rep
