@@ -244,3 +244,30 @@ def test_install_failure_reason_picks_the_line_that_says_why(tail: str, expected
     from pkgbuilder.activities.build import install_failure_reason
 
     assert install_failure_reason(tail) == expected
+
+
+def test_tool_on_path_is_used_only_at_the_requested_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PATH first when it is the version packageManager asks for; else the tool cache
+    (here pre-seeded, so nothing is downloaded), never silently another version."""
+    from pkgbuilder.models.common import PackageManager
+    from pkgbuilder.workspace.pm import resolve_tool
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pnpm"
+    fake.write_text("#!/bin/sh\necho 9.15.9\n")
+    fake.chmod(0o755)
+    cache = tmp_path / "tools"
+    cached = cache / "pnpm@10.0.0" / "node_modules" / ".bin" / "pnpm"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("#!/bin/sh\necho 10.0.0\n")
+    cached.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("PKGBUILDER_TOOLS_CACHE", str(cache))
+    on_path = resolve_tool(tmp_path, PackageManager.PNPM, {"packageManager": "pnpm@9.15.9"})
+    assert on_path.describe() == "pnpm 9.15.9 from PATH" and on_path.argv == (str(fake),)
+    other = resolve_tool(tmp_path, PackageManager.PNPM, {"packageManager": "pnpm@10.0.0+sha1.x"})
+    assert other.describe() == "pnpm 10.0.0 from tool cache"
+    assert resolve_tool(tmp_path, PackageManager.PNPM, {}).source == "PATH"  # any version
