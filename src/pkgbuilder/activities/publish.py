@@ -61,12 +61,16 @@ def _heartbeat(detail: str) -> None:
         activity.heartbeat(detail)
 
 
-def _token() -> str | None:
-    return os.environ.get(TOKEN_ENV) or None
+def _token(registry: str) -> str | None:
+    """NPM_TOKEN, else the user:password of NPM_REGISTRY (both from the worker's own
+    environment; settings carry the registry URL without userinfo)."""
+    return os.environ.get(TOKEN_ENV) or reg.credential_from_env(registry, os.environ)
 
 
 def _redact(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
+    if not token:
+        return text
+    return text.replace(token, "***").replace(token.removeprefix(reg.BASIC_PREFIX), "***")
 
 
 def _sweep_stale_tmp() -> None:
@@ -196,7 +200,7 @@ async def check_published(inp: PublishCheckInput) -> PublishCheckResult:
     """PLAN: which packages are already published with identical content (to be skipped)."""
     registry = reg.normalize_registry(inp.registry)
     root = Path(inp.workspace_root)
-    token = _token()
+    token = _token(registry)
     out = PublishCheckResult(registry=registry)
     _sweep_stale_tmp()
     for node in inp.packages:
@@ -351,7 +355,7 @@ async def publish_package(inp: PublishPackageInput) -> PublishPackageResult:
 async def _publish_packed(
     inp: PublishPackageInput, done: _Outcome, packed: PackedTarball, registry: str, tmp: Path
 ) -> PublishPackageResult:
-    token = _token()
+    token = _token(registry)
     ident = f"{packed.name}@{packed.version}"
     try:
         decision, how = await _decide(packed, registry, token)

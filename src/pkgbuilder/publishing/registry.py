@@ -23,10 +23,11 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pkgbuilder.models.publish import PackedTarball, PublishDecision, PublishedVersion
+from pkgbuilder.urls import strip_userinfo
 
 # Bounds on what we read from a registry: a hostile or broken registry cannot exhaust memory.
 MAX_PACKUMENT_BYTES = 64 * 1024 * 1024
@@ -53,6 +54,31 @@ def normalize_registry(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+# A credential string is a bearer token (NPM_TOKEN) or, with this prefix, the base64 of
+# ``user:password`` for HTTP basic auth (from the userinfo of NPM_REGISTRY in the worker's
+# environment: credentials never travel inside the URL itself).
+BASIC_PREFIX = "basic:"
+REGISTRY_URL_ENV = "NPM_REGISTRY"
+
+
+def credential_from_env(registry: str, env: Mapping[str, str]) -> str | None:
+    """The basic-auth credential the environment's ``NPM_REGISTRY=http://user:pw@host/``
+    holds for ``registry`` (same scheme, host and port), else None."""
+    url = env.get(REGISTRY_URL_ENV) or ""
+    parts = urllib.parse.urlsplit(url.strip())
+    if not parts.username or not _same_origin(strip_userinfo(url.strip()), registry):
+        return None
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    return BASIC_PREFIX + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _authorization(credential: str) -> str:
+    if credential.startswith(BASIC_PREFIX):
+        return "Basic " + credential.removeprefix(BASIC_PREFIX)
+    return f"Bearer {credential}"
+
+
 def auth_key(registry: str) -> str:
     """The npmrc key prefix that scopes a token to one registry: ``//host:port/path/``."""
     parts = urllib.parse.urlsplit(normalize_registry(registry))
@@ -63,6 +89,8 @@ def npmrc_with_token(registry: str, token: str) -> str:
     """Content of a one-command npm userconfig holding the token for ``registry`` only."""
     if any(c in token for c in "\r\n"):
         raise ValueError("NPM_TOKEN must be a single line")
+    if token.startswith(BASIC_PREFIX):
+        return f"{auth_key(registry)}:_auth={token.removeprefix(BASIC_PREFIX)}\nalways-auth=false\n"
     return f"{auth_key(registry)}:_authToken={token}\nalways-auth=false\n"
 
 
@@ -80,7 +108,7 @@ def _get(url: str, token: str | None, timeout: float, limit: int, accept: str) -
     """GET ``url``; None on 404. Raises RegistryAuthError on 401/403, RegistryError otherwise."""
     headers = {"Accept": accept, "User-Agent": "pkgbuilder"}
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        headers["Authorization"] = _authorization(token)
     req = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
