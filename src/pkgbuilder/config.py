@@ -482,10 +482,13 @@ def load_settings(
     data = _deep_merge(data, _env_overrides(env))
     if overrides:
         data = _deep_merge(data, _camel_keys(overrides))
-    if isinstance(data.get("registry"), str) and strip_userinfo(data["registry"]) != data[
-            "registry"]:
-        warnings.append("the registry URL's user:password part is not passed to builds: give "
-                        "the worker NPM_TOKEN in its environment instead")
+    registry = data.get("registry")
+    if isinstance(registry, str) and strip_userinfo(registry) != registry and (
+            registry != env.get("NPM_REGISTRY")):
+        # From NPM_REGISTRY the worker reads them itself; from a file or a flag they are lost.
+        warnings.append("the registry URL's user:password part is not passed to builds: put "
+                        "it in NPM_REGISTRY (or a token in NPM_TOKEN) in the worker's "
+                        "environment")
     try:
         settings = BuildSettings.model_validate(data)
     except ValidationError as e:

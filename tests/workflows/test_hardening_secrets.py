@@ -36,7 +36,7 @@ def test_userinfo_is_stripped_and_other_urls_kept() -> None:
                                                "orchestrator": {"x": {"apiKey": "k"}}},
                       warnings=warnings)
     assert s.registry == "http://h/" and s.orchestrator == {"x": {}}
-    assert any("NPM_TOKEN" in w for w in warnings)
+    assert any("NPM_REGISTRY" in w for w in warnings)
 
 
 async def test_no_credential_reaches_any_history(client: Client, tmp_path: Path) -> None:

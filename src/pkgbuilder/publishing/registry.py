@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pkgbuilder.models.publish import PackedTarball, PublishDecision, PublishedVersion
-from pkgbuilder.urls import strip_userinfo
+from pkgbuilder.util.urls import strip_userinfo
 
 # Bounds on what we read from a registry: a hostile or broken registry cannot exhaust memory.
 MAX_PACKUMENT_BYTES = 64 * 1024 * 1024
