@@ -9,6 +9,7 @@ import pytest
 
 from pkgbuilder import vcs
 from pkgbuilder.vcs import GitBusy, GitFailed, NotARepository, Repository
+from pkgbuilder.vcs.merging import commit_tree, find_merge, merge_tree, swap_ref
 from pkgbuilder.vcs.porcelain import porcelain_paths
 from tests.conftest import git
 
@@ -189,7 +190,7 @@ def test_index_lock_is_busy_and_a_failure_names_gits_first_line(repo: Path) -> N
         vcs.commit_only(r, ["a.txt"], "s", "T: 1")
     (repo / ".git" / "index.lock").unlink()
     with pytest.raises(GitFailed) as caught:
-        r.run("checkout", "--quiet", "no-such-branch")
+        r.checkout("no-such-branch")
     assert not isinstance(caught.value, GitBusy)
     assert "'git checkout --quiet' failed in" in str(caught.value)
     assert "pathspec 'no-such-branch' did not match" in str(caught.value)
@@ -229,3 +230,52 @@ def test_not_a_repository(tmp_path: Path) -> None:
 def test_porcelain_paths_skip_a_renames_source() -> None:
     out = "R  new.txt\0old.txt\0 M a b.txt\0?? dir/x\0"
     assert porcelain_paths(out) == ["new.txt", "a b.txt", "dir/x"]
+
+
+def test_merge_without_a_checkout_and_a_compare_and_swap_ref(repo: Path) -> None:
+    r = Repository(repo)
+    base = r.head_commit()
+    assert base is not None
+    git(repo, "switch", "-q", "-c", "task")
+    (repo / "a.txt").write_text("task\n")
+    git(repo, "commit", "-q", "-am", "task edits a")
+    task = r.head_commit()
+    git(repo, "switch", "-q", "main")
+    (repo / "b.txt").write_text("main\n")
+    git(repo, "commit", "-q", "-am", "main edits b")
+    main = r.rev("main")
+    merged = merge_tree(r, main, "task")
+    assert merged.tree and not merged.conflicts
+    commit = commit_tree(r, merged.tree, [main, "task"], "Merge task into main")
+    with pytest.raises(GitBusy):  # main is not where the caller last saw it
+        swap_ref(r, "refs/heads/main", commit, base)
+    swap_ref(r, "refs/heads/main", commit, main)
+    assert r.rev("main") == commit and r.is_ancestor(task, "main")  # type: ignore[arg-type]
+    assert find_merge(r, "Merge task into main", "main") == commit
+    git(repo, "switch", "-q", "-c", "clash", base)
+    (repo / "b.txt").write_text("clash\n")
+    git(repo, "commit", "-q", "-am", "clash edits b")
+    clash = merge_tree(r, commit, "clash")
+    assert clash.tree is None and clash.conflicts == ["b.txt"]
+
+
+def test_branch_and_merge_helpers(repo: Path) -> None:
+    r = Repository(repo)
+    r.switch("feature", create=True)
+    assert r.current_branch() == "feature"
+    (repo / "a.txt").write_text("feature\n")
+    git(repo, "commit", "-q", "-am", "feature edits a")
+    r.switch("main")
+    (repo / "a.txt").write_text("main\n")
+    git(repo, "commit", "-q", "-am", "main edits a")
+    with pytest.raises(GitFailed):
+        r.merge("feature", "Merge feature")
+    assert r.unmerged_paths() == ["a.txt"]
+    r.abort_merge()
+    assert r.unmerged_paths() == [] and not r.is_dirty()
+    assert r.remove_tracked("b.txt") and not r.remove_tracked("b.txt")
+    assert r.has_staged_changes()
+    r.commit("drop b")
+    assert r.commit_files("HEAD") == ["b.txt"]
+    git(repo, "tag", "t1")
+    assert r.delete_tag("t1") and not r.delete_tag("t1")

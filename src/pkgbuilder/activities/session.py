@@ -266,8 +266,7 @@ def _missing_outputs(pkg_dir: Path, response: ModelResponse | None,
 
 
 def _commit_files(git: Repository, sha: str, prefix: str) -> list[str]:
-    out = git.run("show", "--format=", "--name-only", "-z", "--no-renames", sha)
-    return sorted(p.removeprefix(prefix + "/") for p in out.split("\0") if p)
+    return sorted(p.removeprefix(prefix + "/") for p in git.commit_files(sha))
 
 
 @activity.defn

@@ -22,7 +22,7 @@ def open_repo(path: Path) -> Repository:
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; pass the repository with --repo.")
     here = Repository(path)
-    if not here.ok("rev-parse", "--git-dir"):
+    if not here.is_repository():
         raise UserError(f"{path} is not inside a git repository; run 'git init' first.")
     return Repository(here.main_worktree())
 
@@ -63,7 +63,7 @@ def commit_wip(git: Repository, home: Path, branch: str) -> str | None:
     if not dirty(git, home):
         return None
     git.stage_all(exclude=scratch_paths(git.cwd, home))
-    if git.ok("diff", "--cached", "--quiet"):
+    if not git.has_staged_changes():
         return None
     return git.commit(f"wip: work in progress on {branch}")
 

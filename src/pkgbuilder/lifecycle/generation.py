@@ -10,7 +10,8 @@ they need.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _free_name(git: Repository, home: Path, now: datetime) -> str:
 def _squash_since(git: Repository, since: str, message: str) -> str:
     """Collapse every commit after ``since`` (and anything staged) into one commit: the
     seed's squash (`git reset --soft` to the recorded SHA, then one clean commit)."""
-    git.run("reset", "--soft", since)
+    git.reset_soft(since)
     return git.commit(message, allow_empty=True)
 
 
@@ -111,11 +112,10 @@ def start(
         log(name, f"starting from {base} at {start_commit[:12]}")
         try:
             git.tag(naming.tag_name(name, "start"), start_commit, f"{name}: start from {base}")
-            git.run("switch", "--quiet", "-c", name)
+            git.switch(name, create=True)
             for pkg, target in targets:
                 rel = target.relative_to(git.cwd).as_posix()
-                if git.run("ls-files", "--", rel):
-                    git.run("rm", "-r", "-q", "--", rel)
+                if git.remove_tracked(rel):
                     git.commit(f"chore(generation): remove sources of {pkg} ({rel})")
                 # Untracked and ignored leftovers (dist/, node_modules/) go too: a package
                 # without a directory is what `run` generates.
@@ -145,15 +145,14 @@ def start(
 
 def _undo_start(git: Repository, base: str, name: str) -> None:
     """Put the repository back as it was before a failed start (tree was clean)."""
-    for args in (
-        ("switch", "--quiet", "--force", base),
-        ("branch", "--quiet", "-D", name),
-        ("tag", "-d", naming.tag_name(name, "start")),
-    ):
-        try:
-            git.run(*args)
-        except GitFailed:
-            continue
+    steps: list[Callable[[], object]] = [
+        lambda: git.switch(base, force=True),
+        lambda: git.delete_branch(name),
+        lambda: git.delete_tag(naming.tag_name(name, "start")),
+    ]
+    for step in steps:
+        with contextlib.suppress(GitFailed):
+            step()
 
 
 def switch(root: Path, home: Path, name: str, log: Log = no_log) -> str | None:
@@ -166,7 +165,7 @@ def switch(root: Path, home: Path, name: str, log: Log = no_log) -> str | None:
     wip = leave_branch(git, home, f"switch to {name}")
     if wip:
         log(git.current_branch(), f"committed work in progress {wip[:12]}")
-    git.run("switch", "--quiet", name)
+    git.switch(name)
     log(name, "switched to this generation")
     return wip
 
@@ -218,15 +217,17 @@ def stop(root: Path, home: Path, name: str | None = None, log: Log = no_log) -> 
     git.tag(naming.tag_name(name, "finished"), tip, f"{name}: finished")
     log(name, f"tagged {naming.tag_name(name, 'finished')} at {tip[:12]}")
     if git.current_branch() != base:
-        git.run("switch", "--quiet", base)
+        git.switch(base)
     if not git.is_ancestor(tip, "HEAD"):
         try:
-            git.run("merge", "--no-ff", "--no-edit", "-m", f"Merge {name} into {base}", name)
+            git.merge(name, f"Merge {name} into {base}")
         except GitFailed as e:
-            conflicts = git.run("diff", "--name-only", "--diff-filter=U").splitlines()
-            git.run("merge", "--abort", check=False)
-            git.run("tag", "-d", naming.tag_name(name, "finished"), check=False)
-            git.run("switch", "--quiet", name, check=False)
+            conflicts = git.unmerged_paths()
+            git.abort_merge()
+            with contextlib.suppress(GitFailed):
+                git.delete_tag(naming.tag_name(name, "finished"))
+            with contextlib.suppress(GitFailed):
+                git.switch(name)
             if conflicts:
                 raise UserError(
                     f"Merging {name} into '{base}' conflicts in {len(conflicts)} file(s) "
@@ -247,8 +248,7 @@ def _finish_stop(
 ) -> GenerationRecord:
     name = record.name
     remove_task_leftovers(git, home, name)
-    if git.branch_exists(name):
-        git.run("branch", "--quiet", "-D", name)
+    git.delete_branch(name)
     record.status = GenerationStatus.MERGED
     record.ended_at = datetime.now(UTC)
     if record.merged_commit is None:
@@ -289,7 +289,7 @@ def resume_prep(root: Path, home: Path, name: str | None = None, log: Log = no_l
         prep.wip_commit = commit_wip(git, home, name)
     else:
         prep.wip_commit = leave_branch(git, home, f"resume {name}")
-        git.run("switch", "--quiet", name)
+        git.switch(name)
     if prep.wip_commit:
         log(current, f"committed work in progress {prep.wip_commit[:12]}")
     prep.pruned_worktrees = prune_worktrees(git, home, name)

@@ -94,7 +94,7 @@ def reset(root: Path, home: Path, base: str = "main", log: Log = no_log) -> list
             log(current, f"committed work in progress {wip[:12]} (kept by the abandoned tag)")
         if not git.branch_exists(base):
             raise UserError(f"The base branch '{base}' does not exist; pass --base with a branch.")
-        git.run("switch", "--quiet", base)
+        git.switch(base)
     abandoned: list[str] = []
     for name, marks in sorted(known.items()):
         status = _status(marks)
@@ -135,9 +135,9 @@ def _abandon(git: Repository, name: str, marks: set[str]) -> None:
     git.tag(naming.tag_name(name, "abandoned"), tip, message)
     for tag, suffix in ((start_tag, "start"), (finished_tag, "finished")):
         if suffix in marks:
-            git.run("tag", "-d", tag)
+            git.delete_tag(tag)
     if "branch" in marks:
-        git.run("branch", "--quiet", "-D", name)
+        git.delete_branch(name)
 
 
 def _remove_stray_task_branches(git: Repository, home: Path) -> None:

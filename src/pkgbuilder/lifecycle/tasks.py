@@ -20,6 +20,13 @@ from pkgbuilder.lifecycle.common import remove_tree
 from pkgbuilder.models.common import name_slug
 from pkgbuilder.models.lifecycle import MergeTaskResult, TaskWorktree
 from pkgbuilder.vcs import GitFailed, Repository, repo_lock
+from pkgbuilder.vcs.merging import (
+    commit_tree,
+    fast_forward_checkout,
+    find_merge,
+    merge_tree,
+    swap_ref,
+)
 
 
 class TaskRejected(UserError):
@@ -160,28 +167,25 @@ def _merge(
             f"Task '{package}' changed {len(outside)} file(s) outside {package_path} "
             f"(e.g. {outside[0]}); parallel tasks may only touch their own package."
         )
-    out = git.run("merge-tree", "--write-tree", "--name-only", gen_tip, task_tip, check=False)
-    lines = out.splitlines()
-    tree = lines[0].strip() if lines else ""
-    if len(tree) < 40 or len(lines) > 1:
-        conflicted = [ln for ln in lines[1:] if ln.strip()]
+    merged = merge_tree(git, gen_tip, task_tip)
+    if merged.tree is None:
         raise TaskRejected(
             f"Task '{package}' conflicts with '{generation}'"
-            + (f" in {conflicted[0]}" if conflicted else "")
+            + (f" in {merged.conflicts[0]}" if merged.conflicts else "")
             + "; it was not merged."
         )
     message = (
         f"Merge {branch} into {generation}\n\n"
         f"Generated package {package} ({len(files)} file(s) under {package_path})."
     )
-    merge_commit = git.run("commit-tree", tree, "-p", gen_tip, "-p", task_tip, "-m", message)
+    merge_commit = commit_tree(git, merged.tree, [gen_tip, task_tip], message)
     # Compare-and-swap: fails (and Temporal retries) if the branch moved under us.
-    git.run("update-ref", "-m", f"pkgbuilder: merge {branch}", f"refs/heads/{generation}",
-            merge_commit, gen_tip)
+    ref = f"refs/heads/{generation}"
+    swap_ref(git, ref, merge_commit, gen_tip, f"pkgbuilder: merge {branch}")
     try:
         _sync_checkouts(git, generation, gen_tip, merge_commit)
     except GitFailed:
-        git.run("update-ref", f"refs/heads/{generation}", gen_tip, merge_commit)
+        swap_ref(git, ref, gen_tip, merge_commit)
         raise
     return MergeTaskResult(merge_commit=merge_commit, files=files)
 
@@ -191,17 +195,12 @@ def _sync_checkouts(git: Repository, branch: str, old: str, new: str) -> None:
     fast-forward checkout; refuses, and changes nothing, if local edits would be lost)."""
     for wt in git.worktrees():
         if wt.branch == branch and not wt.prunable and wt.path.exists():
-            Repository(wt.path, git.timeout).run("read-tree", "-m", "-u", old, new)
+            fast_forward_checkout(Repository(wt.path, git.timeout), old, new)
 
 
 def _find_merge(git: Repository, generation: str, branch: str) -> str | None:
     """The merge commit of ``branch`` on ``generation`` (found by its message)."""
-    out = git.run(
-        "log", "--merges", "--format=%H", "--fixed-strings",
-        f"--grep=Merge {branch} into {generation}", generation,
-    )
-    first = out.splitlines()[0] if out else ""
-    return first or None
+    return find_merge(git, f"Merge {branch} into {generation}", generation)
 
 
 def prune_worktrees(git: Repository, home: Path, generation: str) -> list[str]:

@@ -80,7 +80,7 @@ def ensure_branch(git: Repository, branch: str, base_branch: str | None) -> tupl
             )
         if not git.branch_exists(base):
             raise GenerationGitError(f"Base branch '{base}' does not exist; pass --base.")
-        git.run("branch", branch, base)
+        git.create_branch(branch, base)
         created = True
     else:
         current = git.current_branch()
@@ -91,7 +91,7 @@ def ensure_branch(git: Repository, branch: str, base_branch: str | None) -> tupl
                 "made from."
             )
         base = found
-    base_commit = git.run("merge-base", base, branch) if git.branch_exists(base) else ""
+    base_commit = git.merge_base(base, branch) if git.branch_exists(base) else ""
     checkout(git, branch)
     return base, base_commit, created
 
@@ -105,7 +105,7 @@ def checkout(git: Repository, branch: str) -> None:
     if git.current_branch() == branch:
         return
     try:
-        git.run("checkout", "--quiet", branch)
+        git.checkout(branch)
     except GitFailed as e:
         lines = (e.stderr or "").strip().splitlines()
         why = lines[0] if lines else str(e)
@@ -127,13 +127,12 @@ def merge_no_ff(git: Repository, base: str, branch: str, message: str, trailer: 
         found = find_commit(git, trailer, rev=base, since=git.rev(branch))
         return found or git.rev(base)
     try:
-        git.run("merge", "--no-ff", "--no-edit", "--no-verify", "-m", message, branch)
+        return git.merge(branch, message, verify=False)
     except GitFailed as e:
-        git.run("merge", "--abort", check=False)
+        git.abort_merge()
         lines = (e.stderr or "").strip().splitlines()
         why = lines[-1] if lines else str(e)
         raise GenerationGitError(
             f"Merging {branch} into {base} failed ({why}); the branch is intact: merge it by "
             f"hand with 'git checkout {base} && git merge --no-ff {branch}'."
         ) from e
-    return git.rev("HEAD")

@@ -28,8 +28,7 @@ def dirty_package_paths(
 
 
 def unmerged_paths(git: Repository) -> list[str]:
-    out = git.run("diff", "--name-only", "--diff-filter=U", "-z", check=False)
-    return [p for p in out.split("\0") if p]
+    return git.unmerged_paths()
 
 
 def resume_problems(
@@ -88,7 +87,7 @@ def resume_problems(
         return problems
     last = context.last_successful_commit or context.base_commit
     if last:
-        if not git.ok("cat-file", "-e", f"{last}^{{commit}}"):
+        if not git.is_commit(last):
             problems.append(
                 f"The last successful commit {last[:12]} of session {session} does not exist "
                 "in this repository; fetch it or set lastSuccessfulCommit in the state file "

@@ -126,6 +126,13 @@ class Repository:
 
     # ---- where ---------------------------------------------------------------------------
 
+    def is_repository(self) -> bool:
+        """Whether ``cwd`` is inside a git repository (a work tree or a git directory)."""
+        try:
+            return self.ok("rev-parse", "--git-dir")
+        except NotARepository:
+            return False
+
     def is_work_tree(self) -> bool:
         try:
             return self.run("rev-parse", "--is-inside-work-tree", check=False) == "true"
@@ -210,6 +217,23 @@ class Repository:
         self.run("branch", "--quiet", "-D", branch)
         return True
 
+    def create_branch(self, branch: str, start: str) -> None:
+        self.run("branch", branch, start)
+
+    def merge_base(self, a: str, b: str) -> str:
+        return self.run("merge-base", a, b)
+
+    def commit_files(self, rev: str) -> list[str]:
+        """Paths ``rev`` changed against its first parent, relative to the top level."""
+        return z_list(self.run("show", "--format=", "--name-only", "-z", "--no-renames", rev))
+
+    def delete_tag(self, tag: str) -> bool:
+        """Delete ``tag``; False when it did not exist."""
+        if not self.tag_exists(tag):
+            return False
+        self.run("tag", "-d", tag)
+        return True
+
     def tag(self, name: str, target: str, message: str) -> None:
         """Annotated tag (it records who and when); an existing tag on ``target`` is kept.
 
@@ -254,6 +278,51 @@ class Repository:
         """Stage every change of this working tree except the ``exclude`` directories."""
         pathspec = ["."] + [f":(exclude){e}" for e in exclude or []]
         self.run("add", "--all", "--", *pathspec)
+
+    def switch(self, branch: str, *, create: bool = False, force: bool = False) -> None:
+        """Check out ``branch`` (made at HEAD when ``create``; local changes thrown away when
+        ``force``)."""
+        args = ["switch", "--quiet"]
+        if force:
+            args.append("--force")
+        if create:
+            args.append("-c")
+        self.run(*args, branch)
+
+    def checkout(self, branch: str) -> None:
+        """``git checkout`` (uncommitted changes git can carry over are carried over)."""
+        self.run("checkout", "--quiet", branch)
+
+    def merge(self, branch: str, message: str, *, verify: bool = True) -> str:
+        """Merge ``branch`` into the checked-out branch with a merge commit (``--no-ff``);
+        returns it. A failed merge is left in progress: see :meth:`abort_merge`."""
+        args = ["merge", "--no-ff", "--no-edit"]
+        if not verify:
+            args.append("--no-verify")
+        self.run(*args, "-m", message, branch)
+        return self.rev("HEAD")
+
+    def abort_merge(self) -> None:
+        """Abandon a merge in progress (nothing happens when there is none)."""
+        self.run("merge", "--abort", check=False)
+
+    def unmerged_paths(self) -> list[str]:
+        """Paths with unresolved conflicts, relative to the top level."""
+        return z_list(self.run("diff", "--name-only", "--diff-filter=U", "-z", check=False))
+
+    def has_staged_changes(self) -> bool:
+        return not self.ok("diff", "--cached", "--quiet")
+
+    def reset_soft(self, rev: str) -> None:
+        """Move the branch to ``rev``, keeping index and working tree (for a squash)."""
+        self.run("reset", "--soft", rev)
+
+    def remove_tracked(self, path: str) -> bool:
+        """``git rm -r`` the tracked files under ``path``; False when none are tracked."""
+        if not self.tracked_files(path):
+            return False
+        self.run("rm", "-r", "-q", "--", f":(literal){path}")
+        return True
 
     def commit(self, message: str, *, allow_empty: bool = False) -> str:
         """Commit what is staged (hooks skipped: these are pkgbuilder's own bookkeeping
