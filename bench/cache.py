@@ -81,6 +81,8 @@ def prepare(root: Path, packages: list[BenchPackage], concurrency: int) -> None:
         (d / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (root / "turbo.json").write_text(json.dumps({
         "$schema": "https://turbo.build/schema.json",
+        # signed artifacts, as pkgbuilder's (the server keeps tags for both)
+        "remoteCache": {"signature": True},
         "tasks": {"build": {"dependsOn": ["^build"], "outputs": ["dist/**"]},
                   "test": {"dependsOn": ["build"], "outputs": []}}}, indent=2))
     _run(["git", "add", "-A"], root)
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait_for_port(port)
             time.sleep(1.0)
             tb_env = {**base_env, "TURBO_API": rc.url, "TURBO_TOKEN": rc.token,
-                      "TURBO_TEAM": "turbo"}
+                      "TURBO_TEAM": "turbo", "TURBO_REMOTE_CACHE_SIGNATURE_KEY": "bench-key"}
 
             def pb(ws: Path, name: str, cache_dir: Path) -> None:
                 env = {**pb_env, "PKGBUILDER_CACHE_DIR": str(cache_dir)}

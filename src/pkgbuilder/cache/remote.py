@@ -4,9 +4,10 @@ Bearer token, ``teamId``/``slug`` query), so any compatible server works (Vercel
 
 Artifacts are signed when a key is in the environment (``PKGBUILDER_CACHE_SIGNATURE_KEY``
 or turbo's ``TURBO_REMOTE_CACHE_SIGNATURE_KEY``): the ``x-artifact-tag`` header carries
-base64(HMAC-SHA256(key, hash + team + body)), as turbo's ``signature`` option does; a
-missing or wrong tag is a miss. The token and the key are read from the environment of the
-process that talks to the server and are never returned, logged or stored.
+base64(HMAC-SHA256(key, hash + team + body)); a missing or wrong tag is a miss. (The header
+is turbo's; the tag is pkgbuilder's own, not interchangeable with turbo's.) The token and
+the key are read from the environment of the process that talks to the server and are never
+returned, logged or stored.
 
 A server that is down or slow degrades to misses: the first failure opens a breaker for
 ``BREAKER_SECONDS`` so a build waits for it once, not once per package.
