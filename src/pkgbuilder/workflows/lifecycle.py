@@ -105,7 +105,9 @@ def _reason(err: BaseException) -> str:
 
 @workflow.defn
 class GenerationRunWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, inp: GenerationRunInput) -> None:
+        self._inp = inp
         self._tasks: dict[str, TaskRecord] = {}
         self._active: list[str] = []
         self._finished = False
@@ -115,7 +117,7 @@ class GenerationRunWorkflow:
     def get_state(self) -> GenerationRunState:
         """Tasks of this run with their status, and the packages in progress."""
         return GenerationRunState(
-            generation=self._inp.generation if hasattr(self, "_inp") else "",
+            generation=self._inp.generation,
             tasks=list(self._tasks.values()),
             active=list(self._active),
             finished=self._finished,
@@ -123,7 +125,6 @@ class GenerationRunWorkflow:
 
     @workflow.run
     async def run(self, inp: GenerationRunInput) -> GenerationRunResult:
-        self._inp = inp
         planned: PlanTasksResult = await self._git(
             acts.plan_generation_tasks,
             PlanTasksInput(repo=inp.repo, home=inp.home, generation=inp.generation,

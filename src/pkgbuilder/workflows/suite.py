@@ -68,15 +68,26 @@ FINAL = (*DONE_OK_STATUSES, PackageStatus.FAILED, PackageStatus.BLOCKED)
 
 @workflow.defn
 class SuiteBuildWorkflow:
-    def __init__(self) -> None:
-        self._state = SuiteState(build_id="")
+    @workflow.init
+    def __init__(self, inp: SuiteBuildInput) -> None:
+        # State that depends on the input is set here, before any signal, query or run.
+        self._inp = inp
+        self._max_concurrent = inp.config.max_concurrent_builds
+        self._state = SuiteState(build_id=inp.build_id, workspace_root=inp.workspace_root,
+                                 max_concurrent=self._max_concurrent)
+        self._graph: WorkspaceGraph | None = None  # set by INITIALIZE
         self._results: dict[str, PackageBuildResult] = {}
         self._published_identical: set[str] = set()
-        self._max_concurrent = 4
         self._built: set[str] = set()  # packages whose build step succeeded
         self._hashes: dict[str, PackageHashes] = {}
         self._hits: dict[str, PackageBuildResult] = {}  # restored from the build cache
         self._miss_reasons: dict[str, str | None] = {}
+
+    @property
+    def _discovered(self) -> WorkspaceGraph:
+        """The graph INITIALIZE found (every phase after it may rely on it)."""
+        assert self._graph is not None, "the workspace graph is read before INITIALIZE"
+        return self._graph
 
     @workflow.query
     def get_state(self) -> SuiteState:
@@ -86,10 +97,6 @@ class SuiteBuildWorkflow:
     @workflow.run
     async def run(self, inp: SuiteBuildInput) -> BuildReport:
         started = workflow.now()
-        self._inp = inp
-        self._max_concurrent = inp.config.max_concurrent_builds
-        self._state = SuiteState(build_id=inp.build_id, workspace_root=inp.workspace_root,
-                                 max_concurrent=self._max_concurrent)
         self._date = started.strftime("%Y-%m-%d")
         self._reports_root = str(reports_root(inp.workspace_root, inp.config.reports_root))
         if inp.search_attributes:
@@ -295,7 +302,7 @@ class SuiteBuildWorkflow:
     def _gates_tests(self, name: str) -> bool:
         """Whether dependents need ``name``'s tests to pass, not only its build."""
         g = self._inp.config.graph
-        need = g.dependents_need or ("tests" if self._graph.tests_gate else "build")
+        need = g.dependents_need or ("tests" if self._discovered.tests_gate else "build")
         return need == "tests" or name in g.tests_gate
 
     def _usable(self, state: PackageState) -> bool:
@@ -407,7 +414,7 @@ class SuiteBuildWorkflow:
             and all(self._usable(by_name[d]) for d in p.dependencies if d in by_name)
         ]
         # Equal priority (no history): the workspace's declaration order, as npm runs it.
-        order = {p.name: p.order for p in self._graph.packages}
+        order = {p.name: p.order for p in self._discovered.packages}
         ready.sort(key=lambda n: (-self._priority.get(n, 0.0), order.get(n, 0), n))
         return ready
 
@@ -477,7 +484,7 @@ class SuiteBuildWorkflow:
         state.start_time = started
         if self._usable(state):
             return  # its build succeeded: dependents still build (failure policy "build")
-        for dep_name in sorted(transitive_dependents(self._graph.packages, name)):
+        for dep_name in sorted(transitive_dependents(self._discovered.packages, name)):
             dep = self._pkg(dep_name)
             if dep.status in (PackageStatus.PENDING, PackageStatus.BLOCKED):
                 dep.status = PackageStatus.BLOCKED
@@ -503,7 +510,7 @@ class SuiteBuildWorkflow:
         result = await run_shell_step(
             build_acts.run_suite_command,
             CommandInput(workspace_root=self._inp.workspace_root, argv=cmd, timeout_seconds=t,
-                         package_manager=self._graph.package_manager,
+                         package_manager=self._discovered.package_manager,
                          log_path=f"{self._reports_root}/{self._date}/logs/"
                                   f"{self._inp.build_id}/verify.log"),
             t, self._inp.config.timeouts.heartbeat_seconds,
@@ -514,7 +521,7 @@ class SuiteBuildWorkflow:
     async def _complete(self, started: datetime) -> BuildReport:
         self._enter(SuitePhase.COMPLETE)
         suite_published = PublishOutcome.NOT_ATTEMPTED
-        graph = getattr(self, "_graph", None)  # absent when cancelled during INITIALIZE
+        graph = self._graph  # absent when cancelled during INITIALIZE
         if graph is not None and not self._state.error:
             suite_published = await publishing.publish_suite_package(
                 self._inp, graph, self._state, self._results, self._published_identical)
@@ -580,7 +587,7 @@ class SuiteBuildWorkflow:
             "category": p.category,
         }
         fields.update(publishing.plan_skip_fields(p.name, self._published_identical,
-                                                  getattr(self, "_graph", None)))
+                                                  self._graph))
         return PackageBuildReport.model_validate(fields)
 
 
