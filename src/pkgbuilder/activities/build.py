@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,13 @@ from pkgbuilder.steps import sandbox
 from pkgbuilder.steps.coverage import COVERAGE_FILES, read_coverage
 from pkgbuilder.steps.failures import coverage_failures, failure_for, typescript_error_count
 from pkgbuilder.steps.scripts import direct_argv, lifecycle, read_scripts, script_env
-from pkgbuilder.steps.shell import CommandResult, run_command, scrubbed_env
+from pkgbuilder.steps.shell import (
+    CommandResult,
+    clock_ticks_now,
+    run_command,
+    scrubbed_env,
+    sweep_step,
+)
 from pkgbuilder.util.filelock import file_lock
 from pkgbuilder.workspace.discovery import workspace_package_dirs
 from pkgbuilder.workspace.pm import (
@@ -66,14 +73,32 @@ def _heartbeat_every() -> float:
     return heartbeat_interval(default=5.0, cap=5.0)
 
 
-def _step_key() -> str | None:
-    """The step's identity across retries (workflow id + activity id): a retry kills what
-    the previous attempt left running before it starts (see shell.run_command)."""
+def _swept(fn: Callable[[Any], Awaitable[StepResult]]) -> Callable[[Any], Awaitable[StepResult]]:
+    """When the step (the activity) ends, however it ends, whatever its commands started
+    and left behind anywhere (its ``PKGBUILDER_STEP`` marker) is killed."""
+
+    @functools.wraps(fn)
+    async def step(inp: Any) -> StepResult:
+        opts = _step_options()
+        since = clock_ticks_now()
+        try:
+            return await fn(inp)
+        finally:
+            if opts:
+                await asyncio.to_thread(sweep_step, opts["step_key"], since)
+
+    return step
+
+
+def _step_options() -> dict[str, Any]:
+    """``run_command``'s step identity across retries (workflow id + activity id); a retry
+    first kills what the previous attempt left running (see shell.run_command)."""
     try:
         info = activity.info()
     except RuntimeError:  # outside an activity (unit tests)
-        return None
-    return f"{info.workflow_id}/{info.activity_id}"
+        return {}
+    return {"step_key": f"{info.workflow_id}/{info.activity_id}",
+            "kill_previous": info.attempt > 1, "sweep_later": True}
 
 
 _TOOLS: dict[tuple[str, PackageManager], Tool] = {}
@@ -195,6 +220,7 @@ def _log_path(log_dir: str | None, name: str) -> Path | None:
 
 
 @activity.defn
+@_swept
 async def install_workspace(inp: InstallInput) -> StepResult:
     """Install the workspace's dependencies once (stamp + lock make repeats free)."""
     root = Path(inp.workspace_root)
@@ -229,7 +255,7 @@ async def install_workspace(inp: InstallInput) -> StepResult:
             env={**scrubbed_env(), **INSTALL_ENV},
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
-            step_key=_step_key(),
+            **_step_options(),
             log_path=_log_path(inp.log_dir, "install"),
         )
         if not result.ok:
@@ -324,7 +350,7 @@ async def _run_script_as(
                                    inp.package_manager),
                 heartbeat=_heartbeat,
                 heartbeat_every=_heartbeat_every(),
-                step_key=_step_key(),
+                **_step_options(),
                 log_path=log_path,
             )
         except FileNotFoundError as e:
@@ -357,7 +383,7 @@ async def _run_script_as(
             env=env,
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
-            step_key=_step_key(),
+            **_step_options(),
             log_path=step_log,
         )
         results.append(res)
@@ -407,6 +433,7 @@ def _script_step(step: str, script: str, res: CommandResult, **extra: Any) -> St
 
 
 @activity.defn
+@_swept
 async def build_package(inp: PackageStepInput) -> StepResult:
     """Verify the workspace dependencies were built, then run the package's ``build``
     script (skipped when it has none)."""
@@ -427,6 +454,7 @@ async def build_package(inp: PackageStepInput) -> StepResult:
 
 
 @activity.defn
+@_swept
 async def test_package(inp: PackageStepInput) -> StepResult:
     """Run the tests (``test:coverage`` when coverage is on and it exists, else ``test``)
     and read the coverage report the runner wrote."""
@@ -449,6 +477,7 @@ async def test_package(inp: PackageStepInput) -> StepResult:
 
 
 @activity.defn
+@_swept
 async def quality_check_package(inp: PackageStepInput) -> StepResult:
     """Configured quality commands (or the package's lint/typecheck scripts) plus the
     category's coverage threshold."""
@@ -482,7 +511,7 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
                                            inp.package_manager),
                         heartbeat=_heartbeat,
                         heartbeat_every=_heartbeat_every(),
-                        step_key=_step_key(),
+                        **_step_options(),
                         log_path=_log_path(inp.log_dir, f"quality-{i}-{name}"),
                     )
             except FileNotFoundError as e:
@@ -554,6 +583,7 @@ def missing_dependency_outputs(root: Path, deps: list[PackageNode]) -> list[str]
 
 
 @activity.defn
+@_swept
 async def run_suite_command(inp: CommandInput) -> StepResult:
     """Run the suite-level VERIFY command in the workspace root."""
     root = Path(inp.workspace_root)
@@ -565,7 +595,7 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
             env=await tool_env(scrubbed_env(), root, inp.package_manager),
             heartbeat=_heartbeat,
             heartbeat_every=_heartbeat_every(),
-            step_key=_step_key(),
+            **_step_options(),
             log_path=Path(inp.log_path) if inp.log_path else None,
         )
     except FileNotFoundError as e:

@@ -105,15 +105,16 @@ STEP_ENV = "PKGBUILDER_STEP"
 DRAIN_SECONDS = 2.0
 
 
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(process group, session) of ``pid`` from /proc, None when it is gone."""
+def _proc_stat(pid: int) -> tuple[int, int, int] | None:
+    """(process group, session, start time in clock ticks) of ``pid`` from /proc, None when
+    it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()
-    return int(fields[2]), int(fields[3])
+    return int(fields[2]), int(fields[3]), int(fields[19])
 
 
 def _carries(pid: int, marker: bytes) -> bool:
@@ -124,9 +125,12 @@ def _carries(pid: int, marker: bytes) -> bool:
         return False
 
 
-def step_processes(token: str | None, pgid: int | None = None) -> list[int]:
+def step_processes(token: str | None, pgid: int | None = None,
+                   since: int | None = None) -> list[int]:
     """Pids (other than ours) in process group/session ``pgid`` or whose environment holds
-    ``PKGBUILDER_STEP=<token>``. Linux /proc; an empty list elsewhere."""
+    ``PKGBUILDER_STEP=<token>``; ``since`` (clock ticks): only processes started then or
+    later (a step's descendants cannot be older than its main process; this keeps the scan
+    to a few /proc reads). Linux /proc; an empty list elsewhere."""
     me = os.getpid()
     marker = f"{STEP_ENV}={token}".encode() if token else None
     found: list[int] = []
@@ -139,19 +143,20 @@ def step_processes(token: str | None, pgid: int | None = None) -> list[int]:
             continue
         pid = int(entry)
         stat = _proc_stat(pid)
-        if stat is None:
+        if stat is None or (since is not None and stat[2] < since):
             continue
-        if (pgid is not None and pgid in stat) or (marker and _carries(pid, marker)):
+        if (pgid is not None and pgid in stat[:2]) or (marker and _carries(pid, marker)):
             found.append(pid)
     return found
 
 
-def kill_step_processes(token: str | None, pgid: int | None = None, rounds: int = 5) -> int:
+def kill_step_processes(token: str | None, pgid: int | None = None, rounds: int = 5,
+                        since: int | None = None) -> int:
     """SIGKILL everything :func:`step_processes` finds, again until nothing is left (a
     forking daemon may spawn while it dies); returns how many were killed."""
     killed = 0
     for _ in range(rounds):
-        pids = step_processes(token, pgid)
+        pids = step_processes(token, pgid, since)
         if not pids:
             break
         for pid in pids:
@@ -163,6 +168,21 @@ def kill_step_processes(token: str | None, pgid: int | None = None, rounds: int 
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
     return killed
+
+
+def clock_ticks_now() -> int | None:
+    """Now, in the clock ticks since boot that /proc start times use (None off Linux)."""
+    try:
+        hz = os.sysconf("SC_CLK_TCK")
+        return int(time.clock_gettime(time.CLOCK_BOOTTIME) * hz) - 1
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def sweep_step(token: str, since: int | None) -> int:
+    """Kill every process carrying the step's marker that started at or after ``since``
+    (:func:`clock_ticks_now` when the step began); returns how many."""
+    return kill_step_processes(token, None, since=since)
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -207,14 +227,18 @@ async def run_command(
     log_path: Path | None = None,
     tail_bytes: int = TAIL_BYTES,
     step_key: str | None = None,
+    kill_previous: bool = False,
+    sweep_later: bool = False,
 ) -> CommandResult:
     """Run ``argv`` in ``cwd``; never raises for a non-zero exit (the result says so).
 
     The command ends when its main process exits: whatever it started and left behind (in
     its process group, or anywhere with the step's ``PKGBUILDER_STEP`` marker, e.g. a
     ``setsid`` daemon) is killed then, and the output read stops. ``step_key`` names the
-    step across retries: processes a previous attempt left running (its worker was killed)
-    are killed before this one starts, so two attempts never overlap.
+    step across retries; with ``kill_previous`` (a retry), processes a previous attempt left
+    running (its worker was killed) are killed before this one starts, so two attempts
+    never overlap. ``sweep_later``: the caller runs :func:`sweep_step` for the step's
+    marker when the step ends (one /proc sweep per step instead of one per command).
 
     Raises:
         FileNotFoundError: the executable does not exist.
@@ -224,7 +248,7 @@ async def run_command(
         raise TypeError("argv must be a list of arguments, not a string")
     argv = [str(a) for a in argv]
     token = step_key or uuid.uuid4().hex
-    if step_key:
+    if step_key and kill_previous:
         await asyncio.to_thread(kill_step_processes, token)
     start = time.monotonic()
     tail: deque[bytes] = deque()
@@ -250,6 +274,10 @@ async def run_command(
             log_file.close()
         raise
     assert proc.stdout is not None
+    # Not reaped yet, so readable even if it already exited: the step's processes start
+    # no earlier than this.
+    main_stat = _proc_stat(proc.pid)
+    since = main_stat[2] if main_stat else None
     loop = asyncio.get_running_loop()
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
@@ -290,14 +318,21 @@ async def run_command(
             if not await _exited(proc, 5):
                 _kill_group(proc.pid, signal.SIGKILL)
         proc.wait()
-        await asyncio.to_thread(kill_step_processes, token, proc.pid)
+        # What is left in its process group dies now; a full /proc sweep for what left the
+        # group costs a few ms, so it runs here only when something still holds the output
+        # or the caller does not sweep the whole step afterwards (see sweep_step).
+        _kill_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(eof.wait(), 0.05)
+        if not eof.is_set() or not sweep_later:
+            await asyncio.to_thread(kill_step_processes, token, proc.pid, 5, since)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(eof.wait(), DRAIN_SECONDS)
     except asyncio.CancelledError:
         _kill_group(proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             proc.wait(5)
-        kill_step_processes(token, proc.pid)
+        kill_step_processes(token, proc.pid, since=since)
         raise
     finally:
         beat_task.cancel()
