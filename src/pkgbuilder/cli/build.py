@@ -443,8 +443,11 @@ def _prevalidate(
 ) -> None:
     """Discover locally first so graph errors are one sentence before anything starts."""
     from pkgbuilder.workspace.discovery import discover_workspace
+    from pkgbuilder.workspace.sibling_imports import undeclared_sibling_imports
 
     try:
-        discover_workspace(workspace, plan, only=only or None, depends_on=depends_on)
+        graph = discover_workspace(workspace, plan, only=only or None, depends_on=depends_on)
     except UserError as e:
         _fail_now(str(e))
+    for warning in undeclared_sibling_imports(Path(graph.root), graph.packages):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

@@ -46,9 +46,17 @@ def _read_npmrc(path: Path) -> dict[str, str]:
     return out
 
 
-def _read_yaml(path: Path) -> Any:
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on lockfiles
+# pnpm-lock.yaml's sections after ``importers`` (resolved packages) are most of the file.
+_AFTER_IMPORTERS = re.compile(r"^(?:packages|snapshots):", re.MULTILINE)
+
+
+def _read_yaml(path: Path, importers_only: bool = False) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        if importers_only and (m := _AFTER_IMPORTERS.search(text)):
+            text = text[: m.start()]
+        return yaml.load(text, Loader=_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 
@@ -74,7 +82,7 @@ def pnpm_links_workspace_packages(root: Path, pm_version: str | None) -> bool:
 
 
 def _pnpm_lock_links(root: Path) -> dict[str, dict[str, bool]] | None:
-    data = _read_yaml(root / "pnpm-lock.yaml")
+    data = _read_yaml(root / "pnpm-lock.yaml", importers_only=True)
     importers = data.get("importers") if isinstance(data, dict) else None
     if not isinstance(importers, dict):
         return None
