@@ -449,5 +449,7 @@ def _prevalidate(
         graph = discover_workspace(workspace, plan, only=only or None, depends_on=depends_on)
     except UserError as e:
         _fail_now(str(e))
+    from rich.markup import escape
+
     for warning in undeclared_sibling_imports(Path(graph.root), graph.packages):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
