@@ -3,6 +3,7 @@ the CLI (``hash``, ``--dry``)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,7 @@ from pkgbuilder.models.common import name_slug
 from pkgbuilder.models.steps import StepResult
 
 REMOTE_THREADS = 8
+RESTORE_THREADS = 4
 UNAVAILABLE = "remote cache unavailable (misses, no uploads): "
 
 
@@ -67,10 +69,12 @@ def remote_for(settings: BuildSettings) -> RemoteCache | None:
 class _Warnings:
     def __init__(self) -> None:
         self.items: list[str] = []
+        self._lock = threading.Lock()
 
     def add(self, text: str) -> None:
-        if text not in self.items:
-            self.items.append(text)
+        with self._lock:
+            if text not in self.items:
+                self.items.append(text)
 
 
 def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
@@ -125,14 +129,13 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
     log_root = Path(inp.log_root) if inp.log_root else None
     nodes = {p.name: p for p in inp.packages}
     limits = _limits(settings)
-    for name in inp.names:
+    def restore(name: str) -> PackageLookup:
         h = hashes[name]
         lookup = PackageLookup(package=name, hashes=h)
-        result.lookups.append(lookup)
         if any(t not in blobs for t in needed(h)):
             lookup.reason = "no cache entry for " + (
                 "its build" if h.build not in blobs else "its tests")
-            continue
+            return lookup
         t0 = time.perf_counter()
         pkg_dir = root / nodes[name].path
         log_dir = log_root / name_slug(name) if log_root else None
@@ -155,7 +158,7 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
                 if sources.get(task_hash) is CacheSource.LOCAL:
                     store.discard(task_hash)
             lookup.reason = f"cached artifact rejected: {e}"
-            continue
+            return lookup
         if settings.cache.local_write:
             for task_hash in needed(h):
                 if sources[task_hash] is CacheSource.REMOTE:
@@ -165,6 +168,12 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
         lookup.source = CacheSource.REMOTE if CacheSource.REMOTE in (
             sources[t] for t in needed(h)) else CacheSource.LOCAL
         lookup.restore_ms = _ms(t0)
+        return lookup
+
+    # Packages restore into separate directories: a few at a time (decompression and file
+    # writes overlap), results in the order asked.
+    with ThreadPoolExecutor(RESTORE_THREADS) as pool:
+        result.lookups = list(pool.map(restore, inp.names))
     result.restore_ms = _ms(restore_start)
     result.warnings = warnings.items
     return result
