@@ -54,7 +54,7 @@ from pkgbuilder.session.state import (
     state_path,
     write_state,
 )
-from pkgbuilder.vcs import GitFailed, Repository, commit_exact, find_commit
+from pkgbuilder.vcs import GitFailed, NotARepository, Repository, commit_exact, find_commit
 
 # Error types the workflow must not retry (a retry would fail the same way).
 NON_RETRYABLE = [
@@ -89,7 +89,7 @@ def _git(root: Path) -> Repository:
     git = Repository(root)
     try:
         git.toplevel()
-    except GitFailed as e:
+    except (GitFailed, NotARepository) as e:
         raise _fail(f"Workspace {root} is not a git repository; run 'git init' there or pass "
                     "the repository root.", ErrorType.GitStateError) from e
     return git

@@ -41,7 +41,7 @@ from pkgbuilder.session.state import (
     state_dir,
     state_path,
 )
-from pkgbuilder.vcs import GitFailed, Repository
+from pkgbuilder.vcs import GitFailed, NotARepository, Repository
 from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 
 # Failure types of the generation activities that are the user's to fix (exit code 2).
@@ -89,7 +89,7 @@ def _check_local(workspace: Path, plan_rel: str, name: str, pkg_rel: str,
     git = Repository(workspace)
     try:
         git.toplevel()
-    except GitFailed:
+    except (GitFailed, NotARepository):
         raise UserError(f"{workspace} is not inside a git repository; generation commits each "
                         "phase, so run 'git init' (and commit) first.") from None
     # What the session's setup would refuse, refused before it creates anything.

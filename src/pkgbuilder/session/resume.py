@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pkgbuilder.session.gitops import toplevel_prefix
 from pkgbuilder.session.state import GenerationContext, SessionStatus
-from pkgbuilder.vcs import GitFailed, Repository
+from pkgbuilder.vcs import GitFailed, NotARepository, Repository
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -57,7 +57,7 @@ def resume_problems(
     git = Repository(root)
     try:
         git.toplevel()
-    except GitFailed:
+    except (GitFailed, NotARepository):
         return [*problems, f"Workspace {root} is not a git repository; resume from the "
                            "repository the session ran in."]
     exclude = []
