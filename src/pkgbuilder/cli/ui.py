@@ -67,6 +67,12 @@ def register(app: typer.Typer) -> None:
         except BinaryNotFound as e:
             fail(str(e))
             return
-        console.print(f"Temporal UI {url} on {db} (every build of this workspace); "
-                      "Ctrl-C stops it", highlight=False, soft_wrap=True)
-        raise typer.Exit(run_foreground(argv, quiet_log=home / "temporal-server.log"))
+        console.print(f"starting the Temporal dev server on {db} …", highlight=False,
+                      soft_wrap=True)
+
+        def ready() -> None:
+            console.print(f"Temporal UI {url} on {db} (every build of this workspace); "
+                          "Ctrl-C stops it", highlight=False, soft_wrap=True)
+
+        raise typer.Exit(run_foreground(argv, quiet_log=home / "temporal-server.log",
+                                        on_ready=(ui_port_for(settings), ready)))

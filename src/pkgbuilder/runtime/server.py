@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -75,10 +77,20 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def run_foreground(argv: list[str], quiet_log: Path | None = None) -> int:
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def run_foreground(argv: list[str], quiet_log: Path | None = None,
+                   on_ready: tuple[int, Callable[[], None]] | None = None) -> int:
     """Run the dev server in the foreground until interrupted; returns its exit code.
 
-    ``quiet_log``: append the server's own output there instead of the terminal. The
+    ``quiet_log``: append the server's own output there instead of the terminal.
+    ``on_ready``: call the callback once the server answers on the port. The
     server dies with this command however it ends (SIGTERM, SIGKILL: ``_die_with_parent``).
     """
     parent = os.getpid()
@@ -90,6 +102,12 @@ def run_foreground(argv: list[str], quiet_log: Path | None = None) -> int:
                                     stdin=subprocess.DEVNULL,
                                     preexec_fn=lambda: _die_with_parent(parent))
     try:
+        if on_ready is not None:  # (port, callback): say so once the server answers
+            port, announce = on_ready
+            while proc.poll() is None and not _answers(port):
+                time.sleep(0.2)
+            if proc.poll() is None:
+                announce()
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
