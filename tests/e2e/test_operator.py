@@ -110,7 +110,11 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
             assert str(home / "temporal.db") in first
         finally:
             os.killpg(viewer.pid, signal.SIGINT)
-            viewer.wait(timeout=30)
+            try:
+                viewer.wait(timeout=30)
+            finally:  # never leave it behind, even when it did not stop
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(viewer.pid, signal.SIGKILL)
     finally:
         _kill_kept_server(home)
 
