@@ -242,12 +242,16 @@ class SuiteBuildWorkflow:
         end_times: dict[str, datetime] = {}
         running: dict[asyncio.Task[PackageBuildResult], str] = {}
         publish_hits = publishing.publishing_active(self._inp.config)
+        suite_package = self._inp.config.suite_package
         while True:
             ready = self._ready()
-            if not publish_hits and any(n in self._hits for n in ready):
-                for name in ready:
-                    if name in self._hits:  # restored: no child, no slot
-                        self._mark_cached(name, end_times)
+            # Restored and nothing to publish now (the suite package publishes in COMPLETE):
+            # final at once, no child, no slot.
+            final = [n for n in ready if n in self._hits
+                     and (not publish_hits or n == suite_package)]
+            if final:
+                for name in final:
+                    self._mark_cached(name, end_times)
                 continue
             while ready and len(running) < self._max_concurrent:
                 name = ready.pop(0)
