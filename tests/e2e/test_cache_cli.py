@@ -49,3 +49,28 @@ def test_dry_json_hash_affected_and_status(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr + bad.stdout
     status = run(["cache", "status", "--workspace", str(ws), "--json"], home)
     assert status.returncode == 0 and json.loads(status.stdout)["artifacts"] == 0
+
+
+def test_hash_against_a_build_names_the_changed_input(tmp_path: Path) -> None:
+    from pkgbuilder.cache.engine import resolve
+    from pkgbuilder.config import load_settings
+    from pkgbuilder.models.cache import ResolveCacheInput
+    from pkgbuilder.workspace.discovery import discover_workspace
+
+    ws = passing_workspace(tmp_path / "ws")
+    home = tmp_path / "home"
+    settings = load_settings(ws, env={}, overrides={"cache": {"dir": str(home / "cache")}})
+    graph = discover_workspace(ws)
+    # what a build records: the hashes and manifests it used
+    resolve(ResolveCacheInput(workspace_root=str(ws), packages=graph.packages,
+                              names=sorted(NAMES), settings=settings, build_id="b1"))
+    same = run(["hash", "@fx/top", "--workspace", str(ws), "--against", "b1"], home)
+    assert same.returncode == 0 and "no input changed" in same.stdout
+    src = ws / "packages/utility/mid/src/index.js"
+    src.write_text(src.read_text() + "// changed\n")
+    mid = run(["hash", "@fx/mid", "--workspace", str(ws), "--against", "b1"], home)
+    assert "file changed: src/index.js" in mid.stdout, mid.stdout + mid.stderr
+    top = run(["hash", "@fx/top", "--workspace", str(ws), "--against", "b1", "--json"], home)
+    assert json.loads(top.stdout)["against"]["changes"] == ["dependency changed: @fx/mid"]
+    missing = run(["hash", "@fx/top", "--workspace", str(ws), "--against", "nope"], home)
+    assert missing.returncode == 2 and "No hashes were recorded for build nope" in missing.stderr
