@@ -25,6 +25,13 @@ from tests.support.cache_builds import NAMES, build, executed, passing_workspace
 from tests.support.remote_cache import RemoteCacheServer, free_port, running_remote_cache
 
 
+@pytest.fixture(autouse=True)
+def _no_open_breaker() -> None:
+    """The breaker is per process and per URL: a port reused by a later test's server
+    must not inherit an earlier test's outage."""
+    remote_module._breaker.clear()
+
+
 @pytest.fixture
 def server(tmp_path: Path):  # type: ignore[no-untyped-def]
     with running_remote_cache(tmp_path / "remote") as srv:
