@@ -27,6 +27,8 @@ async def test_second_run_is_cached_and_changes_rebuild_exactly_their_dependents
     assert set(statuses(first).values()) == {PackageStatus.SUCCESS}, first.package_reports
     assert len(executed(log)) == 12
     assert all(r.cache and r.cache.stored for r in first.package_reports)
+    builders = {r.package_name: r.built_by for r in first.package_reports}
+    assert all(b and "@" in b for b in builders.values())  # pid@host of the worker
 
     # outputs gone: a hit must restore them (and run nothing)
     for dist in ws.glob("packages/*/*/dist"):
@@ -39,6 +41,8 @@ async def test_second_run_is_cached_and_changes_rebuild_exactly_their_dependents
     assert (ws / "packages/utility/mid/dist/index.js").is_file()
     mid = next(r for r in second.package_reports if r.package_name == "@fx/mid")
     assert mid.quality.test_coverage is not None and mid.cache and mid.cache.saved_ms > 0
+    # a restored package names the worker that built what was restored
+    assert {r.package_name: r.built_by for r in second.package_reports} == builders
     assert second.summary_path and Path(second.summary_path).is_file()
 
     # a changed source file rebuilds exactly that package and its dependents

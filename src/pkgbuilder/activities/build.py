@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -450,7 +451,13 @@ async def build_package(inp: PackageStepInput) -> StepResult:
     return _script_step(
         "build", "build", res,
         type_script_errors=typescript_error_count(res.output_tail) if not res.ok else 0,
+        worker=worker_label(),
     )
+
+
+def worker_label() -> str:
+    """``pid@host`` of this worker process (what reports name as the builder)."""
+    return f"{os.getpid()}@{socket.gethostname()}"
 
 
 @activity.defn

@@ -40,6 +40,7 @@ def cached_report(node: PackageNode, lookup: PackageLookup, settings: BuildSetti
         waited_for=waited_for or [],
         category=node.category,
         tests_passed=None if test.skipped else test.ok,
+        built_by=steps.build.worker,  # the worker that built what was restored
         quality=QualityMetrics(
             test_coverage=test.coverage_percent,
             type_script_errors=steps.build.type_script_errors

@@ -194,6 +194,7 @@ class PackageBuildReport(Model):
     # None: the package has no test script (or never got to its tests).
     tests_passed: bool | None = None
     cache: CacheInfo | None = None
+    built_by: str | None = None  # pid@host of the worker whose build step ran it
 
 
 class PackageBuildInput(Model):

@@ -49,6 +49,7 @@ class StepResult(Model):
     type_script_errors: int = 0
     lint_score: float | None = None
     detail: str | None = None
+    worker: str | None = None  # pid@host of the worker that ran the step (build)
 
 
 class CommandInput(Model):

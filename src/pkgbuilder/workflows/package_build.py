@@ -311,6 +311,7 @@ class PackageBuildWorkflow:
             assert report.cache is not None
             report.cache.warnings = list(res.warnings)
             report.tests_passed = cached.tests_passed
+            report.built_by = cached.built_by
             self._cached = True
             self._build_ok = True
         else:
@@ -360,6 +361,7 @@ class PackageBuildWorkflow:
         self._steps.clear()
         build = await self._step(build_acts.build_package, step_in, t.build_seconds, hb)
         self._steps["build"] = build
+        report.built_by = build.worker
         report.build_metrics.build_time = build.duration_ms
         report.quality.type_script_errors = build.type_script_errors
         self._build_ok = build.ok
