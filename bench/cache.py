@@ -69,8 +69,9 @@ def prepare(root: Path, packages: list[BenchPackage], concurrency: int) -> None:
     pj = json.loads((root / "package.json").read_text())
     pj["packageManager"] = f"npm@{npm}"
     (root / "package.json").write_text(json.dumps(pj, indent=2) + "\n")
-    (root / ".gitignore").write_text("node_modules/\nproduction/reports/\n.pkgbuilder/\n"
-                                     "dist/\n.turbo/\ncoverage/\n")
+    (root / ".gitignore").write_text(
+        "node_modules/\nproduction/reports/\n.pkgbuilder/\ndist/\n.turbo/\ncoverage/\n"
+    )
     for p in packages:
         d = root / p.path
         (d / "src").mkdir(exist_ok=True)
@@ -79,12 +80,20 @@ def prepare(root: Path, packages: list[BenchPackage], concurrency: int) -> None:
         manifest["main"] = "dist/index.js"
         manifest["scripts"]["build"] = f"node ../../../scripts/build.js {p.duration_ms}"
         (d / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (root / "turbo.json").write_text(json.dumps({
-        "$schema": "https://turbo.build/schema.json",
-        # signed artifacts, as pkgbuilder's (the server keeps tags for both)
-        "remoteCache": {"signature": True},
-        "tasks": {"build": {"dependsOn": ["^build"], "outputs": ["dist/**"]},
-                  "test": {"dependsOn": ["build"], "outputs": []}}}, indent=2))
+    (root / "turbo.json").write_text(
+        json.dumps(
+            {
+                "$schema": "https://turbo.build/schema.json",
+                # signed artifacts, as pkgbuilder's (the server keeps tags for both)
+                "remoteCache": {"signature": True},
+                "tasks": {
+                    "build": {"dependsOn": ["^build"], "outputs": ["dist/**"]},
+                    "test": {"dependsOn": ["build"], "outputs": []},
+                },
+            },
+            indent=2,
+        )
+    )
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-q", "-m", "sources, outputs, turbo.json"], root)
 
@@ -93,8 +102,11 @@ def ensure_turbo(tools: Path) -> Path:
     exe = tools / "node_modules" / ".bin" / "turbo"
     if not exe.exists():
         tools.mkdir(parents=True, exist_ok=True)
-        (tools / "package.json").write_text(json.dumps(
-            {"name": "bench-tools", "private": True, "dependencies": {"turbo": TURBO_VERSION}}))
+        (tools / "package.json").write_text(
+            json.dumps(
+                {"name": "bench-tools", "private": True, "dependencies": {"turbo": TURBO_VERSION}}
+            )
+        )
         _run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], tools)
     return exe
 
@@ -104,8 +116,10 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
     wall = time.monotonic() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} {argv[1]} failed ({proc.returncode}): "
-                           f"{(proc.stderr or proc.stdout)[-2000:]}")
+        raise RuntimeError(
+            f"{argv[0]} {argv[1]} failed ({proc.returncode}): "
+            f"{(proc.stderr or proc.stdout)[-2000:]}"
+        )
     return wall, proc.stdout
 
 
@@ -147,8 +161,11 @@ def counts(stdout: str) -> dict[str, Any]:
         cache = r.get("cache") or {}
         if cache.get("hit"):
             restores.append(cache.get("restoreMs", 0))
-    return {"statuses": statuses, "restoreMs": restores,
-            "warnings": summary.get("cacheWarnings", [])}
+    return {
+        "statuses": statuses,
+        "restoreMs": restores,
+        "warnings": summary.get("cacheWarnings", []),
+    }
 
 
 def hash_seconds(root: Path) -> float:
@@ -182,9 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     turbo = ensure_turbo(args.tools.resolve())
     scratch = Path(tempfile.mkdtemp(prefix="pkgbuilder-cache-bench-"))
     exe = Path(sys.executable).with_name("pkgbuilder")
-    results: dict[str, Any] = {"packages": len(packages), "concurrency": args.concurrency,
-                               "leaf": leaf.name, "root": root_pkg.name, "pkgbuilder": {},
-                               "turbo": {}}
+    results: dict[str, Any] = {
+        "packages": len(packages),
+        "concurrency": args.concurrency,
+        "leaf": leaf.name,
+        "root": root_pkg.name,
+        "pkgbuilder": {},
+        "turbo": {},
+    }
     server = None
     try:
         pb_ws, tb_ws = scratch / "pb" / "ws", scratch / "tb" / "ws"
@@ -193,37 +215,82 @@ def main(argv: list[str] | None = None) -> int:
         with running_remote_cache(scratch / "remote") as rc:
             port = free_port()
             home = scratch / "pb-home"
-            base_env = {**os.environ, "TURBO_TELEMETRY_DISABLED": "1",
-                        "TURBO_NO_UPDATE_NOTIFIER": "1", "DO_NOT_TRACK": "1"}
+            base_env = {
+                **os.environ,
+                "TURBO_TELEMETRY_DISABLED": "1",
+                "TURBO_NO_UPDATE_NOTIFIER": "1",
+                "DO_NOT_TRACK": "1",
+            }
             base_env.pop("PKGBUILDER_CACHE_DIR", None)
-            pb_env = {**base_env, "PKGBUILDER_HOME": str(home), "PKGBUILDER_HEADLESS": "1",
-                      "TEMPORAL_ADDRESS": f"localhost:{port}", "REMOTE_CACHE_URL": rc.url,
-                      "REMOTE_CACHE_TOKEN": rc.token, "REMOTE_CACHE_TEAM": "pkgbuilder",
-                      "PKGBUILDER_CACHE_SIGNATURE_KEY": "bench-key"}
+            pb_env = {
+                **base_env,
+                "PKGBUILDER_HOME": str(home),
+                "PKGBUILDER_HEADLESS": "1",
+                "TEMPORAL_ADDRESS": f"localhost:{port}",
+                "REMOTE_CACHE_URL": rc.url,
+                "REMOTE_CACHE_TOKEN": rc.token,
+                "REMOTE_CACHE_TEAM": "pkgbuilder",
+                "PKGBUILDER_CACHE_SIGNATURE_KEY": "bench-key",
+            }
             home.mkdir(parents=True)
             server = subprocess.Popen(
-                [str(exe), "server", "--port", str(port), "--headless", "--db",
-                 str(home / "temporal.db")], env=pb_env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+                [
+                    str(exe),
+                    "server",
+                    "--port",
+                    str(port),
+                    "--headless",
+                    "--db",
+                    str(home / "temporal.db"),
+                ],
+                env=pb_env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             _wait_for_port(port)
             time.sleep(1.0)
-            tb_env = {**base_env, "TURBO_API": rc.url, "TURBO_TOKEN": rc.token,
-                      "TURBO_TEAM": "turbo", "TURBO_REMOTE_CACHE_SIGNATURE_KEY": "bench-key"}
+            tb_env = {
+                **base_env,
+                "TURBO_API": rc.url,
+                "TURBO_TOKEN": rc.token,
+                "TURBO_TEAM": "turbo",
+                "TURBO_REMOTE_CACHE_SIGNATURE_KEY": "bench-key",
+            }
 
             def pb(ws: Path, name: str, cache_dir: Path) -> None:
                 env = {**pb_env, "PKGBUILDER_CACHE_DIR": str(cache_dir)}
-                wall, out = timed([str(exe), "build", str(ws), "--json", "--concurrency",
-                                   str(args.concurrency)], ws, env)
+                wall, out = timed(
+                    [str(exe), "build", str(ws), "--json", "--concurrency", str(args.concurrency)],
+                    ws,
+                    env,
+                )
                 results["pkgbuilder"][name] = {"wall": wall, **counts(out)}
 
             def tb(ws: Path, name: str, cache_dir: Path) -> None:
-                wall, out = timed([str(turbo), "run", "build", "test", "--concurrency",
-                                   str(args.concurrency), "--cache-dir", str(cache_dir),
-                                   "--output-logs", "none"], ws, tb_env)
+                wall, out = timed(
+                    [
+                        str(turbo),
+                        "run",
+                        "build",
+                        "test",
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--cache-dir",
+                        str(cache_dir),
+                        "--output-logs",
+                        "none",
+                    ],
+                    ws,
+                    tb_env,
+                )
                 cached = sum(1 for line in out.splitlines() if "cache hit" in line)
-                results["turbo"][name] = {"wall": wall, "summary": next(
-                    (line.strip() for line in out.splitlines() if "Cached:" in line), ""),
-                    "hitLines": cached}
+                results["turbo"][name] = {
+                    "wall": wall,
+                    "summary": next(
+                        (line.strip() for line in out.splitlines() if "Cached:" in line), ""
+                    ),
+                    "hitLines": cached,
+                }
 
             for tool, ws, run in (("pkgbuilder", pb_ws, pb), ("turbo", tb_ws, tb)):
                 cache_dir = scratch / f"{tool}-cache"
@@ -248,15 +315,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{results['packages']} packages, concurrency {results['concurrency']}; leaf "
-          f"{results['leaf']}, root {results['root']} (shared machine: figures are noisy)")
+    print(
+        f"{results['packages']} packages, concurrency {results['concurrency']}; leaf "
+        f"{results['leaf']}, root {results['root']} (shared machine: figures are noisy)"
+    )
     print(f"{'scenario':14} {'pkgbuilder s':>13} {'turbo s':>9}   pkgbuilder statuses")
     for name in ("cold", "noop", "leafChanged", "rootChanged", "remoteWarm"):
         p, t = results["pkgbuilder"][name], results["turbo"][name]
-        print(f"{name:14} {p['wall']:13.2f} {t['wall']:9.2f}   {p['statuses']}  "
-              f"turbo: {t['summary']}")
-    print(f"hashing {results['packages']} packages in-process: "
-          f"{results['hashSeconds'] * 1000:.0f} ms")
+        print(
+            f"{name:14} {p['wall']:13.2f} {t['wall']:9.2f}   {p['statuses']}  turbo: {t['summary']}"
+        )
+    print(
+        f"hashing {results['packages']} packages in-process: {results['hashSeconds'] * 1000:.0f} ms"
+    )
     if results["meanRestoreMs"] is not None:
         print(f"per-hit restore (no-op run, mean over hits): {results['meanRestoreMs']:.1f} ms")
     return 0

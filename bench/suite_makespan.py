@@ -310,9 +310,18 @@ def run_build(
     if server == "running":
         home.mkdir(parents=True, exist_ok=True)
         server_proc = subprocess.Popen(
-            [*command, "server", "--port", str(port), "--headless", "--db",
-             str(home / "temporal.db")],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *command,
+                "server",
+                "--port",
+                str(port),
+                "--headless",
+                "--db",
+                str(home / "temporal.db"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         _wait_for_port(port)
         time.sleep(1.0)  # namespace registration
@@ -386,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             runs.append(run)
             if args.repeat > 1 and not args.json:
-                print(f"run {index + 1}/{args.repeat}: wall {run['wall']:.1f} s, "
-                      f"efficiency {run['efficiency']:.3f}", file=sys.stderr)
+                print(
+                    f"run {index + 1}/{args.repeat}: wall {run['wall']:.1f} s, "
+                    f"efficiency {run['efficiency']:.3f}",
+                    file=sys.stderr,
+                )
         result: dict[str, Any] = {"dag": asdict(figures), "monorepo": kept}
         if runs:
             result["run"] = runs[0] if len(runs) == 1 else _aggregate(runs)

@@ -140,8 +140,9 @@ def free_port() -> int:
 
 def copy_workspace(src: Path, dest: Path, extra_config: str = "") -> Path:
     """Copy a fixture monorepo (without build outputs), make it a git repo, return it."""
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(
-        "node_modules", "dist", "coverage", "production"))
+    shutil.copytree(
+        src, dest, ignore=shutil.ignore_patterns("node_modules", "dist", "coverage", "production")
+    )
     if extra_config:
         cfg = dest / "pkgbuilder.toml"
         cfg.write_text((cfg.read_text() if cfg.exists() else "") + "\n" + extra_config)

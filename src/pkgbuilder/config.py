@@ -433,8 +433,16 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 # Maps whose keys are names (categories, packages, models) and stay as written.
-KEEP_KEYS = ("coverageThresholds", "commands", "prices", "models", "dependsOn", "outputs",
-             "inputs", "testOutputs")
+KEEP_KEYS = (
+    "coverageThresholds",
+    "commands",
+    "prices",
+    "models",
+    "dependsOn",
+    "outputs",
+    "inputs",
+    "testOutputs",
+)
 
 
 def _camel_keys(data: Any) -> Any:
@@ -447,9 +455,7 @@ def _camel_keys(data: Any) -> Any:
                 head, *rest = k.split("_")
                 key = head + "".join(p[:1].upper() + p[1:] for p in rest)
             # category maps keep their keys as written
-            out[key] = v if key in KEEP_KEYS else (
-                _camel_keys(v)
-            )
+            out[key] = v if key in KEEP_KEYS else (_camel_keys(v))
         return out
     return data
 
@@ -483,12 +489,17 @@ def load_settings(
     if overrides:
         data = _deep_merge(data, _camel_keys(overrides))
     registry = data.get("registry")
-    if isinstance(registry, str) and strip_userinfo(registry) != registry and (
-            registry != env.get("NPM_REGISTRY")):
+    if (
+        isinstance(registry, str)
+        and strip_userinfo(registry) != registry
+        and (registry != env.get("NPM_REGISTRY"))
+    ):
         # From NPM_REGISTRY the worker reads them itself; from a file or a flag they are lost.
-        warnings.append("the registry URL's user:password part is not passed to builds: put "
-                        "it in NPM_REGISTRY (or a token in NPM_TOKEN) in the worker's "
-                        "environment")
+        warnings.append(
+            "the registry URL's user:password part is not passed to builds: put "
+            "it in NPM_REGISTRY (or a token in NPM_TOKEN) in the worker's "
+            "environment"
+        )
     try:
         settings = BuildSettings.model_validate(data)
     except ValidationError as e:

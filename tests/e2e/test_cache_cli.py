@@ -15,8 +15,9 @@ from tests.support.cache_builds import NAMES, passing_workspace
 def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PKGBUILDER_")}
     env["PKGBUILDER_HOME"] = str(home)
-    return subprocess.run([pkgbuilder_cli(), *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [pkgbuilder_cli(), *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_dry_json_hash_affected_and_status(tmp_path: Path) -> None:
@@ -39,8 +40,9 @@ def test_dry_json_hash_affected_and_status(tmp_path: Path) -> None:
 
     (ws / "packages/core/other/src/index.js").write_text("module.exports = {};\n")
     git(ws, "commit", "-qam", "change other")
-    affected = run(["build", str(ws), "--affected", "--base", "HEAD~1", "--head", "HEAD",
-                    "--dry=json"], home)
+    affected = run(
+        ["build", str(ws), "--affected", "--base", "HEAD~1", "--head", "HEAD", "--dry=json"], home
+    )
     assert affected.returncode == 0, affected.stderr
     names = {p["name"] for p in json.loads(affected.stdout)["packages"]}
     assert names == {"@fx/other", "@fx/base"}  # the change, plus what it builds against
@@ -62,8 +64,15 @@ def test_hash_against_a_build_names_the_changed_input(tmp_path: Path) -> None:
     settings = load_settings(ws, env={}, overrides={"cache": {"dir": str(home / "cache")}})
     graph = discover_workspace(ws)
     # what a build records: the hashes and manifests it used
-    resolve(ResolveCacheInput(workspace_root=str(ws), packages=graph.packages,
-                              names=sorted(NAMES), settings=settings, build_id="b1"))
+    resolve(
+        ResolveCacheInput(
+            workspace_root=str(ws),
+            packages=graph.packages,
+            names=sorted(NAMES),
+            settings=settings,
+            build_id="b1",
+        )
+    )
     same = run(["hash", "@fx/top", "--workspace", str(ws), "--against", "b1"], home)
     assert same.returncode == 0 and "no input changed" in same.stdout
     src = ws / "packages/utility/mid/src/index.js"

@@ -30,8 +30,11 @@ FAILING = REPO_ROOT / "tests" / "fixtures" / "failing-monorepo"
 
 
 def cli_env(address: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PKGBUILDER_") or k == "PKGBUILDER_CACHE_DIR"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PKGBUILDER_") or k == "PKGBUILDER_CACHE_DIR"
+    }
     if address:
         env["TEMPORAL_ADDRESS"] = address
     env["TEMPORAL_TASK_QUEUE"] = f"tq-{uuid.uuid4()}"
@@ -39,10 +42,12 @@ def cli_env(address: str | None, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: int = 300,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([pkgbuilder_cli(), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: int = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [pkgbuilder_cli(), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
 
 
 def assert_one_sentence_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
@@ -76,14 +81,18 @@ def test_json_summary_schema_and_exit_code_1(address: str, tmp_path: Path) -> No
 
 def test_user_errors_are_one_sentence_with_exit_code_2(address: str, tmp_path: Path) -> None:
     env = cli_env(address)
-    assert_one_sentence_error(run_cli(["build", str(tmp_path / "missing")], env),
-                              "is not a directory")
+    assert_one_sentence_error(
+        run_cli(["build", str(tmp_path / "missing")], env), "is not a directory"
+    )
     cyc = tmp_path / "cyc"
     for name, dep in (("a", "b"), ("b", "a")):
         d = cyc / "packages" / name
         d.mkdir(parents=True)
-        (d / "package.json").write_text(json.dumps(
-            {"name": f"@c/{name}", "version": "1.0.0", "dependencies": {f"@c/{dep}": "*"}}))
+        (d / "package.json").write_text(
+            json.dumps(
+                {"name": f"@c/{name}", "version": "1.0.0", "dependencies": {f"@c/{dep}": "*"}}
+            )
+        )
     (cyc / "package.json").write_text(json.dumps({"private": True, "workspaces": ["packages/*"]}))
     proc = run_cli(["build", str(cyc)], env)
     assert_one_sentence_error(proc, "@c/a → @c/b → @c/a")
@@ -120,7 +129,8 @@ def test_main_job_on_embedded_server_then_status_reads_persisted_result(tmp_path
 
 @pytest.mark.slow
 async def test_a_build_never_relies_on_another_commands_in_process_worker(
-        address: str, client: Client, tmp_path: Path) -> None:
+    address: str, client: Client, tmp_path: Path
+) -> None:
     """Another command's in-process worker polls the task queue and stops mid-build (that
     command ended). The build ran its own worker all along, so it still completes."""
     ws = copy_workspace(EXAMPLES / "demo-monorepo", tmp_path / "demo")
@@ -137,8 +147,16 @@ async def test_a_build_never_relies_on_another_commands_in_process_worker(
         await asyncio.sleep(1.0)  # polling by now, yet it is not a dedicated worker
         assert not await has_dedicated_workers(client, "default", tq)
         proc = await asyncio.create_subprocess_exec(
-            pkgbuilder_cli(), "build", str(ws), "--json", "--build-id", "shared-queue",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            pkgbuilder_cli(),
+            "build",
+            str(ws),
+            "--json",
+            "--build-id",
+            "shared-queue",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         handle = client.get_workflow_handle("suite-shared-queue")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until the suite's children are running
@@ -156,14 +174,19 @@ async def test_a_build_never_relies_on_another_commands_in_process_worker(
 
 @pytest.mark.slow
 async def test_worker_killed_mid_suite_resumes_without_rebuilding(
-        address: str, client: Client, tmp_path: Path) -> None:
+    address: str, client: Client, tmp_path: Path
+) -> None:
     ws = copy_workspace(FAILING, tmp_path / "ws", extra_config="[timeouts]\nheartbeatSeconds = 3\n")
     log = tmp_path / "steps.log"
     env = cli_env(address, PKGBUILDER_TEST_LOG=str(log), PKGBUILDER_TEST_SLEEP_MS="1500")
     worker_log = (tmp_path / "worker1.log").open("w")
-    worker = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
-                              stdout=worker_log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [pkgbuilder_cli(), "worker", "--workspace", str(ws)],
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         proc = run_cli(["build", str(ws), "--detach", "--build-id", "killme"], env)
         assert proc.returncode == 0, proc.stderr
@@ -172,8 +195,11 @@ async def test_worker_killed_mid_suite_resumes_without_rebuilding(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             state = await handle.query(SuiteBuildWorkflow.get_state)
-            done_before = {p.name for p in state.packages
-                           if p.status in (PackageStatus.SUCCESS, PackageStatus.FAILED)}
+            done_before = {
+                p.name
+                for p in state.packages
+                if p.status in (PackageStatus.SUCCESS, PackageStatus.FAILED)
+            }
             if done_before and state.active:
                 break
             await asyncio.sleep(0.3)
@@ -184,17 +210,27 @@ async def test_worker_killed_mid_suite_resumes_without_rebuilding(
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
-    worker2 = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
-                               stdout=(tmp_path / "worker2.log").open("w"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    worker2 = subprocess.Popen(
+        [pkgbuilder_cli(), "worker", "--workspace", str(ws)],
+        env=env,
+        stdout=(tmp_path / "worker2.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         report = await handle.result()
     finally:
         os.killpg(worker2.pid, signal.SIGTERM)
         worker2.wait(timeout=30)
     statuses = {r.package_name: r.status.value for r in report.package_reports}
-    assert statuses == {"@fx/base": "success", "@fx/other": "success", "@fx/solo": "success",
-                        "@fx/broken": "failed", "@fx/mid": "blocked", "@fx/top": "blocked"}
+    assert statuses == {
+        "@fx/base": "success",
+        "@fx/other": "success",
+        "@fx/solo": "success",
+        "@fx/broken": "failed",
+        "@fx/mid": "blocked",
+        "@fx/top": "blocked",
+    }
     builds: dict[str, int] = {}
     for line in log.read_text().splitlines():
         name, script = line.split()[:2]
@@ -208,10 +244,14 @@ async def test_worker_killed_mid_suite_resumes_without_rebuilding(
 def test_server_command_runs_a_persistent_dev_server(tmp_path: Path) -> None:
     port = free_port()
     db = tmp_path / "t.db"
-    proc = subprocess.Popen([pkgbuilder_cli(), "server", "--port", str(port), "--headless",
-                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [pkgbuilder_cli(), "server", "--port", str(port), "--headless", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         async def probe() -> bool:
             from pkgbuilder.runtime.client import connect, server_answers
 
@@ -234,16 +274,22 @@ def test_server_command_runs_a_persistent_dev_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_cancel_stops_the_suite_and_its_children(address: str, client: Client,
-                                                       tmp_path: Path) -> None:
+async def test_cancel_stops_the_suite_and_its_children(
+    address: str, client: Client, tmp_path: Path
+) -> None:
     ws = copy_workspace(FAILING, tmp_path / "ws")
     env = cli_env(address, PKGBUILDER_TEST_SLEEP_MS="20000")
-    worker = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
-                              stdout=(tmp_path / "w.log").open("w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [pkgbuilder_cli(), "worker", "--workspace", str(ws)],
+        env=env,
+        stdout=(tmp_path / "w.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        assert run_cli(["build", str(ws), "--detach", "--build-id", "cancelme"],
-                       env).returncode == 0
+        assert (
+            run_cli(["build", str(ws), "--detach", "--build-id", "cancelme"], env).returncode == 0
+        )
         handle = client.get_workflow_handle("suite-cancelme", result_type=BuildReport)
         for _ in range(200):
             state = await handle.query(SuiteBuildWorkflow.get_state)

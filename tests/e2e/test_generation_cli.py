@@ -66,8 +66,9 @@ class CliEnv:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def cli(temporal_env: WorkflowEnvironment, client: Client,
-              tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CliEnv]:
+async def cli(
+    temporal_env: WorkflowEnvironment, client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[CliEnv]:
     base = tmp_path_factory.mktemp("gen-cli")
     repo = make_workspace(base / "repo")
     (repo / "pkgbuilder.toml").write_text(CONFIG)
@@ -83,8 +84,13 @@ async def cli(temporal_env: WorkflowEnvironment, client: Client,
     }
     with scripted_server(env) as server:
         settings = load_settings(repo)
-        gen = GenEnv(repo=repo, settings=settings, server=server, home=base / "home",
-                     responder=server.default)  # type: ignore[arg-type]
+        gen = GenEnv(
+            repo=repo,
+            settings=settings,
+            server=server,
+            home=base / "home",
+            responder=server.default,
+        )  # type: ignore[arg-type]
         async with running_workers(client, settings):
             yield CliEnv(gen=gen, cli_env=env)
 
@@ -94,7 +100,8 @@ async def failed_then_resumed(cli: CliEnv) -> AsyncIterator[dict]:
     """Start (TYPES answers 400 once: non-retryable) then resume; keep what each step saw."""
     cli.gen.responder.fail[P.TYPES] = [Reply.bad_request("messages: prompt is too long")]
     code1, out1, err1 = await cli.run(
-        "start", "--name", PACKAGE_NAME, "--category", "core", "--plan", PLAN_PATH, "--json")
+        "start", "--name", PACKAGE_NAME, "--category", "core", "--plan", PLAN_PATH, "--json"
+    )
     first = json.loads(out1)
     session = first["sessionId"]
     state_after_failure = read_state(state_path(cli.gen.state_dir, session))
@@ -103,13 +110,21 @@ async def failed_then_resumed(cli: CliEnv) -> AsyncIterator[dict]:
     seen = len(cli.gen.server.requests)
     # Procedure 4: a budget raised in the config applies to the resumed session.
     (cli.gen.repo / "pkgbuilder.toml").write_text(
-        CONFIG + "\n[turnBasedGeneration.tokenBudgets]\nTYPES = 4100\n")
+        CONFIG + "\n[turnBasedGeneration.tokenBudgets]\nTYPES = 4100\n"
+    )
     code2, out2, err2 = await cli.run("resume", session, "--json")
     yield {
-        "code1": code1, "first": first, "err1": err1, "failed_state": state_after_failure,
-        "sessions": (code_sessions, out_sessions), "dashboard": (code_dash, out_dash),
-        "requests_before_resume": seen, "code2": code2, "second": json.loads(out2),
-        "err2": err2, "session": session,
+        "code1": code1,
+        "first": first,
+        "err1": err1,
+        "failed_state": state_after_failure,
+        "sessions": (code_sessions, out_sessions),
+        "dashboard": (code_dash, out_dash),
+        "requests_before_resume": seen,
+        "code2": code2,
+        "second": json.loads(out2),
+        "err2": err2,
+        "session": session,
     }
 
 
@@ -126,7 +141,12 @@ async def test_start_prints_ids_and_records_the_failure(failed_then_resumed: dic
     assert "400" in fr["error"] and "retrying will not help" in fr["error"]
     assert f"pkgbuilder resume {first['sessionId']}" in r["err1"]
     assert [s["status"] for s in first["steps"]] == [
-        "completed", "completed", "failed", "not-run", "not-run"]
+        "completed",
+        "completed",
+        "failed",
+        "not-run",
+        "not-run",
+    ]
     ctx = r["failed_state"]
     assert ctx.status is SessionStatus.FAILED
     assert ctx.failure_recovery is not None and ctx.failure_recovery.failed_step == 3
@@ -164,8 +184,14 @@ async def test_sessions_and_dashboard_show_the_failed_session(failed_then_resume
     assert listed[r["session"]]["status"] == "failed"
     code, out = r["dashboard"]
     assert code == 0
-    for text in ("Turn-Based Generation Dashboard", r["session"], PACKAGE_NAME, "FAILURE DETECTED",
-                 "TYPES", f"pkgbuilder resume {r['session']}"):
+    for text in (
+        "Turn-Based Generation Dashboard",
+        r["session"],
+        PACKAGE_NAME,
+        "FAILURE DETECTED",
+        "TYPES",
+        f"pkgbuilder resume {r['session']}",
+    ):
         assert text in out, text
 
 
@@ -178,7 +204,12 @@ async def test_resume_skips_finished_phases_without_model_calls(
     assert second["status"] == "completed"
     assert second["workflowId"].startswith(f"turn-based-{r['session']}-resume-")
     assert [s["status"] for s in second["steps"]] == [
-        "skipped", "skipped", "completed", "completed", "completed"]
+        "skipped",
+        "skipped",
+        "completed",
+        "completed",
+        "completed",
+    ]
     resumed = cli.gen.requests_by_phase(since=r["requests_before_resume"])
     assert set(resumed) == {P.TYPES, P.CORE_IMPLEMENTATION, P.ENTRY_POINT}  # none for 1-2
     assert all(len(v) == 1 for v in resumed.values())
@@ -211,11 +242,14 @@ async def test_resume_refuses_dirty_tree_and_missing_commit(
     ctx = read_state(state_path(cli.gen.state_dir, failed_then_resumed["session"]))
     # A failed copy of the finished session: same branch and commits.
     session = new_session_id()
-    broken = ctx.model_copy(update={
-        "session_id": session, "status": SessionStatus.FAILED,
-        "completed_steps": ctx.completed_steps[:2],
-        "last_successful_commit": "0123456789abcdef0123456789abcdef01234567",
-    })
+    broken = ctx.model_copy(
+        update={
+            "session_id": session,
+            "status": SessionStatus.FAILED,
+            "completed_steps": ctx.completed_steps[:2],
+            "last_successful_commit": "0123456789abcdef0123456789abcdef01234567",
+        }
+    )
     from pkgbuilder.session.state import write_state
 
     write_state(state_path(cli.gen.state_dir, session), broken)
@@ -243,8 +277,19 @@ async def test_start_detached_with_phases_from_the_command_line(
     failed_then_resumed: dict, cli: CliEnv, client: Client
 ) -> None:
     code, out, err = await cli.run(
-        "start", "--name", PACKAGE_NAME, "--category", "core", "--plan", PLAN_PATH,
-        "--phases", "planning,foundation,merge", "--no-merge", "--detach", "--json")
+        "start",
+        "--name",
+        PACKAGE_NAME,
+        "--category",
+        "core",
+        "--plan",
+        PLAN_PATH,
+        "--phases",
+        "planning,foundation,merge",
+        "--no-merge",
+        "--detach",
+        "--json",
+    )
     assert code == 0, err
     ids = json.loads(out)
     assert set(ids) == {"sessionId", "workflowId"}
@@ -254,15 +299,18 @@ async def test_start_detached_with_phases_from_the_command_line(
     assert result["mergeInstructions"].startswith("Not merged: merging was turned off")
 
 
-@pytest.mark.parametrize(("setup", "args", "message"), [
-    ("plain", ["--plan", "plans/nope.md"], "Plan file plans/nope.md does not exist"),
-    ("no-git", [], "is not inside a git repository"),
-    ("plain", ["--phases", "PLANNING,COFFEE"], "unknown generation phase 'COFFEE'"),
-    ("plain", ["--name", "@acme/other"], "is for '@acme/data-validator', not '@acme/other'"),
-    ("plain", ["--plan", "/etc/hosts"], "is outside the workspace"),
-    ("plain", [], "No Anthropic API key"),
-    ("dirty", [], "has uncommitted changes"),
-])
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ("plain", ["--plan", "plans/nope.md"], "Plan file plans/nope.md does not exist"),
+        ("no-git", [], "is not inside a git repository"),
+        ("plain", ["--phases", "PLANNING,COFFEE"], "unknown generation phase 'COFFEE'"),
+        ("plain", ["--name", "@acme/other"], "is for '@acme/data-validator', not '@acme/other'"),
+        ("plain", ["--plan", "/etc/hosts"], "is outside the workspace"),
+        ("plain", [], "No Anthropic API key"),
+        ("dirty", [], "has uncommitted changes"),
+    ],
+)
 def test_start_refuses_bad_input_in_one_sentence(
     tmp_path: Path, setup: str, args: list[str], message: str
 ) -> None:
@@ -274,19 +322,30 @@ def test_start_refuses_bad_input_in_one_sentence(
     if setup == "dirty":  # the package directory the session would write
         (repo / "packages" / "core" / "data-validator").mkdir(parents=True, exist_ok=True)
         (repo / "packages" / "core" / "data-validator" / "stray.js").write_text("1\n")
-    branches_before = subprocess.run(["git", "branch"], cwd=repo, capture_output=True,
-                                     text=True).stdout if setup != "no-git" else ""
-    opts = {"--name": PACKAGE_NAME, "--category": "core", "--plan": PLAN_PATH,
-            "--workspace": str(repo)} | dict(zip(args[::2], args[1::2], strict=True))
+    branches_before = (
+        subprocess.run(["git", "branch"], cwd=repo, capture_output=True, text=True).stdout
+        if setup != "no-git"
+        else ""
+    )
+    opts = {
+        "--name": PACKAGE_NAME,
+        "--category": "core",
+        "--plan": PLAN_PATH,
+        "--workspace": str(repo),
+    } | dict(zip(args[::2], args[1::2], strict=True))
     argv = ["start", *(x for option in opts.items() for x in option)]
-    result = CliRunner().invoke(app, argv, env={"TEMPORAL_ADDRESS": "127.0.0.1:1",
-                                                "ANTHROPIC_API_KEY": None,
-                                                "CLAUDE_API_KEY": None})
+    result = CliRunner().invoke(
+        app,
+        argv,
+        env={"TEMPORAL_ADDRESS": "127.0.0.1:1", "ANTHROPIC_API_KEY": None, "CLAUDE_API_KEY": None},
+    )
     err = " ".join(result.stderr.split())
     assert result.exit_code == 2, err
     assert message in err and "Traceback" not in err
     # Preconditions come first: no branch, no state directory was created.
     assert not (repo / ".generation-state").exists()
     if setup != "no-git":
-        assert subprocess.run(["git", "branch"], cwd=repo, capture_output=True,
-                              text=True).stdout == branches_before
+        assert (
+            subprocess.run(["git", "branch"], cwd=repo, capture_output=True, text=True).stdout
+            == branches_before
+        )

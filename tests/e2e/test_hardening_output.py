@@ -33,10 +33,18 @@ def address(temporal_env: WorkflowEnvironment) -> str:
 def test_json_stdout_survives_native_log_lines(address: str, tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", {"packages/a": {"name": "@j/a"}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("PKGBUILDER_")}
-    env.update(TEMPORAL_ADDRESS=address, PKGBUILDER_HOME=str(tmp_path / "home"),
-               TEMPORAL_TASK_QUEUE=f"tq-{tmp_path.name}")
-    proc = subprocess.run([sys.executable, "-c", DRIVER, "build", str(ws), "--json"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    env.update(
+        TEMPORAL_ADDRESS=address,
+        PKGBUILDER_HOME=str(tmp_path / "home"),
+        TEMPORAL_TASK_QUEUE=f"tq-{tmp_path.name}",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, "build", str(ws), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)  # exactly one document, nothing before or after it
     assert data["successful"] == 1

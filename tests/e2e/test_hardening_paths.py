@@ -22,8 +22,9 @@ from tests.support.hardening import make_workspace, run_suite
 def _cli(args: list[str], address: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PKGBUILDER_")}
     env.update(TEMPORAL_ADDRESS=address, PKGBUILDER_HOME=str(tmp_path / "home"))
-    return subprocess.run([pkgbuilder_cli(), *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [pkgbuilder_cli(), *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
@@ -32,14 +33,18 @@ def address(temporal_env: WorkflowEnvironment) -> str:
 
 
 async def test_colliding_names_get_two_children_two_logs_two_reports(
-        client: Client, tmp_path: Path) -> None:
+    client: Client, tmp_path: Path
+) -> None:
     assert name_slug("@x/a-b") != name_slug("@x-a/b")
     assert name_slug("@x/a-b").startswith("x-a-b-")  # still readable
-    ws = make_workspace(tmp_path / "ws", {"packages/one": {"name": "@x/a-b"},
-                                          "packages/two": {"name": "@x-a/b"}})
+    ws = make_workspace(
+        tmp_path / "ws", {"packages/one": {"name": "@x/a-b"}, "packages/two": {"name": "@x-a/b"}}
+    )
     report = await run_suite(client, ws, overrides={"maxConcurrentBuilds": 2})
     assert {r.package_name: r.status for r in report.package_reports} == {
-        "@x/a-b": PackageStatus.SUCCESS, "@x-a/b": PackageStatus.SUCCESS}
+        "@x/a-b": PackageStatus.SUCCESS,
+        "@x-a/b": PackageStatus.SUCCESS,
+    }
     ids = {r.workflow_id for r in report.package_reports}
     assert len(ids) == 2
     day = Path(report.summary_path or "").parent
@@ -51,10 +56,14 @@ async def test_colliding_names_get_two_children_two_logs_two_reports(
 def test_symlinked_package_directory_is_refused(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "package.json").write_text(json.dumps(
-        {"name": "@evil/out", "version": "1.0.0", "scripts": {"build": "mkdir -p dist"}}))
-    ws = make_workspace(tmp_path / "ws", {"packages/fine": {"name": "@ok/fine"}},
-                        workspaces=["packages/*", "linked"])
+    (outside / "package.json").write_text(
+        json.dumps({"name": "@evil/out", "version": "1.0.0", "scripts": {"build": "mkdir -p dist"}})
+    )
+    ws = make_workspace(
+        tmp_path / "ws",
+        {"packages/fine": {"name": "@ok/fine"}},
+        workspaces=["packages/*", "linked"],
+    )
     (ws / "linked").symlink_to(outside)
     with pytest.raises(WorkspaceError, match=r"linked .*outside the workspace root"):
         discover_workspace(ws)
@@ -68,11 +77,13 @@ def test_symlinked_package_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_symlinked_package_and_writes_nothing_outside(
-        address: str, tmp_path: Path) -> None:
+    address: str, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "package.json").write_text(json.dumps(
-        {"name": "@evil/out", "version": "1.0.0", "scripts": {"build": "mkdir -p dist"}}))
+    (outside / "package.json").write_text(
+        json.dumps({"name": "@evil/out", "version": "1.0.0", "scripts": {"build": "mkdir -p dist"}})
+    )
     ws = make_workspace(tmp_path / "ws", {}, workspaces=["linked"])
     (ws / "linked").symlink_to(outside)
     proc = _cli(["build", str(ws)], address, tmp_path)

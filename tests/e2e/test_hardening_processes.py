@@ -49,18 +49,31 @@ def processes_with(needle: str) -> list[int]:
 
 
 async def test_steps_end_with_their_main_process_and_leave_nothing_behind(
-        client: Client, tmp_path: Path) -> None:
+    client: Client, tmp_path: Path
+) -> None:
     tag = f"{random.randint(100000, 999999)}"
-    daemon = (f"setsid sleep 301.{tag} >/dev/null 2>&1 & echo $! > daemon.pid; "
-              f"sleep 302.{tag} >/dev/null 2>&1 & echo $! > bg.pid; mkdir -p dist")
-    ws = make_workspace(tmp_path / "ws", {
-        "packages/bg": {"name": "@p/bg", "scripts": {
-            "build": f"(sleep 303.{tag}; echo late) & echo started; mkdir -p dist",
-            "test": "true"}},
-        "packages/daemon": {"name": "@p/daemon", "scripts": {"build": daemon, "test": "true"}},
-        "packages/slow": {"name": "@p/slow", "scripts": {
-            "build": "mkdir -p dist", "test": f"sleep 304.{tag}"}},
-    }, config="[fix]\nenabled = false\n[timeouts]\ntestSeconds = 2\n")
+    daemon = (
+        f"setsid sleep 301.{tag} >/dev/null 2>&1 & echo $! > daemon.pid; "
+        f"sleep 302.{tag} >/dev/null 2>&1 & echo $! > bg.pid; mkdir -p dist"
+    )
+    ws = make_workspace(
+        tmp_path / "ws",
+        {
+            "packages/bg": {
+                "name": "@p/bg",
+                "scripts": {
+                    "build": f"(sleep 303.{tag}; echo late) & echo started; mkdir -p dist",
+                    "test": "true",
+                },
+            },
+            "packages/daemon": {"name": "@p/daemon", "scripts": {"build": daemon, "test": "true"}},
+            "packages/slow": {
+                "name": "@p/slow",
+                "scripts": {"build": "mkdir -p dist", "test": f"sleep 304.{tag}"},
+            },
+        },
+        config="[fix]\nenabled = false\n[timeouts]\ntestSeconds = 2\n",
+    )
     start = time.monotonic()
     report = await run_suite(client, ws, overrides={"maxConcurrentBuilds": 3})
     elapsed = time.monotonic() - start
@@ -86,28 +99,44 @@ def address(temporal_env: WorkflowEnvironment) -> str:
 
 
 async def test_retry_after_a_killed_worker_never_overlaps(
-        client: Client, address: str, tmp_path: Path) -> None:
+    client: Client, address: str, tmp_path: Path
+) -> None:
     # First attempt: record our pid, then hang; the retry finds the marker and finishes.
     # (a zombie runs nothing: only a live process is an overlap)
-    build = ("for p in $(cat ../../pids 2>/dev/null); do grep -qs '^State:\\s*[RSDT]' "
-             "/proc/$p/status && echo $p >> ../../overlaps; done; echo $$ >> ../../pids; "
-             "if [ ! -f ../../first ]; then touch ../../first; sleep 120; fi; mkdir -p dist")
-    ws = make_workspace(tmp_path / "ws", {"packages/a": {
-        "name": "@r/a", "scripts": {"build": build, "test": "true"}}},
-        config="[timeouts]\nheartbeatSeconds = 3\n")
+    build = (
+        "for p in $(cat ../../pids 2>/dev/null); do grep -qs '^State:\\s*[RSDT]' "
+        "/proc/$p/status && echo $p >> ../../overlaps; done; echo $$ >> ../../pids; "
+        "if [ ! -f ../../first ]; then touch ../../first; sleep 120; fi; mkdir -p dist"
+    )
+    ws = make_workspace(
+        tmp_path / "ws",
+        {"packages/a": {"name": "@r/a", "scripts": {"build": build, "test": "true"}}},
+        config="[timeouts]\nheartbeatSeconds = 3\n",
+    )
     tq = f"tq-{uuid.uuid4()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PKGBUILDER_")}
-    env.update(TEMPORAL_ADDRESS=address, TEMPORAL_TASK_QUEUE=tq,
-               PKGBUILDER_LLM_TASK_QUEUE=f"{tq}-llm", PKGBUILDER_HOME=str(tmp_path / "home"))
-    worker = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    settings = load_settings(ws, env={"TEMPORAL_TASK_QUEUE": tq,
-                                      "PKGBUILDER_LLM_TASK_QUEUE": f"{tq}-llm"})
+    env.update(
+        TEMPORAL_ADDRESS=address,
+        TEMPORAL_TASK_QUEUE=tq,
+        PKGBUILDER_LLM_TASK_QUEUE=f"{tq}-llm",
+        PKGBUILDER_HOME=str(tmp_path / "home"),
+    )
+    worker = subprocess.Popen(
+        [pkgbuilder_cli(), "worker", "--workspace", str(ws)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    settings = load_settings(
+        ws, env={"TEMPORAL_TASK_QUEUE": tq, "PKGBUILDER_LLM_TASK_QUEUE": f"{tq}-llm"}
+    )
     bid = f"r{uuid.uuid4().hex[:8]}"
     handle = await client.start_workflow(
         SuiteBuildWorkflow.run,
         SuiteBuildInput(build_id=bid, workspace_root=str(ws), config=settings),
-        id=f"suite-{bid}", task_queue=tq)
+        id=f"suite-{bid}",
+        task_queue=tq,
+    )
     try:
         for _ in range(600):
             if (ws / "first").exists():

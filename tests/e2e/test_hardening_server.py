@@ -50,14 +50,28 @@ def _running(pid: int) -> bool:
 
 def test_sigkilled_build_takes_its_embedded_server_with_it(tmp_path: Path) -> None:
     tag = str(random.randint(100000, 999999))
-    ws = make_workspace(tmp_path / "ws", {"packages/a": {"name": "@e/a", "scripts": {
-        "build": f"touch ../../started; sleep 60.{tag}", "test": "true"}}})
+    ws = make_workspace(
+        tmp_path / "ws",
+        {
+            "packages/a": {
+                "name": "@e/a",
+                "scripts": {"build": f"touch ../../started; sleep 60.{tag}", "test": "true"},
+            }
+        },
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PKGBUILDER_")}
     port = free_port()
-    env.update(TEMPORAL_ADDRESS=f"127.0.0.1:{port}", PKGBUILDER_HOME=str(tmp_path / "home"),
-               PKGBUILDER_HEADLESS="1")
-    cli = subprocess.Popen([pkgbuilder_cli(), "build", str(ws)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update(
+        TEMPORAL_ADDRESS=f"127.0.0.1:{port}",
+        PKGBUILDER_HOME=str(tmp_path / "home"),
+        PKGBUILDER_HEADLESS="1",
+    )
+    cli = subprocess.Popen(
+        [pkgbuilder_cli(), "build", str(ws)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     servers: list[int] = []
     try:
         deadline = time.monotonic() + 120

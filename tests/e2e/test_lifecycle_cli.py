@@ -69,15 +69,20 @@ def test_wrong_branch_dirty_tree_and_unknown_inputs_are_one_sentence(repo: Path)
     (repo / "README.md").write_text("dirty\n")
     assert_one_sentence(*cli(repo, "start"), "uncommitted change(s) (e.g. README.md)")
     (repo / "README.md").unlink()
-    assert_one_sentence(*cli(repo, "start", "--regenerate", "@gen/alhpa"),
-                        "--regenerate names @gen/alhpa, which is not a package")
+    assert_one_sentence(
+        *cli(repo, "start", "--regenerate", "@gen/alhpa"),
+        "--regenerate names @gen/alhpa, which is not a package",
+    )
     assert_one_sentence(*cli(repo, "start", "--base", "trunk"), "base branch 'trunk'")
     assert_one_sentence(*cli(repo, "stop"), "No generation is active")
-    assert_one_sentence(*cli(repo, "switch", "generation-2030-01-01-00-00-00"),
-                        "no active generation named 'generation-2030-01-01-00-00-00'")
+    assert_one_sentence(
+        *cli(repo, "switch", "generation-2030-01-01-00-00-00"),
+        "no active generation named 'generation-2030-01-01-00-00-00'",
+    )
     assert_one_sentence(*cli(repo, "switch", "feature"), "'feature' is not a generation name")
-    assert_one_sentence(*cli(repo, "resume", "generation-2030-01-01-00-00-00"),
-                        "no active generation named")
+    assert_one_sentence(
+        *cli(repo, "resume", "generation-2030-01-01-00-00-00"), "no active generation named"
+    )
     assert tags(repo) == [] and branches(repo, "generation-*") == []
 
 

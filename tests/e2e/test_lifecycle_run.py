@@ -48,19 +48,31 @@ async def test_run_generates_in_dependency_order_and_in_parallel(
     fake_anthropic: FakeAnthropic,
 ) -> None:
     repo = copy_workspace(FIXTURE, tmp_path / "repo")
-    record = lifecycle.start(repo, pkgbuilder_home,
-                             regenerate=[("@gen/alpha", PATHS["@gen/alpha"])],
-                             plan_path="plans/master-plan.md")
+    record = lifecycle.start(
+        repo,
+        pkgbuilder_home,
+        regenerate=[("@gen/alpha", PATHS["@gen/alpha"])],
+        plan_path="plans/master-plan.md",
+    )
     name = record.name
     fake_anthropic.default = responder
-    settings = load_settings(repo, env={}, overrides={
-        "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
-    })
+    settings = load_settings(
+        repo,
+        env={},
+        overrides={
+            "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
+        },
+    )
     async with running_workers(client, settings):
         result: GenerationRunResult = await client.execute_workflow(
             GenerationRunWorkflow.run,
-            GenerationRunInput(repo=str(repo), home=str(pkgbuilder_home), generation=name,
-                               parallel=2, config=settings),
+            GenerationRunInput(
+                repo=str(repo),
+                home=str(pkgbuilder_home),
+                generation=name,
+                parallel=2,
+                config=settings,
+            ),
             id=f"generation-run-{name}-{task_queue}",
             task_queue=task_queue,
         )
@@ -111,15 +123,17 @@ def address(temporal_env: WorkflowEnvironment) -> str:
 
 def cli_env(address: str, task_queue: str, fake: FakeAnthropic) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "TEMPORAL_ADDRESS": address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "PKGBUILDER_LLM_TASK_QUEUE": f"{task_queue}-llm",
-        "ANTHROPIC_API_KEY": fake.api_key,
-        "ANTHROPIC_BASE_URL": fake.url,
-        # Builds take a while, so the kill lands in the middle of a task's gate.
-        "PKGBUILDER_TEST_SLEEP_MS": "3000",
-    })
+    env.update(
+        {
+            "TEMPORAL_ADDRESS": address,
+            "TEMPORAL_TASK_QUEUE": task_queue,
+            "PKGBUILDER_LLM_TASK_QUEUE": f"{task_queue}-llm",
+            "ANTHROPIC_API_KEY": fake.api_key,
+            "ANTHROPIC_BASE_URL": fake.url,
+            # Builds take a while, so the kill lands in the middle of a task's gate.
+            "PKGBUILDER_TEST_SLEEP_MS": "3000",
+        }
+    )
     return env
 
 
@@ -129,7 +143,10 @@ def kill_mid_task(repo: Path, home: Path, name: str, env: dict[str, str], log: P
     with log.open("w") as out:
         proc = subprocess.Popen(
             [pkgbuilder_cli(), "generation", "run", "--repo", str(repo), "--parallel", "2"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 180
@@ -137,8 +154,10 @@ def kill_mid_task(repo: Path, home: Path, name: str, env: dict[str, str], log: P
             assert proc.poll() is None, log.read_text()
             record = store.load(home, name)
             building = [
-                t for t in (record.tasks.values() if record else [])
-                if t.status == TaskStatus.IN_PROGRESS and t.worktree
+                t
+                for t in (record.tasks.values() if record else [])
+                if t.status == TaskStatus.IN_PROGRESS
+                and t.worktree
                 and (Path(t.worktree) / "node_modules" / ".pkgbuilder-install.json").exists()
             ]
             if building:
@@ -154,7 +173,10 @@ def kill_mid_task(repo: Path, home: Path, name: str, env: dict[str, str], log: P
 def resume(repo: Path, name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [pkgbuilder_cli(), "generation", "resume", name, "--repo", str(repo), "--json"],
-        env=env, capture_output=True, text=True, timeout=280,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
 
 
@@ -171,12 +193,17 @@ def assert_finished_cleanly(repo: Path, home: Path, name: str) -> None:
 
 @pytest.mark.slow
 async def test_worker_killed_mid_run_then_resume_completes(
-    client: Client, address: str, task_queue: str, tmp_path: Path, pkgbuilder_home: Path,
+    client: Client,
+    address: str,
+    task_queue: str,
+    tmp_path: Path,
+    pkgbuilder_home: Path,
     fake_anthropic: FakeAnthropic,
 ) -> None:
     repo = copy_workspace(FIXTURE, tmp_path / "repo")
-    name = lifecycle.start(repo, pkgbuilder_home,
-                           regenerate=[("@gen/alpha", PATHS["@gen/alpha"])]).name
+    name = lifecycle.start(
+        repo, pkgbuilder_home, regenerate=[("@gen/alpha", PATHS["@gen/alpha"])]
+    ).name
     fake_anthropic.default = responder
     env = cli_env(address, task_queue, fake_anthropic)
     kill_mid_task(repo, pkgbuilder_home, name, env, tmp_path / "run.log")
@@ -193,12 +220,17 @@ async def test_worker_killed_mid_run_then_resume_completes(
 
 @pytest.mark.slow
 async def test_run_lost_then_resume_resets_stuck_tasks_and_completes(
-    client: Client, address: str, task_queue: str, tmp_path: Path, pkgbuilder_home: Path,
+    client: Client,
+    address: str,
+    task_queue: str,
+    tmp_path: Path,
+    pkgbuilder_home: Path,
     fake_anthropic: FakeAnthropic,
 ) -> None:
     repo = copy_workspace(FIXTURE, tmp_path / "repo")
-    name = lifecycle.start(repo, pkgbuilder_home,
-                           regenerate=[("@gen/alpha", PATHS["@gen/alpha"])]).name
+    name = lifecycle.start(
+        repo, pkgbuilder_home, regenerate=[("@gen/alpha", PATHS["@gen/alpha"])]
+    ).name
     fake_anthropic.default = responder
     env = cli_env(address, task_queue, fake_anthropic)
     kill_mid_task(repo, pkgbuilder_home, name, env, tmp_path / "run.log")
@@ -223,12 +255,16 @@ async def test_run_lost_then_resume_resets_stuck_tasks_and_completes(
 
 @pytest.mark.slow
 async def test_tasks_out_of_attempts_fail_with_reason_block_dependents_and_retry(
-    client: Client, task_queue: str, tmp_path: Path, pkgbuilder_home: Path,
+    client: Client,
+    task_queue: str,
+    tmp_path: Path,
+    pkgbuilder_home: Path,
     fake_anthropic: FakeAnthropic,
 ) -> None:
     repo = copy_workspace(FIXTURE, tmp_path / "repo")
-    name = lifecycle.start(repo, pkgbuilder_home,
-                           regenerate=[("@gen/alpha", PATHS["@gen/alpha"])]).name
+    name = lifecycle.start(
+        repo, pkgbuilder_home, regenerate=[("@gen/alpha", PATHS["@gen/alpha"])]
+    ).name
 
     def model(body: dict) -> Reply:
         package = package_of_request(body)
@@ -241,17 +277,28 @@ async def test_tasks_out_of_attempts_fail_with_reason_block_dependents_and_retry
         return Reply.contract(files)
 
     fake_anthropic.default = model
-    settings = load_settings(repo, env={}, overrides={
-        "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
-    })
+    settings = load_settings(
+        repo,
+        env={},
+        overrides={
+            "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
+        },
+    )
 
     async def run(n: int, **options: object) -> GenerationRunResult:
         result: GenerationRunResult = await client.execute_workflow(
             GenerationRunWorkflow.run,
-            GenerationRunInput.model_validate({
-                "repo": str(repo), "home": str(pkgbuilder_home), "generation": name,
-                "parallel": 2, "maxTaskAttempts": 2, "config": settings, **options,
-            }),
+            GenerationRunInput.model_validate(
+                {
+                    "repo": str(repo),
+                    "home": str(pkgbuilder_home),
+                    "generation": name,
+                    "parallel": 2,
+                    "maxTaskAttempts": 2,
+                    "config": settings,
+                    **options,
+                }
+            ),
             id=f"generation-run-{name}-{task_queue}-{n}",
             task_queue=task_queue,
         )
@@ -260,7 +307,8 @@ async def test_tasks_out_of_attempts_fail_with_reason_block_dependents_and_retry
     async with running_workers(client, settings):
         result = await run(1, taskTimeoutSeconds=6)
         failed_branches = sorted(
-            git(repo, "branch", "--list", "--format=%(refname:short)", "task/*").split())
+            git(repo, "branch", "--list", "--format=%(refname:short)", "task/*").split()
+        )
         # A later run leaves failed tasks alone (and their dependents blocked)...
         fake_anthropic.default = responder
         calls = len(fake_anthropic.requests)
@@ -284,5 +332,6 @@ async def test_tasks_out_of_attempts_fail_with_reason_block_dependents_and_retry
     assert tasks["@gen/gamma"].attempts == 1  # blocked until alpha succeeded
     assert worktree_paths(repo) == [str(repo)]
     assert failed_branches == sorted(
-        [f"task/{name}-{name_slug('@gen/alpha')}", f"task/{name}-{name_slug('@gen/beta')}"])
+        [f"task/{name}-{name_slug('@gen/alpha')}", f"task/{name}-{name_slug('@gen/beta')}"]
+    )
     assert git(repo, "branch", "--list", "task/*").strip() == ""  # merged ones are removed

@@ -67,22 +67,36 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
     """No PKGBUILDER_HOME: a build from a package directory keeps its state in the
     workspace root; `status` and `ui` find it from elsewhere in the tree; --keep-server
     leaves the UI up and `ui --stop` stops it."""
-    ws = copy_workspace(FAILING, tmp_path / "ws", extra_config=(
-        '[verify]\ncommand = ["node", "-e", "console.log(42)"]\n'))
+    ws = copy_workspace(
+        FAILING,
+        tmp_path / "ws",
+        extra_config=('[verify]\ncommand = ["node", "-e", "console.log(42)"]\n'),
+    )
     sub = ws / "packages" / "core"
     port, ui_port = free_port(), free_port()
     env = cli_env(f"localhost:{port}", PKGBUILDER_UI_PORT=str(ui_port))
     home = ws / ".pkgbuilder"
     try:
-        proc = run_cli(["build", "../..", "--only", "@fx/solo", "--build-id", "sub1",
-                        "--keep-server"], env, cwd=sub)
+        proc = run_cli(
+            ["build", "../..", "--only", "@fx/solo", "--build-id", "sub1", "--keep-server"],
+            env,
+            cwd=sub,
+        )
         assert proc.returncode == 0, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
-        assert last == (f"Temporal UI: http://localhost:{ui_port}/namespaces/default/"
-                        "workflows/suite-sub1"), proc.stderr
+        assert last == (
+            f"Temporal UI: http://localhost:{ui_port}/namespaces/default/workflows/suite-sub1"
+        ), proc.stderr
         assert (home / "temporal.db").is_file() and (home / "temporal-server.pid").is_file()
-        assert subprocess.run(["git", "status", "--porcelain", ".pkgbuilder"], cwd=ws,
-                              capture_output=True, text=True).stdout == ""
+        assert (
+            subprocess.run(
+                ["git", "status", "--porcelain", ".pkgbuilder"],
+                cwd=ws,
+                capture_output=True,
+                text=True,
+            ).stdout
+            == ""
+        )
         ui = run_cli(["ui", "sub1"], env, cwd=ws / "packages" / "utility" / "mid")
         assert ui.returncode == 0 and f"UI http://localhost:{ui_port}" in ui.stderr, ui.stderr
         stop = run_cli(["ui", "--stop"], env, cwd=sub)
@@ -92,16 +106,23 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["successful"] == 1
         # Without --keep-server the last line names the command that reopens the UI.
-        outside = run_cli(["build", str(ws), "--only", "@fx/solo", "--build-id", "sub2"],
-                          env, cwd=tmp_path)
+        outside = run_cli(
+            ["build", str(ws), "--only", "@fx/solo", "--build-id", "sub2"], env, cwd=tmp_path
+        )
         assert outside.returncode == 0, outside.stderr
         assert "VERIFY passed" in outside.stdout  # the suite command's outcome is shown
         assert "report page: " in outside.stdout and "suites/sub2.html" in outside.stdout
         assert outside.stderr.strip().splitlines()[-1] == (
-            "see it in the Temporal UI: pkgbuilder ui sub2 --workspace ws")
-        viewer = subprocess.Popen([pkgbuilder_cli(), "ui", "sub2", "--workspace", "ws"],
-                                  env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                                  start_new_session=True)
+            "see it in the Temporal UI: pkgbuilder ui sub2 --workspace ws"
+        )
+        viewer = subprocess.Popen(
+            [pkgbuilder_cli(), "ui", "sub2", "--workspace", "ws"],
+            env=env,
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             assert viewer.stderr is not None
             assert "starting the Temporal dev server" in viewer.stderr.readline()
@@ -132,7 +153,8 @@ async def _visible(client: Client, query: str, want: int) -> list[str]:
 
 @pytest.mark.slow
 async def test_no_worker_is_noticed_and_outcomes_are_search_attributes(
-        address: str, client: Client, tmp_path: Path) -> None:
+    address: str, client: Client, tmp_path: Path
+) -> None:
     ws = copy_workspace(FAILING, tmp_path / "ws")
     env = cli_env(address)
     detached = run_cli(["build", str(ws), "--detach", "--build-id", "nowork"], env)
@@ -158,28 +180,35 @@ async def test_no_worker_is_noticed_and_outcomes_are_search_attributes(
     assert failed == [by_name["@fx/broken"]["workflowId"]]
     ok = await _visible(client, 'PkgBuildId = "nowork" AND PkgStatus = "success"', 3)
     assert len(ok) == 3
-    suites = await _visible(client, 'PkgBuildId = "nowork" AND PkgKind = "suite" AND '
-                                    'PkgResult = "failed"', 1)
+    suites = await _visible(
+        client, 'PkgBuildId = "nowork" AND PkgKind = "suite" AND PkgResult = "failed"', 1
+    )
     assert suites == ["suite-nowork"]
     child = await client.get_workflow_handle(failed[0]).describe()
     assert child.typed_search_attributes.get(sa.BUILD_PHASE) == "done"
     # A finished build id is not silently reused; --rebuild reuses it on purpose.
     reuse = run_cli(["build", str(ws), "--build-id", "nowork"], env)
     assert reuse.returncode == 2 and "--rebuild" in reuse.stderr, reuse.stderr
-    rebuilt = run_cli(["build", str(ws), "--build-id", "nowork", "--rebuild", "--only",
-                       "@fx/solo"], env)
+    rebuilt = run_cli(
+        ["build", str(ws), "--build-id", "nowork", "--rebuild", "--only", "@fx/solo"], env
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr
     # Without an id, status shows this workspace's newest suite (the server has others).
     other = copy_workspace(FAILING, tmp_path / "other")
-    assert run_cli(["build", str(other), "--only", "@fx/base", "--build-id", "elsewhere"],
-                   env).returncode == 0
+    assert (
+        run_cli(
+            ["build", str(other), "--only", "@fx/base", "--build-id", "elsewhere"], env
+        ).returncode
+        == 0
+    )
     latest = run_cli(["status", "--json"], env, cwd=ws / "packages")
     assert json.loads(latest.stdout)["buildId"] == "nowork", latest.stderr
 
 
 @pytest.mark.slow
 async def test_interrupt_then_cancel_prints_the_summary(
-        address: str, client: Client, tmp_path: Path) -> None:
+    address: str, client: Client, tmp_path: Path
+) -> None:
     """Ctrl-C leaves the suite unfinished and says what to run; cancel (no worker left)
     runs one in-process, and the resumed foreground build ends with the summary and
     'cancelled'; status shows that summary afterwards."""
@@ -195,16 +224,26 @@ async def test_interrupt_then_cancel_prints_the_summary(
             await asyncio.sleep(0.2)
         raise AssertionError("no package started")
 
-    first = subprocess.Popen([pkgbuilder_cli(), "build", str(ws), "--build-id", "intr"],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [pkgbuilder_cli(), "build", str(ws), "--build-id", "intr"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     await wait_active()
     first.send_signal(signal.SIGINT)
     _, err = first.communicate(timeout=60)
     assert first.returncode == 130, err
     assert "Interrupted: build intr is unfinished" in err and "packages are done and kept" in err
     assert "pkgbuilder build --resume" in err and "pkgbuilder cancel intr" in err
-    resumed = subprocess.Popen([pkgbuilder_cli(), "build", str(ws), "--resume"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resumed = subprocess.Popen(
+        [pkgbuilder_cli(), "build", str(ws), "--resume"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     await asyncio.sleep(1.0)
     await wait_active()
     cancel = run_cli(["cancel", "intr"], env)
@@ -238,11 +277,15 @@ def test_progress_lines_and_header_for_a_pipe() -> None:
     from pkgbuilder.models.common import Category
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    state = SuiteState(build_id="20261202-004001-abcdef", phase=SuitePhase.BUILD,
-                       max_concurrent=4, packages=[
-        PackageState(name="@x/zeta", category=Category.CORE, dependencies=[]),
-        PackageState(name="@x/alpha", category=Category.CORE, dependencies=[]),
-    ])
+    state = SuiteState(
+        build_id="20261202-004001-abcdef",
+        phase=SuitePhase.BUILD,
+        max_concurrent=4,
+        packages=[
+            PackageState(name="@x/zeta", category=Category.CORE, dependencies=[]),
+            PackageState(name="@x/alpha", category=Category.CORE, dependencies=[]),
+        ],
+    )
     lines = LineProgress()
     assert lines.lines(state) == ["phase BUILD"]
     state.packages[0].status = PackageStatus.BUILDING
@@ -257,8 +300,9 @@ def test_progress_lines_and_header_for_a_pipe() -> None:
     wide.print(state_table(state))
     text = wide.export_text()
     # One line although the table below is narrower than the header.
-    assert text.splitlines()[0] == ("suite 20261202-004001-abcdef — BUILD — 1/2 done, "
-                                    "0 building (max 4)")
+    assert text.splitlines()[0] == (
+        "suite 20261202-004001-abcdef — BUILD — 1/2 done, 0 building (max 4)"
+    )
     assert text.index("@x/zeta") < text.index("@x/alpha")  # workspace order, not re-sorted
 
 
@@ -269,8 +313,10 @@ def test_help_shows_no_bool_placeholder() -> None:
 
     for command in (["build", "--help"], ["status", "--help"], ["ui", "--help"]):
         result = CliRunner().invoke(app, command, env={"COLUMNS": "120"})
-        assert result.exit_code == 0 and "--json" in CliRunner().invoke(
-            app, ["build", "--help"]).stdout
+        assert (
+            result.exit_code == 0
+            and "--json" in CliRunner().invoke(app, ["build", "--help"]).stdout
+        )
         assert "<bool>" not in result.stdout, result.stdout
 
 
@@ -282,18 +328,26 @@ def test_terminal_ends_with_the_summary_not_a_stale_frame(address: str, tmp_path
     ws = copy_workspace(FAILING, tmp_path / "ws")
     env = cli_env(address)
     script = tmp_path / "run.sh"
-    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()
-                      if k.startswith(("TEMPORAL_", "PATH", "HOME", "VIRTUAL_ENV")))
-    script.write_text(f"{exports}{shlex.quote(pkgbuilder_cli())} build {shlex.quote(str(ws))} "
-                      "--only @fx/other --build-id tty1; echo EXIT=$?; sleep 60\n")
+    exports = "".join(
+        f"export {k}={shlex.quote(v)}\n"
+        for k, v in env.items()
+        if k.startswith(("TEMPORAL_", "PATH", "HOME", "VIRTUAL_ENV"))
+    )
+    script.write_text(
+        f"{exports}{shlex.quote(pkgbuilder_cli())} build {shlex.quote(str(ws))} "
+        "--only @fx/other --build-id tty1; echo EXIT=$?; sleep 60\n"
+    )
     sock = f"pkgb-{os.getpid()}"
-    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-x", "110", "-y", "60",
-                    "bash", str(script)], check=True)
+    subprocess.run(
+        ["tmux", "-L", sock, "new-session", "-d", "-x", "110", "-y", "60", "bash", str(script)],
+        check=True,
+    )
     try:
         screen = ""
         for _ in range(300):
-            screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p"],
-                                    capture_output=True, text=True).stdout
+            screen = subprocess.run(
+                ["tmux", "-L", sock, "capture-pane", "-p"], capture_output=True, text=True
+            ).stdout
             if "EXIT=" in screen:
                 break
             time.sleep(0.3)
@@ -307,7 +361,8 @@ def test_terminal_ends_with_the_summary_not_a_stale_frame(address: str, tmp_path
 
 @pytest.mark.slow
 async def test_no_command_relies_on_the_stale_poller_of_a_gone_worker(
-        address: str, client: Client, tmp_path: Path) -> None:
+    address: str, client: Client, tmp_path: Path
+) -> None:
     """A SIGKILLed local worker's poller is still listed by the server, yet no command counts
     on it (its pid is gone). A stale poller of another host can only be told by its work
     waiting: a foreground build and a cancel then say what they waited for and run a worker
@@ -331,26 +386,40 @@ async def test_no_command_relies_on_the_stale_poller_of_a_gone_worker(
             await asyncio.sleep(0.2)
         raise AssertionError("the dedicated worker never polled")
 
-    worker = subprocess.Popen([pkgbuilder_cli(), "worker", "--workspace", str(ws)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [pkgbuilder_cli(), "worker", "--workspace", str(ws)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         await wait_dedicated()
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
-    listed = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace="default", task_queue=TaskQueue(name=tq),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    listed = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name=tq),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
     assert any(p.identity.startswith(f"{worker.pid}@") for p in listed.pollers)
     assert not await has_dedicated_workers(client, "default", tq)
     # A worker of another host that stopped: its recent poller looks alive.
-    async with Worker(client, task_queue=tq, workflows=[SuiteBuildWorkflow],
-                      identity="4242@elsewhere", workflow_runner=workflow_runner()):
+    async with Worker(
+        client,
+        task_queue=tq,
+        workflows=[SuiteBuildWorkflow],
+        identity="4242@elsewhere",
+        workflow_runner=workflow_runner(),
+    ):
         await wait_dedicated()
     assert await has_dedicated_workers(client, "default", tq)
     proc = await asyncio.to_thread(
-        run_cli, ["build", str(ws), "--only", "@fx/solo", "--build-id", "stale"], env)
+        run_cli, ["build", str(ws), "--only", "@fx/solo", "--build-id", "stale"], env
+    )
     assert proc.returncode == 0, proc.stderr
     assert "a workflow task of suite-stale waited more than 10 s for a worker" in proc.stderr
     assert "running one in-process" in proc.stderr
@@ -366,9 +435,20 @@ def test_foreground_server_dies_with_the_command_even_by_sigkill(tmp_path: Path)
     from pkgbuilder.runtime.client import server_answers
 
     port = free_port()
-    proc = subprocess.Popen([pkgbuilder_cli(), "server", "--port", str(port), "--headless",
-                             "--db", str(tmp_path / "t.db")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            pkgbuilder_cli(),
+            "server",
+            "--port",
+            str(port),
+            "--headless",
+            "--db",
+            str(tmp_path / "t.db"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         for _ in range(150):
             if asyncio.run(server_answers(f"127.0.0.1:{port}")):

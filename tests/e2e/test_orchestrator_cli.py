@@ -35,9 +35,14 @@ class Cli:
 
     async def __call__(self, *args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            PKGBUILDER, *args, "--workspace", str(self.workspace),
-            cwd=self.workspace, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            PKGBUILDER,
+            *args,
+            "--workspace",
+            str(self.workspace),
+            cwd=self.workspace,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await proc.communicate()
         assert proc.returncode is not None
@@ -53,7 +58,8 @@ async def test_queue_and_orchestrator_commands(
     db = tmp_path / "queue.db"
     (ws / "pkgbuilder.toml").write_text(
         f'[orchestrator]\nworkflow_id = "{orch_id}"\nschedule_id = "{schedule_id}"\n'
-        f'queue_db = "{db}"\n')
+        f'queue_db = "{db}"\n'
+    )
     env = {
         "PATH": os.environ["PATH"],
         "PKGBUILDER_HOME": str(tmp_path / "home"),
@@ -67,7 +73,9 @@ async def test_queue_and_orchestrator_commands(
     assert code == 0 and "queued @c/one (priority 5)" in out
     code, out, _ = await cli("queue", "list", "--json")
     assert [(r["name"], r["status"]) for r in json.loads(out)] == [
-        ("@c/two", "queued"), ("@c/one", "queued")]
+        ("@c/two", "queued"),
+        ("@c/one", "queued"),
+    ]
 
     script = BuildScript()
     async with orchestrator_worker(client, task_queue, script):
@@ -77,8 +85,10 @@ async def test_queue_and_orchestrator_commands(
             assert f"orchestrator {orch_id} started" in out
             assert f"poll schedule {schedule_id} created" in out
             queue = SqliteQueue(db)
-            await wait_for(lambda: all(i.status is SourceStatus.PUBLISHED
-                                       for i in queue.items()), "both packages published")
+            await wait_for(
+                lambda: all(i.status is SourceStatus.PUBLISHED for i in queue.items()),
+                "both packages published",
+            )
             # @c/two outranks @c/one but depends on it.
             assert script.started() == ["@c/one", "@c/two"]
 
@@ -86,9 +96,16 @@ async def test_queue_and_orchestrator_commands(
             state = json.loads(out)
             assert code == 0 and state["running"] is True
             assert (state["isPaused"], state["isDraining"], state["maxConcurrent"]) == (
-                False, False, 2)
+                False,
+                False,
+                2,
+            )
             assert (state["queue"], state["active"], state["completed"], state["failed"]) == (
-                [], [], 2, 0)
+                [],
+                [],
+                2,
+                0,
+            )
 
             code, out, _ = await cli("orchestrator", "pause")
             assert code == 0 and out.startswith("paused")
@@ -113,8 +130,9 @@ async def test_queue_and_orchestrator_commands(
             assert code == 2 and "Cannot resume: the orchestrator is draining" in err
             assert "Traceback" not in err
             await release_all(client, [script.calls[-1].child_workflow_id])
-            await wait_for(lambda: queue.items()[-1].status is SourceStatus.PUBLISHED,
-                           "@c/three published")
+            await wait_for(
+                lambda: queue.items()[-1].status is SourceStatus.PUBLISHED, "@c/three published"
+            )
 
             async def orchestrator_closed() -> bool:
                 desc = await client.get_workflow_handle(orch_id).describe()

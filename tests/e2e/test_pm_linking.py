@@ -65,8 +65,7 @@ def _mono(root: Path, manager_files: dict[str, str] | None = None, **root_extra:
 
 
 def _b(root: Path, deps: dict[str, str], field: str = "dependencies") -> None:
-    write_json(root / "packages/b/package.json", {"name": "@x/b", "version": "1.0.0",
-                                                   field: deps})
+    write_json(root / "packages/b/package.json", {"name": "@x/b", "version": "1.0.0", field: deps})
 
 
 def _edges(root: Path) -> dict[str, list[str]]:
@@ -90,12 +89,17 @@ def test_npm_links_only_satisfied_ranges(tmp_path: Path) -> None:
 def test_npm_lockfile_is_the_truth(tmp_path: Path) -> None:
     root = _mono(tmp_path, workspaces=["packages/*"])
     _b(root, {"@x/a": "*"})
-    lock = {"lockfileVersion": 3, "packages": {
-        "": {"workspaces": ["packages/*"]},
-        "node_modules/@x/a": {"resolved": "packages/a", "link": True},
-        "packages/b/node_modules/@x/a": {"version": "15.1.0",
-                                         "resolved": "https://registry.npmjs.org/@x/a/-/a.tgz"},
-    }}
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {
+            "": {"workspaces": ["packages/*"]},
+            "node_modules/@x/a": {"resolved": "packages/a", "link": True},
+            "packages/b/node_modules/@x/a": {
+                "version": "15.1.0",
+                "resolved": "https://registry.npmjs.org/@x/a/-/a.tgz",
+            },
+        },
+    }
     write_json(root / "package-lock.json", lock)
     assert _edges(root)["@x/b"] == []  # the lockfile installs @x/a for b from the registry
     del lock["packages"]["packages/b/node_modules/@x/a"]
@@ -104,8 +108,11 @@ def test_npm_lockfile_is_the_truth(tmp_path: Path) -> None:
 
 
 def test_pnpm_links_plain_ranges_only_with_link_workspace_packages(tmp_path: Path) -> None:
-    root = _mono(tmp_path, {"pnpm-workspace.yaml": "packages: ['packages/*']\n"},
-                 packageManager="pnpm@9.15.9")
+    root = _mono(
+        tmp_path,
+        {"pnpm-workspace.yaml": "packages: ['packages/*']\n"},
+        packageManager="pnpm@9.15.9",
+    )
     _b(root, {"@x/a": "^16.0.0"})
     assert _edges(root)["@x/b"] == []  # pnpm 9+: link-workspace-packages is off by default
     _b(root, {"@x/a": "workspace:^"})
@@ -117,7 +124,8 @@ def test_pnpm_links_plain_ranges_only_with_link_workspace_packages(tmp_path: Pat
     assert _edges(root)["@x/b"] == []  # not satisfied: from the registry even when linking
     (root / ".npmrc").unlink()
     (root / "pnpm-workspace.yaml").write_text(
-        "packages: ['packages/*']\nlinkWorkspacePackages: true\n")
+        "packages: ['packages/*']\nlinkWorkspacePackages: true\n"
+    )
     _b(root, {"@x/a": "16"})
     assert _edges(root)["@x/b"] == ["@x/a"]
 
@@ -140,10 +148,15 @@ def test_pnpm_lockfile_link_entries_are_the_truth(tmp_path: Path) -> None:
 
 def test_unlinked_ranges_do_not_make_a_cycle(tmp_path: Path) -> None:
     """The issue's case: @x/b asks for an older @x/a, which the registry provides."""
-    root = _mono(tmp_path, {"pnpm-workspace.yaml": "packages: ['packages/*']\n"},
-                 packageManager="pnpm@9.15.9")
-    write_json(root / "packages/a/package.json", {
-        "name": "@x/a", "version": "16.0.3", "devDependencies": {"@x/b": "workspace:*"}})
+    root = _mono(
+        tmp_path,
+        {"pnpm-workspace.yaml": "packages: ['packages/*']\n"},
+        packageManager="pnpm@9.15.9",
+    )
+    write_json(
+        root / "packages/a/package.json",
+        {"name": "@x/a", "version": "16.0.3", "devDependencies": {"@x/b": "workspace:*"}},
+    )
     _b(root, {"@x/a": "^15.0.0"})
     graph = discover_workspace(root)
     assert graph.topological_order == ["@x/b", "@x/a"]
@@ -154,8 +167,12 @@ def test_unlinked_ranges_do_not_make_a_cycle(tmp_path: Path) -> None:
 
 
 def test_yarn_berry_pnp_is_refused_in_one_sentence(tmp_path: Path) -> None:
-    root = _mono(tmp_path, {".yarnrc.yml": "enableTelemetry: false\n"},
-                 workspaces=["packages/*"], packageManager="yarn@4.18.1")
+    root = _mono(
+        tmp_path,
+        {".yarnrc.yml": "enableTelemetry: false\n"},
+        workspaces=["packages/*"],
+        packageManager="yarn@4.18.1",
+    )
     _b(root, {"@x/a": "^16.0.0"})
     with pytest.raises(Exception, match=r"Plug'n'Play .* set 'nodeLinker: node-modules'"):
         discover_workspace(root)
@@ -181,8 +198,11 @@ def test_fingerprint_reads_only_the_manifests_that_matter(tmp_path: Path) -> Non
     write_json(root / ".pkgbuilder/publishing/registry/package.json", {"name": "verdaccio-install"})
     (root / "package-lock.json").write_text("{}")
     assert install_inputs(root, ["packages/a", "packages/b"]) == [
-        "package-lock.json", "package.json", "packages/a/package.json",
-        "packages/b/package.json"]
+        "package-lock.json",
+        "package.json",
+        "packages/a/package.json",
+        "packages/b/package.json",
+    ]
     before = manifest_fingerprint(root)
     write_json(root / "packages/b/test/fixtures/app/package.json", {"name": "changed"})
     write_json(root / ".pkgbuilder/publishing/registry/package.json", {"name": "changed"})
@@ -198,14 +218,24 @@ def test_extra_edges_from_config_package_json_and_turbo(tmp_path: Path) -> None:
     for name in ("a", "b", "c", "d"):
         write_json(tmp_path / f"packages/{name}/package.json", {"name": f"@x/{name}"})
     assert all(not p.dependencies for p in discover_workspace(tmp_path).packages)
-    write_json(tmp_path / "packages/b/package.json",
-               {"name": "@x/b", "pkgbuilder": {"dependsOn": ["@x/a"]}})
-    write_json(tmp_path / "turbo.json", {"tasks": {
-        "build": {"dependsOn": ["^build"]},
-        "@x/c#build": {"dependsOn": ["@x/b#build", "//#codegen", "@x/ghost#build"]},
-        "test": {"dependsOn": ["^test"]}}})
-    write_json(tmp_path / "packages/d/turbo.json",
-               {"extends": ["//"], "tasks": {"build": {"dependsOn": ["@x/a#build"]}}})
+    write_json(
+        tmp_path / "packages/b/package.json",
+        {"name": "@x/b", "pkgbuilder": {"dependsOn": ["@x/a"]}},
+    )
+    write_json(
+        tmp_path / "turbo.json",
+        {
+            "tasks": {
+                "build": {"dependsOn": ["^build"]},
+                "@x/c#build": {"dependsOn": ["@x/b#build", "//#codegen", "@x/ghost#build"]},
+                "test": {"dependsOn": ["^test"]},
+            }
+        },
+    )
+    write_json(
+        tmp_path / "packages/d/turbo.json",
+        {"extends": ["//"], "tasks": {"build": {"dependsOn": ["@x/a#build"]}}},
+    )
     graph = discover_workspace(tmp_path, only=["@x/c"])
     assert graph.topological_order == ["@x/a", "@x/b", "@x/c"]  # the closure follows them
     assert graph.by_name()["@x/c"].dependencies == ["@x/b"]
@@ -215,31 +245,45 @@ def test_extra_edges_from_config_package_json_and_turbo(tmp_path: Path) -> None:
     assert graph.by_name()["@x/d"].dependencies == ["@x/a"]
     with pytest.raises(DependencyCycleError):  # d needs a (turbo) and a needs d (config)
         discover_workspace(tmp_path, depends_on={"@x/a": ["@x/d"]})
-    with pytest.raises(Exception, match=r"^graph.dependsOn of @x/a in the config names "
-                                        r"@x/zz, which is not a package of the workspace\.$"):
+    with pytest.raises(
+        Exception,
+        match=r"^graph.dependsOn of @x/a in the config names "
+        r"@x/zz, which is not a package of the workspace\.$",
+    ):
         discover_workspace(tmp_path, depends_on={"@x/a": ["@x/zz"]})
 
 
-@pytest.mark.parametrize(("tail", "expected"), [
-    ("npm warn EBADENGINE x\nnpm error code EUSAGE\nnpm error\nnpm error `npm ci` can only "
-     "install packages when your package.json and package-lock.json are in sync.\nnpm error "
-     "Missing: encoding@0.1.14 from lock file\nnpm error A complete log of this run can be "
-     "found in: /x.log\n",
-     "`npm ci` can only install packages when your package.json and package-lock.json are in "
-     "sync."),
-    ("Scope: all 3 workspace projects\n ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with "
-     "\"frozen-lockfile\" because pnpm-lock.yaml is not up to date\n\nNote that in CI ...\n",
-     "ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with \"frozen-lockfile\" because "
-     "pnpm-lock.yaml is not up to date"),
-    ("yarn install v1.22.22\n[1/4] Resolving packages...\nerror Your lockfile needs to be "
-     "updated, but yarn was run with `--frozen-lockfile`.\ninfo Visit https://x for docs.\n",
-     "Your lockfile needs to be updated, but yarn was run with `--frozen-lockfile`."),
-    ("➤ YN0000: · Yarn 4.18.1\n➤ YN0028: │ The lockfile would have been modified by this "
-     "install, which is explicitly forbidden.\n➤ YN0000: · Failed with errors in 0s 80ms\n",
-     "➤ YN0028: │ The lockfile would have been modified by this install, which is explicitly "
-     "forbidden."),
-    ("something odd\nKilled\n", "Killed"),
-])
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (
+            "npm warn EBADENGINE x\nnpm error code EUSAGE\nnpm error\nnpm error `npm ci` can only "
+            "install packages when your package.json and package-lock.json are in sync.\nnpm error "
+            "Missing: encoding@0.1.14 from lock file\nnpm error A complete log of this run can be "
+            "found in: /x.log\n",
+            "`npm ci` can only install packages when your package.json and package-lock.json "
+            "are in sync.",
+        ),
+        (
+            "Scope: all 3 workspace projects\n ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with "
+            '"frozen-lockfile" because pnpm-lock.yaml is not up to date\n\nNote that in CI ...\n',
+            'ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with "frozen-lockfile" because '
+            "pnpm-lock.yaml is not up to date",
+        ),
+        (
+            "yarn install v1.22.22\n[1/4] Resolving packages...\nerror Your lockfile needs to be "
+            "updated, but yarn was run with `--frozen-lockfile`.\ninfo Visit https://x for docs.\n",
+            "Your lockfile needs to be updated, but yarn was run with `--frozen-lockfile`.",
+        ),
+        (
+            "➤ YN0000: · Yarn 4.18.1\n➤ YN0028: │ The lockfile would have been modified by this "
+            "install, which is explicitly forbidden.\n➤ YN0000: · Failed with errors in 0s 80ms\n",
+            "➤ YN0028: │ The lockfile would have been modified by this install, which is "
+            "explicitly forbidden.",
+        ),
+        ("something odd\nKilled\n", "Killed"),
+    ],
+)
 def test_install_failure_reason_picks_the_line_that_says_why(tail: str, expected: str) -> None:
     from pkgbuilder.activities.build import install_failure_reason
 

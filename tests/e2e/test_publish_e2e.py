@@ -40,13 +40,17 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def suite_settings(ws: Path, url: str, task_queue: str, scope: str) -> BuildSettings:
-    return load_settings(ws, env={}, overrides={
-        "registry": url,
-        "suitePackage": f"{scope}suite",
-        "publishing": {"enabled": True},
-        "timeouts": {"heartbeatSeconds": 5},
-        "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
-    })
+    return load_settings(
+        ws,
+        env={},
+        overrides={
+            "registry": url,
+            "suitePackage": f"{scope}suite",
+            "publishing": {"enabled": True},
+            "timeouts": {"heartbeatSeconds": 5},
+            "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
+        },
+    )
 
 
 def scope_of(ws: Path) -> str:
@@ -54,8 +58,9 @@ def scope_of(ws: Path) -> str:
     return name.split("/")[0] + "/"
 
 
-async def run_suite(client: Client, settings: BuildSettings, ws: Path, build_id: str
-                    ) -> BuildReport:
+async def run_suite(
+    client: Client, settings: BuildSettings, ws: Path, build_id: str
+) -> BuildReport:
     async with running_workers(client, settings):
         report: BuildReport = await client.execute_workflow(
             SuiteBuildWorkflow.run,
@@ -69,7 +74,8 @@ async def run_suite(client: Client, settings: BuildSettings, ws: Path, build_id:
 async def histories_json(client: Client, report: BuildReport) -> str:
     """Every event of the suite and of the children it ran, as JSON text."""
     ids = [f"suite-{report.build_id}"] + [
-        r.workflow_id for r in report.package_reports
+        r.workflow_id
+        for r in report.package_reports
         if r.workflow_id and r.status not in (PackageStatus.SKIPPED, PackageStatus.BLOCKED)
     ]
     texts: list[str] = []
@@ -98,7 +104,10 @@ def files_text(root: Path) -> str:
 
 
 async def test_suite_publishes_all_then_skips_all_and_never_records_the_token(
-    client: Client, registry: tuple[str, str], demo_template: Path, tmp_path: Path,
+    client: Client,
+    registry: tuple[str, str],
+    demo_template: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, token = registry
@@ -110,9 +119,11 @@ async def test_suite_publishes_all_then_skips_all_and_never_records_the_token(
     first_id = f"p{uuid.uuid4().hex[:8]}"
     first = await run_suite(client, settings, ws, first_id)
     outcomes = {r.package_name: r.publish for r in first.package_reports}
-    assert first.successful == 7, [(r.package_name, r.status.value, r.error, r.failures)
-                                   for r in first.package_reports
-                                   if r.status is not PackageStatus.SUCCESS]
+    assert first.successful == 7, [
+        (r.package_name, r.status.value, r.error, r.failures)
+        for r in first.package_reports
+        if r.status is not PackageStatus.SUCCESS
+    ]
     assert set(outcomes.values()) == {PublishOutcome.PUBLISHED}
     assert first.suite_package_published is PublishOutcome.PUBLISHED
     for name in outcomes:
@@ -130,7 +141,10 @@ async def test_suite_publishes_all_then_skips_all_and_never_records_the_token(
 
 
 async def test_sentinel_token_is_nowhere_and_changed_package_needs_a_bump(
-    client: Client, registry: tuple[str, str], demo_template: Path, tmp_path: Path,
+    client: Client,
+    registry: tuple[str, str],
+    demo_template: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, token = registry
@@ -163,8 +177,10 @@ async def test_sentinel_token_is_nowhere_and_changed_package_needs_a_bump(
     by_name = {r.package_name: r for r in bumped.package_reports}
     schema = by_name[f"{scope}schema"]
     assert schema.status is PackageStatus.FAILED and schema.publish is PublishOutcome.FAILED
-    assert f"{scope}schema@1.0.0 is already published with different content; bump the " \
-           "version." in (schema.error or "")
+    assert (
+        f"{scope}schema@1.0.0 is already published with different content; bump the "
+        "version." in (schema.error or "")
+    )
     # Its dependents were published identically before: they stay skipped (already out).
     assert by_name[f"{scope}user-service"].status is PackageStatus.SKIPPED
     assert by_name[f"{scope}string-rules"].status is PackageStatus.SKIPPED
@@ -190,14 +206,30 @@ def _start_worker(address: str, tq: str, ws: Path, token: str, log: Path) -> sub
     env = {**os.environ, "NPM_TOKEN": token, "PKGBUILDER_HOME": str(ws.parent / "home")}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "pkgbuilder.cli.app", "worker", "--address", address,
-             "--task-queue", tq, "--workspace", str(ws)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "pkgbuilder.cli.app",
+                "worker",
+                "--address",
+                address,
+                "--task-queue",
+                tq,
+                "--workspace",
+                str(ws),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
 
 async def test_worker_killed_during_publish_ends_with_each_version_published_once(
-    client: Client, registry: tuple[str, str], demo_template: Path, tmp_path: Path,
+    client: Client,
+    registry: tuple[str, str],
+    demo_template: Path,
+    tmp_path: Path,
 ) -> None:
     url, token = registry
     ws, graph = make_demo(demo_template, tmp_path / "ws")
@@ -213,7 +245,8 @@ async def test_worker_killed_during_publish_ends_with_each_version_published_onc
         handle = await client.start_workflow(
             SuiteBuildWorkflow.run,
             SuiteBuildInput(build_id=build_id, workspace_root=str(ws), config=settings),
-            id=f"suite-{build_id}", task_queue=tq,
+            id=f"suite-{build_id}",
+            task_queue=tq,
         )
         for _ in range(1200):  # bounded: at most ~120 s
             if _publish_process(url) is not None or first.poll() is not None:
@@ -242,12 +275,15 @@ async def test_worker_killed_during_publish_ends_with_each_version_published_onc
         scheduled: dict[int, str] = {}
         for ev in history.events:
             if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                scheduled[ev.event_id] = ev.activity_task_scheduled_event_attributes \
-                    .activity_type.name
+                scheduled[ev.event_id] = (
+                    ev.activity_task_scheduled_event_attributes.activity_type.name
+                )
             if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                 attrs = ev.activity_task_started_event_attributes
-                if scheduled.get(attrs.scheduled_event_id) == "publish_package" and \
-                        attrs.attempt > 1:
+                if (
+                    scheduled.get(attrs.scheduled_event_id) == "publish_package"
+                    and attrs.attempt > 1
+                ):
                     retried = True
     assert retried, "no publish_package attempt was retried"
     assert token not in log.read_text()

@@ -21,8 +21,12 @@ from pkgbuilder.publishing import verdaccio
 from tests.support.registry import REGISTRY_CACHE, free_port, running_registry
 
 
-def _tarball(files: dict[str, bytes], top: str = "package", level: int = 9,
-             modes: dict[str, int] | None = None) -> bytes:
+def _tarball(
+    files: dict[str, bytes],
+    top: str = "package",
+    level: int = 9,
+    modes: dict[str, int] | None = None,
+) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         for name, content in sorted(files.items()):
@@ -108,7 +112,11 @@ def _npm_pack(pkg: Path, dest: Path) -> dict:
     dest.mkdir()
     out = subprocess.run(
         ["npm", "pack", "--json", "--ignore-scripts", "--pack-destination", str(dest)],
-        cwd=pkg, capture_output=True, text=True, check=True, timeout=120,
+        cwd=pkg,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout
     return json.loads(out)[0]
 
@@ -171,8 +179,10 @@ def test_embedded_registry_lifecycle_user_and_token(tmp_path: Path) -> None:
             verdaccio.start(tmp_path / "other", port=st.port or 0, cache_dir=REGISTRY_CACHE)
         pid = st.pid
     assert not verdaccio.status(home).running
-    assert not Path(f"/proc/{pid}").exists() or b"verdaccio" not in Path(
-        f"/proc/{pid}/cmdline").read_bytes()
+    assert (
+        not Path(f"/proc/{pid}").exists()
+        or b"verdaccio" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
     assert verdaccio.stop(home) is False
 
 
@@ -187,8 +197,14 @@ def test_registry_cli_start_status_stop(tmp_path: Path) -> None:
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["pkgbuilder", "registry", *args], env=env, capture_output=True,
-                              text=True, timeout=300, check=False)
+        return subprocess.run(
+            ["pkgbuilder", "registry", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     try:
         started = cli("start", "--port", str(port))

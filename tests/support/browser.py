@@ -37,8 +37,9 @@ class Rendered:
     attributes: dict[str, list[str | None]] = field(default_factory=dict)
 
 
-def render(page_file: Path, selectors: dict[str, str],
-           attributes: dict[str, tuple[str, str]] | None = None) -> Rendered:
+def render(
+    page_file: Path, selectors: dict[str, str], attributes: dict[str, tuple[str, str]] | None = None
+) -> Rendered:
     """Load ``page_file`` and count ``selectors``; ``attributes``: name → (selector,
     attribute) to collect from every match."""
     from playwright.sync_api import Route, sync_playwright
@@ -53,12 +54,15 @@ def render(page_file: Path, selectors: dict[str, str],
         return route.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable,
-                                    args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             page = browser.new_page()
-            page.on("console", lambda m: result.console_errors.append(m.text)
-                    if m.type == "error" else None)
+            page.on(
+                "console",
+                lambda m: result.console_errors.append(m.text) if m.type == "error" else None,
+            )
             page.on("pageerror", lambda e: result.console_errors.append(str(e)))
             page.route("**/*", offline)
             page.goto(page_file.as_uri(), wait_until="load")
@@ -66,7 +70,8 @@ def render(page_file: Path, selectors: dict[str, str],
                 result.counts[name] = page.locator(selector).count()
             for name, (selector, attribute) in (attributes or {}).items():
                 result.attributes[name] = [
-                    el.get_attribute(attribute) for el in page.locator(selector).all()]
+                    el.get_attribute(attribute) for el in page.locator(selector).all()
+                ]
         finally:
             browser.close()
     return result

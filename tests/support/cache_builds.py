@@ -35,14 +35,24 @@ def executed(log: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()[:2]) for line in log.read_text().splitlines()]  # type: ignore[misc]
 
 
-async def build(client: Client, ws: Path, cache_dir: Path, log: Path,
-                extra: dict | None = None, env: dict[str, str] | None = None) -> BuildReport:
+async def build(
+    client: Client,
+    ws: Path,
+    cache_dir: Path,
+    log: Path,
+    extra: dict | None = None,
+    env: dict[str, str] | None = None,
+) -> BuildReport:
     tq = f"tq-{uuid.uuid4()}"
-    settings = load_settings(ws, env={}, overrides={
-        "temporal": {"taskQueue": tq, "llmTaskQueue": f"{tq}-llm"},
-        "cache": {"dir": str(cache_dir), **(extra or {})},
-        "fix": {"enabled": False},
-    })
+    settings = load_settings(
+        ws,
+        env={},
+        overrides={
+            "temporal": {"taskQueue": tq, "llmTaskQueue": f"{tq}-llm"},
+            "cache": {"dir": str(cache_dir), **(extra or {})},
+            "fix": {"enabled": False},
+        },
+    )
     bid = f"c{uuid.uuid4().hex[:8]}"
     saved = dict(os.environ)
     os.environ["PKGBUILDER_TEST_LOG"] = str(log)
@@ -52,7 +62,9 @@ async def build(client: Client, ws: Path, cache_dir: Path, log: Path,
             report: BuildReport = await client.execute_workflow(
                 SuiteBuildWorkflow.run,
                 SuiteBuildInput(build_id=bid, workspace_root=str(ws), config=settings),
-                id=f"suite-{bid}", task_queue=tq)
+                id=f"suite-{bid}",
+                task_queue=tq,
+            )
     finally:
         os.environ.clear()
         os.environ.update(saved)

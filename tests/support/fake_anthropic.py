@@ -297,8 +297,16 @@ class FakeAnthropic:
         if reply.delay and self._stop.wait(reply.delay):
             return
         if reply.raw_body is not None:
-            return self._send(h, rec, reply.status, reply.raw_body, reply.headers,
-                              reply.content_type, reply.trickle, self._stop)
+            return self._send(
+                h,
+                rec,
+                reply.status,
+                reply.raw_body,
+                reply.headers,
+                reply.content_type,
+                reply.trickle,
+                self._stop,
+            )
         if reply.status != 200:
             err: dict[str, Any] = {"type": reply.error_type, "message": reply.error_message}
             if reply.error_code:
@@ -320,8 +328,9 @@ class FakeAnthropic:
             "stop_sequence": None,
             "usage": usage,
         }
-        self._send(h, rec, 200, message, reply.headers, reply.content_type, reply.trickle,
-                   self._stop)
+        self._send(
+            h, rec, 200, message, reply.headers, reply.content_type, reply.trickle, self._stop
+        )
 
     @staticmethod
     def _send(
@@ -346,7 +355,7 @@ class FakeAnthropic:
             h.end_headers()
             if trickle:
                 for i in range(len(data)):
-                    h.wfile.write(data[i:i + 1])
+                    h.wfile.write(data[i : i + 1])
                     h.wfile.flush()
                     if stop is not None and stop.wait(trickle):
                         return

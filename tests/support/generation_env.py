@@ -32,10 +32,16 @@ _counter = itertools.count()
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def new_session_id() -> str:
@@ -53,15 +59,24 @@ def make_workspace(repo: Path) -> Path:
     return repo
 
 
-def gen_settings(task_queue: str, tbg: dict[str, Any] | None = None,
-                  heartbeat_seconds: int = 20) -> BuildSettings:
-    return load_settings(None, env={}, overrides={
-        "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
-        "llm": {"tokensPerMinute": 10_000_000, "maxAttempts": 2,
-                "retryInitialIntervalSeconds": 0.2, "retryMaxIntervalSeconds": 1.0},
-        "timeouts": {"heartbeatSeconds": heartbeat_seconds},
-        "turnBasedGeneration": tbg or {},
-    })
+def gen_settings(
+    task_queue: str, tbg: dict[str, Any] | None = None, heartbeat_seconds: int = 20
+) -> BuildSettings:
+    return load_settings(
+        None,
+        env={},
+        overrides={
+            "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
+            "llm": {
+                "tokensPerMinute": 10_000_000,
+                "maxAttempts": 2,
+                "retryInitialIntervalSeconds": 0.2,
+                "retryMaxIntervalSeconds": 1.0,
+            },
+            "timeouts": {"heartbeatSeconds": heartbeat_seconds},
+            "turnBasedGeneration": tbg or {},
+        },
+    )
 
 
 @dataclass
@@ -78,9 +93,15 @@ class GenEnv:
 
     def input(self, session_id: str, **kw: Any) -> TurnBasedGenerationInput:
         return TurnBasedGenerationInput(
-            session_id=session_id, package_name=PACKAGE_NAME, package_path=PACKAGE_PATH,
-            plan_path=PLAN_PATH, category=Category.CORE, workspace_root=str(self.repo),
-            state_dir=str(self.state_dir), config=self.settings, **kw,
+            session_id=session_id,
+            package_name=PACKAGE_NAME,
+            package_path=PACKAGE_PATH,
+            plan_path=PLAN_PATH,
+            category=Category.CORE,
+            workspace_root=str(self.repo),
+            state_dir=str(self.state_dir),
+            config=self.settings,
+            **kw,
         )
 
     def request_files_by_phase(self) -> dict[GenerationPhase, list[LLMRequest]]:

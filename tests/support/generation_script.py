@@ -62,8 +62,9 @@ def _index(errors: bool, is_valid: bool) -> str:
 def _package_json(polished: bool) -> str:
     text = final("package.json")
     if polished:
-        text = text.replace('  "license": "MIT"\n',
-                            '  "keywords": ["validation", "schema"],\n  "license": "MIT"\n')
+        text = text.replace(
+            '  "license": "MIT"\n', '  "keywords": ["validation", "schema"],\n  "license": "MIT"\n'
+        )
     return text
 
 
@@ -102,34 +103,70 @@ CHANGELOG = "# Changelog\n\n## 0.1.0\n\n- First release: validate, isValid, pars
 # phase -> (files written, summary, suggestions)
 PHASE_ANSWERS: dict[P, tuple[dict[str, str], str, list[str]]] = {
     P.PLANNING: ({"docs/architecture.md": ARCHITECTURE}, "Wrote the architecture blueprint.", []),
-    P.FOUNDATION: ({
-        "package.json": _package_json(False), "scripts/build.js": final("scripts/build.js"),
-        "scripts/test.js": final("scripts/test.js"), ".gitignore": final(".gitignore"),
-    }, "Configured package.json, build and test scripts.", []),
+    P.FOUNDATION: (
+        {
+            "package.json": _package_json(False),
+            "scripts/build.js": final("scripts/build.js"),
+            "scripts/test.js": final("scripts/test.js"),
+            ".gitignore": final(".gitignore"),
+        },
+        "Configured package.json, build and test scripts.",
+        [],
+    ),
     P.TYPES: ({"src/types.js": final("src/types.js")}, "JSDoc typedefs of every interface.", []),
-    P.CORE_IMPLEMENTATION: ({
-        "src/validator.js": _validator(buggy=True, with_is_valid=False),
-        "src/schema-parser.js": final("src/schema-parser.js"),
-        "src/error-formatter.js": final("src/error-formatter.js"),
-    }, "Implemented validate, parseSchema and formatIssues.", []),
-    P.ENTRY_POINT: ({"src/index.js": _index(errors=False, is_valid=False)},
-                    "Barrel file re-exporting the API.", []),
+    P.CORE_IMPLEMENTATION: (
+        {
+            "src/validator.js": _validator(buggy=True, with_is_valid=False),
+            "src/schema-parser.js": final("src/schema-parser.js"),
+            "src/error-formatter.js": final("src/error-formatter.js"),
+        },
+        "Implemented validate, parseSchema and formatIssues.",
+        [],
+    ),
+    P.ENTRY_POINT: (
+        {"src/index.js": _index(errors=False, is_valid=False)},
+        "Barrel file re-exporting the API.",
+        [],
+    ),
     P.UTILITIES: ({"src/utils.js": final("src/utils.js")}, "typeOf and joinPath helpers.", []),
-    P.ERROR_HANDLING: ({"src/errors.js": final("src/errors.js"),
-                        "src/index.js": _index(errors=True, is_valid=False)},
-                       "DataValidatorError and SchemaError, exported.", []),
-    P.TESTING: ({"test/validator.test.js": final("test/validator.test.js")},
-                "node:test suite for every export.", []),
+    P.ERROR_HANDLING: (
+        {
+            "src/errors.js": final("src/errors.js"),
+            "src/index.js": _index(errors=True, is_valid=False),
+        },
+        "DataValidatorError and SchemaError, exported.",
+        [],
+    ),
+    P.TESTING: (
+        {"test/validator.test.js": final("test/validator.test.js")},
+        "node:test suite for every export.",
+        [],
+    ),
     P.DOCUMENTATION: ({"README.md": README}, "README with API reference.", []),
     P.EXAMPLES: ({"examples/basic.js": EXAMPLE}, "A runnable example.", []),
-    P.INTEGRATION_REVIEW: ({"docs/integration-review.md": REVIEW}, "One finding.",
-                           [REVIEW_FINDING]),
-    P.CRITICAL_FIXES: ({"src/validator.js": _validator(buggy=True, with_is_valid=True),
-                        "src/index.js": final("src/index.js")}, "Added and exported isValid.", []),
-    P.BUILD_VALIDATION: ({"src/validator.js": final("src/validator.js")},
-                         "min is inclusive: fixed the off-by-one.", []),
-    P.FINAL_POLISH: ({"CHANGELOG.md": CHANGELOG, "package.json": _package_json(True)},
-                     "Changelog and keywords.", []),
+    P.INTEGRATION_REVIEW: (
+        {"docs/integration-review.md": REVIEW},
+        "One finding.",
+        [REVIEW_FINDING],
+    ),
+    P.CRITICAL_FIXES: (
+        {
+            "src/validator.js": _validator(buggy=True, with_is_valid=True),
+            "src/index.js": final("src/index.js"),
+        },
+        "Added and exported isValid.",
+        [],
+    ),
+    P.BUILD_VALIDATION: (
+        {"src/validator.js": final("src/validator.js")},
+        "min is inclusive: fixed the off-by-one.",
+        [],
+    ),
+    P.FINAL_POLISH: (
+        {"CHANGELOG.md": CHANGELOG, "package.json": _package_json(True)},
+        "Changelog and keywords.",
+        [],
+    ),
 }
 
 
@@ -181,11 +218,11 @@ class PhaseResponder:
 def write_workspace(repo: Path) -> None:
     """An npm workspace root with the example plan (caller commits)."""
     (repo / "package.json").write_text(
-        '{\n  "name": "acme-workspace",\n  "private": true,\n'
-        '  "workspaces": ["packages/*/*"]\n}\n'
+        '{\n  "name": "acme-workspace",\n  "private": true,\n  "workspaces": ["packages/*/*"]\n}\n'
     )
-    (repo / ".gitignore").write_text("node_modules/\n.generation-state/\n.pkgbuilder/\n"
-                                     "package-lock.json\n")
+    (repo / ".gitignore").write_text(
+        "node_modules/\n.generation-state/\n.pkgbuilder/\npackage-lock.json\n"
+    )
     plan = repo / PLAN_PATH
     plan.parent.mkdir(parents=True, exist_ok=True)
     plan.write_text(PLAN.read_text())

@@ -18,18 +18,26 @@ from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 from tests.conftest import git
 
 
-def make_workspace(root: Path, packages: dict[str, dict[str, Any]],
-                   config: str = "", workspaces: list[str] | None = None) -> Path:
+def make_workspace(
+    root: Path,
+    packages: dict[str, dict[str, Any]],
+    config: str = "",
+    workspaces: list[str] | None = None,
+) -> Path:
     """A git monorepo at ``root``: ``packages`` maps a directory (relative) to its
     package.json; scripts default to a trivial build and test."""
     root.mkdir(parents=True)
-    (root / "package.json").write_text(json.dumps(
-        {"name": "ws-root", "private": True, "workspaces": workspaces or ["packages/*"]}))
+    (root / "package.json").write_text(
+        json.dumps({"name": "ws-root", "private": True, "workspaces": workspaces or ["packages/*"]})
+    )
     for rel, manifest in packages.items():
         d = root / rel
         d.mkdir(parents=True, exist_ok=True)
-        manifest = {"version": "1.0.0",
-                    "scripts": {"build": "mkdir -p dist", "test": "true"}, **manifest}
+        manifest = {
+            "version": "1.0.0",
+            "scripts": {"build": "mkdir -p dist", "test": "true"},
+            **manifest,
+        }
         (d / "package.json").write_text(json.dumps(manifest, indent=2))
     if config:
         (root / "pkgbuilder.toml").write_text(config)
@@ -39,18 +47,27 @@ def make_workspace(root: Path, packages: dict[str, dict[str, Any]],
     return root
 
 
-async def run_suite(client: Client, workspace: Path, build_id: str | None = None,
-                    overrides: dict[str, Any] | None = None,
-                    env: dict[str, str] | None = None) -> BuildReport:
+async def run_suite(
+    client: Client,
+    workspace: Path,
+    build_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> BuildReport:
     tq = f"tq-{uuid.uuid4()}"
-    settings = load_settings(workspace, env=env or {}, overrides={
-        "temporal": {"taskQueue": tq, "llmTaskQueue": f"{tq}-llm"}, **(overrides or {})})
+    settings = load_settings(
+        workspace,
+        env=env or {},
+        overrides={"temporal": {"taskQueue": tq, "llmTaskQueue": f"{tq}-llm"}, **(overrides or {})},
+    )
     build_id = build_id or f"h{uuid.uuid4().hex[:8]}"
     async with running_workers(client, settings):
         result: BuildReport = await client.execute_workflow(
             SuiteBuildWorkflow.run,
             SuiteBuildInput(build_id=build_id, workspace_root=str(workspace), config=settings),
-            id=f"suite-{build_id}", task_queue=tq)
+            id=f"suite-{build_id}",
+            task_queue=tq,
+        )
     return result
 
 

@@ -20,9 +20,7 @@ def write_monorepo(root: Path) -> Path:
     """Write a small npm-workspaces monorepo with packages alpha (core) and beta (utility)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "package.json").write_text(
-        json.dumps(
-            {"name": "demo", "private": True, "workspaces": ["packages/*/*"]}, indent=2
-        )
+        json.dumps({"name": "demo", "private": True, "workspaces": ["packages/*/*"]}, indent=2)
     )
     for category, name in (("core", "alpha"), ("utility", "beta")):
         pkg = root / "packages" / category / name
@@ -75,30 +73,30 @@ def commit_file(worktree: Path, rel: str, text: str, message: str) -> str:
 GENERATED: dict[str, dict[str, str]] = {
     "alpha": {
         "src/index.js": "'use strict';\n// generated\nfunction increment(n, step = 1) {\n"
-                        "  return n + step;\n}\nmodule.exports = { increment };\n",
+        "  return n + step;\n}\nmodule.exports = { increment };\n",
         "test/index.test.js": "'use strict';\nconst test = require('node:test');\n"
-                              "const assert = require('node:assert/strict');\n"
-                              "const { increment } = require('../src/index.js');\n\n"
-                              "test('increment', () => {\n  assert.equal(increment(1), 2);\n"
-                              "  assert.equal(increment(1, 5), 6);\n});\n",
+        "const assert = require('node:assert/strict');\n"
+        "const { increment } = require('../src/index.js');\n\n"
+        "test('increment', () => {\n  assert.equal(increment(1), 2);\n"
+        "  assert.equal(increment(1, 5), 6);\n});\n",
     },
     "beta": {
         "src/index.js": "'use strict';\nfunction shout(s) {\n"
-                        "  return String(s).toUpperCase() + '!';\n}\nmodule.exports = { shout };\n",
+        "  return String(s).toUpperCase() + '!';\n}\nmodule.exports = { shout };\n",
         "test/index.test.js": "'use strict';\nconst test = require('node:test');\n"
-                              "const assert = require('node:assert/strict');\n"
-                              "const { shout } = require('../src/index.js');\n\n"
-                              "test('shout', () => {\n  assert.equal(shout('hi'), 'HI!');\n});\n",
+        "const assert = require('node:assert/strict');\n"
+        "const { shout } = require('../src/index.js');\n\n"
+        "test('shout', () => {\n  assert.equal(shout('hi'), 'HI!');\n});\n",
     },
     "gamma": {
         # Needs @gen/alpha *built* (its main is dist/): the gate builds dependencies first.
         "src/index.js": "'use strict';\nconst { increment } = require('@gen/alpha');\n"
-                        "function twice(n) {\n  return increment(increment(n));\n}\n"
-                        "module.exports = { twice };\n",
+        "function twice(n) {\n  return increment(increment(n));\n}\n"
+        "module.exports = { twice };\n",
         "test/index.test.js": "'use strict';\nconst test = require('node:test');\n"
-                              "const assert = require('node:assert/strict');\n"
-                              "const { twice } = require('../src/index.js');\n\n"
-                              "test('twice', () => {\n  assert.equal(twice(1), 3);\n});\n",
+        "const assert = require('node:assert/strict');\n"
+        "const { twice } = require('../src/index.js');\n\n"
+        "test('twice', () => {\n  assert.equal(twice(1), 3);\n});\n",
     },
 }
 

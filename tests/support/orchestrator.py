@@ -110,15 +110,21 @@ class BuildScript:
 def write_workspace(root: Path, packages: dict[str, list[str]]) -> Path:
     """An npm workspace with one package per name (``{name: [workspace deps]}``)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "package.json").write_text(json.dumps(
-        {"name": "fake-root", "private": True, "workspaces": ["packages/*"]}))
+    (root / "package.json").write_text(
+        json.dumps({"name": "fake-root", "private": True, "workspaces": ["packages/*"]})
+    )
     for name, deps in packages.items():
         d = root / "packages" / name.split("/")[-1]
         d.mkdir(parents=True, exist_ok=True)
-        (d / "package.json").write_text(json.dumps({
-            "name": name, "version": "1.0.0",
-            "dependencies": {dep: "1.0.0" for dep in deps},
-        }))
+        (d / "package.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "version": "1.0.0",
+                    "dependencies": {dep: "1.0.0" for dep in deps},
+                }
+            )
+        )
     return root
 
 
@@ -135,8 +141,11 @@ async def orchestrator_worker(
         async with Worker(
             client,
             task_queue=task_queue,
-            workflows=[ContinuousBuilderWorkflow, PackageQueuePollerWorkflow,
-                       FakePackageBuildWorkflow],
+            workflows=[
+                ContinuousBuilderWorkflow,
+                PackageQueuePollerWorkflow,
+                FakePackageBuildWorkflow,
+            ],
             activities=[*queue_acts.ACTIVITIES, script.plan],
             activity_executor=pool,
             **kwargs,
@@ -144,8 +153,7 @@ async def orchestrator_worker(
             yield worker
 
 
-async def wait_for(predicate: Any, what: str, timeout: float = 60.0,
-                   interval: float = 0.1) -> Any:
+async def wait_for(predicate: Any, what: str, timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Poll ``predicate`` (sync or async) until truthy; fail naming ``what``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -179,4 +187,3 @@ async def release_all(client: Client, ids: list[str]) -> None:
                 await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"build {wid} never started")
-

@@ -47,14 +47,16 @@ def _server(api: PackagesApi, base: str) -> MCPServer:
     server = MCPServer(
         "packages-api",
         token_verifier=_StaticTokens(api),
-        auth=AuthSettings(issuer_url=base, resource_server_url=f"{base}/mcp",
-                          validate_token_resource=False),
+        auth=AuthSettings(
+            issuer_url=base, resource_server_url=f"{base}/mcp", validate_token_resource=False
+        ),
         log_level="WARNING",
     )
 
     @server.tool()
-    def packages_get_build_queue(limit: int, filters: dict[str, Any] | None = None
-                                 ) -> dict[str, Any]:
+    def packages_get_build_queue(
+        limit: int, filters: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Packages ready to build, best first."""
         api.queue_requests.append({"limit": limit, "filters": filters})
         ready = [p for p in api.queue if p.get("status", "ready") == "ready"]
@@ -87,8 +89,9 @@ async def packages_mcp_server(token: str) -> AsyncIterator[PackagesApi]:
     base = f"http://127.0.0.1:{port}"
     api = PackagesApi(token=token, url=f"{base}/mcp")
     app = _server(api, base).streamable_http_app()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     try:
         for _ in range(200):

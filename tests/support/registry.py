@@ -52,7 +52,11 @@ def npm_view(registry: str, token: str, spec: str, field: str, tmp: Path) -> str
     try:
         proc = subprocess.run(
             ["npm", "view", spec, field, "--json", "--registry", registry, "--userconfig", str(rc)],
-            cwd=tmp, capture_output=True, text=True, timeout=120, check=False,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
             env={k: v for k, v in os.environ.items() if k != "NPM_TOKEN"},
         )
     finally:
@@ -61,18 +65,33 @@ def npm_view(registry: str, token: str, spec: str, field: str, tmp: Path) -> str
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
-                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"})
+    subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@e",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@e",
+        },
+    )
 
 
 def build_demo(dest: Path) -> Path:
     """The demo monorepo with its packages built (dist/ is what gets published)."""
-    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("node_modules", "dist",
-                                                              "production"))
+    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("node_modules", "dist", "production"))
     for pj in dest.glob("packages/*/*/package.json"):
-        subprocess.run(["node", str(dest / "scripts" / "build.js")], cwd=pj.parent, check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["node", str(dest / "scripts" / "build.js")],
+            cwd=pj.parent,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     return dest
 
 

@@ -20,8 +20,10 @@ from pkgbuilder.util.filelock import file_lock
 
 VERSION = "2.12.0"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-INSTALL = Path(os.environ.get("PKGBUILDER_REMOTE_CACHE_INSTALL")
-               or REPO_ROOT / ".pkgbuilder-test-cache" / "remote-cache")
+INSTALL = Path(
+    os.environ.get("PKGBUILDER_REMOTE_CACHE_INSTALL")
+    or REPO_ROOT / ".pkgbuilder-test-cache" / "remote-cache"
+)
 
 
 def _installed() -> bool:
@@ -36,12 +38,24 @@ def ensure_installed() -> Path:
     INSTALL.mkdir(parents=True, exist_ok=True)
     with file_lock(INSTALL / ".lock"):
         if not _installed():
-            (INSTALL / "package.json").write_text(json.dumps({
-                "name": "pkgbuilder-test-remote-cache", "version": "0.0.0", "private": True,
-                "dependencies": {"turborepo-remote-cache": VERSION}}))
-            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
-                           cwd=INSTALL, check=True, capture_output=True, timeout=900,
-                           env={k: v for k, v in os.environ.items() if k != "NPM_TOKEN"})
+            (INSTALL / "package.json").write_text(
+                json.dumps(
+                    {
+                        "name": "pkgbuilder-test-remote-cache",
+                        "version": "0.0.0",
+                        "private": True,
+                        "dependencies": {"turborepo-remote-cache": VERSION},
+                    }
+                )
+            )
+            subprocess.run(
+                ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=INSTALL,
+                check=True,
+                capture_output=True,
+                timeout=900,
+                env={k: v for k, v in os.environ.items() if k != "NPM_TOKEN"},
+            )
     return INSTALL / "node_modules" / "turborepo-remote-cache" / "dist" / "cli.js"
 
 
@@ -69,15 +83,24 @@ def running_remote_cache(base: Path, token: str = "test-token") -> Iterator[Remo
     port = free_port()
     storage = base / "storage"
     storage.mkdir(parents=True, exist_ok=True)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(base), "NODE_ENV": "production",
-           "PORT": str(port), "HOST": "127.0.0.1", "STORAGE_PROVIDER": "local",
-           "STORAGE_PATH": str(storage), "STORAGE_PATH_USE_TMP_FOLDER": "false",
-           "TURBO_TOKEN": token, "LOG_LEVEL": "warn",
-           # makes the server keep and return x-artifact-tag (it verifies nothing itself)
-           "TURBO_REMOTE_CACHE_SIGNATURE_KEY": "server-side-switch"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(base),
+        "NODE_ENV": "production",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "STORAGE_PROVIDER": "local",
+        "STORAGE_PATH": str(storage),
+        "STORAGE_PATH_USE_TMP_FOLDER": "false",
+        "TURBO_TOKEN": token,
+        "LOG_LEVEL": "warn",
+        # makes the server keep and return x-artifact-tag (it verifies nothing itself)
+        "TURBO_REMOTE_CACHE_SIGNATURE_KEY": "server-side-switch",
+    }
     with (base / "server.log").open("ab") as log:
-        proc = subprocess.Popen(["node", str(cli)], cwd=base, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["node", str(cli)], cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -89,8 +112,10 @@ def running_remote_cache(base: Path, token: str = "test-token") -> Iterator[Remo
                 break  # it answers (401 without a token)
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("turborepo-remote-cache did not start: "
-                                       + (base / "server.log").read_text()[-2000:]) from None
+                    raise RuntimeError(
+                        "turborepo-remote-cache did not start: "
+                        + (base / "server.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.1)
         yield RemoteCacheServer(url=url, token=token, storage=storage)
     finally:

@@ -20,8 +20,12 @@ def lint_imports_argv() -> list[str]:
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*lint_imports_argv(), "--no-cache"], cwd=cwd, capture_output=True, text=True,
-        timeout=300, check=False,
+        [*lint_imports_argv(), "--no-cache"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -39,8 +43,13 @@ def test_a_violation_breaks_a_contract(tmp_path: Path) -> None:
     graph = tmp_path / "src" / "pkgbuilder" / "workspace" / "graph.py"
     graph.write_text("import temporalio.workflow  # a violation\n" + graph.read_text())
     proc = subprocess.run(
-        [*lint_imports_argv(), "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=300, check=False, env={**os.environ, "PYTHONPATH": str(tmp_path / "src")},
+        [*lint_imports_argv(), "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "src")},
     )
     assert proc.returncode != 0
     assert "Domain modules are Temporal-free BROKEN" in proc.stdout
@@ -82,8 +91,11 @@ def git_violations(source: str) -> list[str]:
             a.name == "git" or a.name.startswith("git.") for a in node.names
         ):
             found.append(f"l.{node.lineno}: import git")
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
-            node.module == "git" or node.module.startswith("git.")
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and (node.module == "git" or node.module.startswith("git."))
         ):
             found.append(f"l.{node.lineno}: from {node.module} import")
         elif isinstance(node, (ast.List, ast.Tuple)) and node.elts:

@@ -182,8 +182,9 @@ def test_aggregate_reports_the_median_run(bench: ModuleType) -> None:
 @pytest.mark.slow
 def test_repeated_runs_each_on_a_fresh_monorepo(bench: ModuleType, capsys) -> None:
     """Two real runs (embedded server each); neither may reuse the other's duration history."""
-    code = bench.main(["--packages", "4", "--min-ms", "50", "--max-ms", "100", "--repeat", "2",
-                       "--json"])
+    code = bench.main(
+        ["--packages", "4", "--min-ms", "50", "--max-ms", "100", "--repeat", "2", "--json"]
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0
     assert len(result["runs"]) == 2

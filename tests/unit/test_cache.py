@@ -38,20 +38,36 @@ def make_repo(root: Path, turbo: dict | None = None) -> Path:
     """Three packages: a ← b, c alone; a and c use external deps from package-lock.json."""
     _write(root / "package.json", {"name": "r", "private": True, "workspaces": ["pkgs/*"]})
     _write(root / ".gitignore", "node_modules/\ndist/\n")
-    for name, deps in (("a", {"left-pad": "^1.0.0"}), ("b", {"@x/a": "1.0.0"}),
-                       ("c", {"right-pad": "^1.0.0"})):
-        _write(root / f"pkgs/{name}/package.json", {
-            "name": f"@x/{name}", "version": "1.0.0", "main": "dist/index.js",
-            "scripts": {"build": "node build.js", "test": "node test.js"},
-            "dependencies": deps})
+    for name, deps in (
+        ("a", {"left-pad": "^1.0.0"}),
+        ("b", {"@x/a": "1.0.0"}),
+        ("c", {"right-pad": "^1.0.0"}),
+    ):
+        _write(
+            root / f"pkgs/{name}/package.json",
+            {
+                "name": f"@x/{name}",
+                "version": "1.0.0",
+                "main": "dist/index.js",
+                "scripts": {"build": "node build.js", "test": "node test.js"},
+                "dependencies": deps,
+            },
+        )
         _write(root / f"pkgs/{name}/src/index.js", f"module.exports = '{name}';\n")
-    lock = {"lockfileVersion": 3, "packages": {
-        "": {"name": "r"},
-        "node_modules/@x/a": {"resolved": "pkgs/a", "link": True},
-        "node_modules/left-pad": {"version": "1.3.0", "integrity": "sha512-aaa",
-                                  "dependencies": {"pad-core": "^1"}},
-        "node_modules/pad-core": {"version": "1.0.0", "integrity": "sha512-ccc"},
-        "node_modules/right-pad": {"version": "1.0.1", "integrity": "sha512-bbb"}}}
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {
+            "": {"name": "r"},
+            "node_modules/@x/a": {"resolved": "pkgs/a", "link": True},
+            "node_modules/left-pad": {
+                "version": "1.3.0",
+                "integrity": "sha512-aaa",
+                "dependencies": {"pad-core": "^1"},
+            },
+            "node_modules/pad-core": {"version": "1.0.0", "integrity": "sha512-ccc"},
+            "node_modules/right-pad": {"version": "1.0.1", "integrity": "sha512-bbb"},
+        },
+    }
     _write(root / "package-lock.json", lock)
     if turbo is not None:
         _write(root / "turbo.json", turbo)
@@ -61,8 +77,9 @@ def make_repo(root: Path, turbo: dict | None = None) -> Path:
     return root
 
 
-def hashes(root: Path, process_env: dict[str, str] | None = None, **cache: object
-           ) -> dict[str, str]:
+def hashes(
+    root: Path, process_env: dict[str, str] | None = None, **cache: object
+) -> dict[str, str]:
     settings = load_settings(root, env={}, overrides={"cache": cache} if cache else None)
     graph = discover_workspace(root)
     _, out = hash_packages(WorkingTree(root), graph.packages, settings, env=process_env or {})
@@ -86,8 +103,12 @@ def test_a_change_moves_the_package_and_its_dependents_only(tmp_path: Path) -> N
     before = hashes(repo)
     (repo / "pkgs/a/src/index.js").write_text("module.exports = 'A';\n")
     after = hashes(repo)
-    assert {k for k in before if before[k] != after[k]} == {"@x/a", "@x/b", "@x/a#test",
-                                                            "@x/b#test"}
+    assert {k for k in before if before[k] != after[k]} == {
+        "@x/a",
+        "@x/b",
+        "@x/a#test",
+        "@x/b#test",
+    }
     _write(repo / "pkgs/c/src/new.js", "untracked source counts")
     assert hashes(repo)["@x/c"] != after["@x/c"]
 
@@ -116,7 +137,9 @@ def test_lockfile_entries_are_per_package(tmp_path: Path) -> None:
 
 
 def test_yarn_and_pnpm_lockfiles() -> None:
-    yarn = Lockfile("yarn.lock", b'''# yarn lockfile v1
+    yarn = Lockfile(
+        "yarn.lock",
+        b"""# yarn lockfile v1
 
 "left-pad@^1.0.0":
   version "1.3.0"
@@ -128,10 +151,13 @@ pad-core@^1:
 
 right-pad@^1.0.0:
   version "1.0.1"
-''')
+""",
+    )
     entries = yarn.entries("pkgs/a", ["left-pad"])
     assert set(entries) == {'"left-pad@^1.0.0"', "pad-core@^1"}
-    pnpm = Lockfile("pnpm-lock.yaml", b'''lockfileVersion: '9.0'
+    pnpm = Lockfile(
+        "pnpm-lock.yaml",
+        b"""lockfileVersion: '9.0'
 importers:
   pkgs/a:
     dependencies:
@@ -148,19 +174,27 @@ snapshots:
     dependencies:
       pad-core: 1.0.0
   pad-core@1.0.0: {}
-''')
+""",
+    )
     assert set(pnpm.entries("pkgs/a", ["left-pad"])) == {"left-pad@1.3.0", "pad-core@1.0.0"}
     assert list(Lockfile("yarn.lock", b"\xff garbage").entries("p", ["x"])) == ["x (unresolved)"]
 
 
 def test_turbo_json_outputs_inputs_env_and_depends_on(tmp_path: Path) -> None:
-    turbo = {"tasks": {"build": {"outputs": ["out/**"], "inputs": ["src/**"],
-                                 "env": ["API_URL"], "dependsOn": []}}}
+    turbo = {
+        "tasks": {
+            "build": {
+                "outputs": ["out/**"],
+                "inputs": ["src/**"],
+                "env": ["API_URL"],
+                "dependsOn": [],
+            }
+        }
+    }
     repo = make_repo(tmp_path / "r", turbo)
     settings = load_settings(repo, env={})
     graph = discover_workspace(repo)
-    hasher, out = hash_packages(WorkingTree(repo), graph.packages, settings,
-                                env={"API_URL": "x"})
+    hasher, out = hash_packages(WorkingTree(repo), graph.packages, settings, env={"API_URL": "x"})
     m = hasher.manifest("@x/b")
     assert m.outputs == ["out/**"] and out["@x/b"].outputs == ["out/**"]
     assert m.dependencies == {}  # no ^build in dependsOn
@@ -180,7 +214,8 @@ def test_manifest_diff_names_what_changed(tmp_path: Path) -> None:
     diff = diff_manifests(old.manifest("@x/b"), new.manifest("@x/b"))
     assert diff.changes == ["dependency changed: @x/a"]
     assert diff_manifests(old.manifest("@x/a"), new.manifest("@x/a")).changes == [
-        "file changed: src/index.js"]
+        "file changed: src/index.js"
+    ]
 
 
 def test_affected_between_two_commits_and_bad_refs(tmp_path: Path) -> None:
@@ -201,6 +236,7 @@ def test_affected_between_two_commits_and_bad_refs(tmp_path: Path) -> None:
 
 
 # -- archives -----------------------------------------------------------------------------
+
 
 def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     buf = io.BytesIO()
@@ -242,25 +278,33 @@ def test_pack_and_extract_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "logs/build.log").read_text() == "the build said hello"
 
 
-@pytest.mark.parametrize("members, reason", [
-    ([(_member("out/../../evil"), b"x")], "'..'"),
-    ([(_member("/etc/evil"), b"x")], "absolute"),
-    ([(_member("out/link", tarfile.SYMTYPE, "../../outside"), None)], "outside the package"),
-    ([(_member("out/link", tarfile.SYMTYPE, "/etc/passwd"), None)], "absolute path"),
-    ([(_member("out/hard", tarfile.LNKTYPE, "/etc/passwd"), None)], "hard link"),
-    ([(_member("out/dev", tarfile.CHRTYPE), None)], "device"),
-    ([(_member("out/fifo", tarfile.FIFOTYPE), None)], "device or FIFO"),
-    ([(_member("elsewhere/x"), b"x")], "outside meta.json"),
-    ([(_member("out/big"), b"x" * 5000)], "size cap"),
-])
+@pytest.mark.parametrize(
+    "members, reason",
+    [
+        ([(_member("out/../../evil"), b"x")], "'..'"),
+        ([(_member("/etc/evil"), b"x")], "absolute"),
+        ([(_member("out/link", tarfile.SYMTYPE, "../../outside"), None)], "outside the package"),
+        ([(_member("out/link", tarfile.SYMTYPE, "/etc/passwd"), None)], "absolute path"),
+        ([(_member("out/hard", tarfile.LNKTYPE, "/etc/passwd"), None)], "hard link"),
+        ([(_member("out/dev", tarfile.CHRTYPE), None)], "device"),
+        ([(_member("out/fifo", tarfile.FIFOTYPE), None)], "device or FIFO"),
+        ([(_member("elsewhere/x"), b"x")], "outside meta.json"),
+        ([(_member("out/big"), b"x" * 5000)], "size cap"),
+    ],
+)
 def test_hostile_archives_are_refused_with_nothing_written(
-        tmp_path: Path, members: list, reason: str) -> None:
+    tmp_path: Path, members: list, reason: str
+) -> None:
     data = _tar([(_member("out/dist/ok.js"), b"fine"), *members])
     target = tmp_path / "pkg"
     target.mkdir()
     with pytest.raises(ArchiveRejected, match=reason):
-        archive.extract(data, target, tmp_path / "logs",
-                        Limits(max_archive_bytes=10_000, max_unpacked_bytes=4000))
+        archive.extract(
+            data,
+            target,
+            tmp_path / "logs",
+            Limits(max_archive_bytes=10_000, max_unpacked_bytes=4000),
+        )
     assert list(target.iterdir()) == [] and not (tmp_path / "logs").exists()
 
 
@@ -279,6 +323,7 @@ def test_corrupt_and_link_redirected_archives_are_refused(tmp_path: Path) -> Non
 
 # -- store and engine ---------------------------------------------------------------------
 
+
 def test_store_prunes_least_recently_used(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "c", max_bytes=250)
     for i, h in enumerate(["a" * 32, "b" * 32, "c" * 32]):
@@ -291,34 +336,51 @@ def test_store_prunes_least_recently_used(tmp_path: Path) -> None:
 
 
 def _steps() -> CachedSteps:
-    return CachedSteps(build=StepResult(step="build", ok=True, duration_ms=50),
-                       test=StepResult(step="test", ok=True, duration_ms=70,
-                                       coverage_percent=91.0))
+    return CachedSteps(
+        build=StepResult(step="build", ok=True, duration_ms=50),
+        test=StepResult(step="test", ok=True, duration_ms=70, coverage_percent=91.0),
+    )
 
 
 def test_engine_restores_a_hit_and_treats_a_corrupt_artifact_as_a_reported_miss(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     repo = make_repo(tmp_path / "r")
     settings = load_settings(repo, env={}, overrides={"cache": {"dir": str(tmp_path / "c")}})
     graph = discover_workspace(repo)
     _write(repo / "pkgs/a/dist/index.js", "built a")
     _, hs = hash_packages(WorkingTree(repo), graph.packages, settings, ["@x/a"])
     node = graph.by_name()["@x/a"]
-    saved = save(SaveCacheInput(workspace_root=str(repo), package=node, hashes=hs["@x/a"],
-                                steps=_steps(), settings=settings))
+    saved = save(
+        SaveCacheInput(
+            workspace_root=str(repo),
+            package=node,
+            hashes=hs["@x/a"],
+            steps=_steps(),
+            settings=settings,
+        )
+    )
     assert saved.stored and not saved.uploaded
     shutil.rmtree(repo / "pkgs/a/dist")
-    inp = ResolveCacheInput(workspace_root=str(repo), packages=graph.packages,
-                            names=["@x/a", "@x/c"], settings=settings, build_id="b1")
+    inp = ResolveCacheInput(
+        workspace_root=str(repo),
+        packages=graph.packages,
+        names=["@x/a", "@x/c"],
+        settings=settings,
+        build_id="b1",
+    )
     res = resolve(inp)
     hit, miss = res.lookups
     assert hit.hit and hit.steps and hit.steps.test.coverage_percent == 91.0
     assert (repo / "pkgs/a/dist/index.js").read_text() == "built a"
     assert not miss.hit and "no cache entry" in (miss.reason or "")
     store = LocalStore.from_settings(settings.cache)
-    assert store.build_hashes("b1") == {n: {"build": h.build, "test": h.test} for n, h in
-                                        hash_packages(WorkingTree(repo), graph.packages,
-                                                      settings, ["@x/a", "@x/c"])[1].items()}
+    assert store.build_hashes("b1") == {
+        n: {"build": h.build, "test": h.test}
+        for n, h in hash_packages(WorkingTree(repo), graph.packages, settings, ["@x/a", "@x/c"])[
+            1
+        ].items()
+    }
     store.put(hs["@x/a"].build, b"\x1f\x8b not really")  # corrupt on disk
     res = resolve(inp)
     assert not res.lookups[0].hit and "rejected" in (res.lookups[0].reason or "")
@@ -327,8 +389,9 @@ def test_engine_restores_a_hit_and_treats_a_corrupt_artifact_as_a_reported_miss(
 
 
 def test_cache_flag_syntax() -> None:
-    assert cache_spec_overrides("local:rw,remote:r") == {"cache": {
-        "localRead": True, "localWrite": True, "remote": {"read": True, "write": False}}}
+    assert cache_spec_overrides("local:rw,remote:r") == {
+        "cache": {"localRead": True, "localWrite": True, "remote": {"read": True, "write": False}}
+    }
     assert cache_spec_overrides("remote:r")["cache"]["localRead"] is False
     with pytest.raises(UserError):
         cache_spec_overrides("disk:rw")

@@ -27,8 +27,9 @@ def test_toml_env_and_overrides(tmp_path: Path) -> None:
         "[testing]\nmin_coverage_percent = 70\n"
         '[quality.commands]\ncore = [["npm", "run", "lint"]]\n'
     )
-    s = load_settings(tmp_path, env={"TEMPORAL_TASK_QUEUE": "q1"},
-                      overrides={"maxConcurrentBuilds": 8})
+    s = load_settings(
+        tmp_path, env={"TEMPORAL_TASK_QUEUE": "q1"}, overrides={"maxConcurrentBuilds": 8}
+    )
     assert s.registry == "http://r.example/"
     assert s.max_concurrent_builds == 8
     assert s.temporal.task_queue == "q1"
@@ -39,15 +40,22 @@ def test_toml_env_and_overrides(tmp_path: Path) -> None:
 def test_seed_build_env_json_and_secret_is_ignored(tmp_path: Path) -> None:
     cfg = tmp_path / "production" / "configs"
     cfg.mkdir(parents=True)
-    (cfg / "build-env.json").write_text(json.dumps({
-        "npmRegistry": "https://registry.npmjs.org/",
-        "npmToken": "npm_SENTINEL_SECRET",
-        "maxConcurrentBuilds": 3,
-        "temporal": {"address": "h:1", "namespace": "n", "taskQueue": "tq"},
-        "testing": {"enableCoverage": True, "minCoveragePercent": 80, "failOnError": True},
-        "publishing": {"dryRun": True, "requireTests": True,
-                       "requireCleanWorkingDirectory": True},
-    }))
+    (cfg / "build-env.json").write_text(
+        json.dumps(
+            {
+                "npmRegistry": "https://registry.npmjs.org/",
+                "npmToken": "npm_SENTINEL_SECRET",
+                "maxConcurrentBuilds": 3,
+                "temporal": {"address": "h:1", "namespace": "n", "taskQueue": "tq"},
+                "testing": {"enableCoverage": True, "minCoveragePercent": 80, "failOnError": True},
+                "publishing": {
+                    "dryRun": True,
+                    "requireTests": True,
+                    "requireCleanWorkingDirectory": True,
+                },
+            }
+        )
+    )
     warnings: list[str] = []
     s = load_settings(tmp_path, env={}, warnings=warnings)
     assert s.registry == "https://registry.npmjs.org/"
@@ -78,12 +86,13 @@ def test_missing_explicit_config(tmp_path: Path) -> None:
         load_settings(tmp_path, config_file=tmp_path / "nope.toml", env={})
 
 
-@pytest.mark.parametrize("key", ["npmToken", "_authToken", "apiKey", "api_key", "password",
-                                 "clientSecret", "token"])
+@pytest.mark.parametrize(
+    "key", ["npmToken", "_authToken", "apiKey", "api_key", "password", "clientSecret", "token"]
+)
 def test_secret_looking_keys_are_dropped_anywhere(tmp_path: Path, key: str) -> None:
     (tmp_path / "pkgbuilder.toml").write_text(
         f'[orchestrator]\n{key} = "SENTINEL"\nmaxConcurrent = 2\n'
-        f'[turnBasedGeneration]\nenabled = true\n[turnBasedGeneration.tokenBudgets]\nTYPES = 10\n'
+        f"[turnBasedGeneration]\nenabled = true\n[turnBasedGeneration.tokenBudgets]\nTYPES = 10\n"
     )
     warnings: list[str] = []
     s = load_settings(tmp_path, env={}, warnings=warnings)
@@ -149,9 +158,7 @@ def test_free_form_maps_and_seed_keys_are_not_checked(tmp_path: Path) -> None:
         "[turnBasedGeneration.tokenBudgets]\nTYPES = -3\n",
     ],
 )
-def test_non_positive_timeouts_and_counts_are_rejected_at_load(
-    tmp_path: Path, toml: str
-) -> None:
+def test_non_positive_timeouts_and_counts_are_rejected_at_load(tmp_path: Path, toml: str) -> None:
     (tmp_path / "pkgbuilder.toml").write_text(toml)
     with pytest.raises(ConfigError, match="Invalid configuration value at"):
         load_settings(tmp_path, env={})
@@ -172,7 +179,9 @@ def test_cli_reports_config_errors_in_one_line_with_exit_2(tmp_path: Path) -> No
         (tmp_path / "pkgbuilder.toml").write_bytes(content)
         proc = subprocess.run(
             [sys.executable, "-m", "pkgbuilder.cli.app", "build", str(tmp_path), "--dry-run"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "PKGBUILDER_HOME": str(tmp_path / "home")},
         )
         assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -42,8 +42,7 @@ def test_lcov_without_records_is_none() -> None:
 
 
 def test_istanbul_summary() -> None:
-    text = json.dumps({"total": {"lines": {"total": 40, "covered": 35, "skipped": 0,
-                                           "pct": 87.5}}})
+    text = json.dumps({"total": {"lines": {"total": 40, "covered": 35, "skipped": 0, "pct": 87.5}}})
     res = parse_istanbul_summary(text)
     assert res.percent == 87.5 and res.lines_total == 40
 

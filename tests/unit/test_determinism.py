@@ -15,8 +15,20 @@ from temporalio.common import RetryPolicy
 import pkgbuilder.workflows
 from pkgbuilder.runtime.worker import workflow_runner
 
-IMMUTABLE = (int, float, str, bytes, bool, type(None), frozenset, timedelta, enum.Enum, type,
-             types.FunctionType, types.ModuleType)
+IMMUTABLE = (
+    int,
+    float,
+    str,
+    bytes,
+    bool,
+    type(None),
+    frozenset,
+    timedelta,
+    enum.Enum,
+    type,
+    types.FunctionType,
+    types.ModuleType,
+)
 
 
 def _immutable(value: object) -> bool:

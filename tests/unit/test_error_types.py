@@ -14,8 +14,12 @@ from pkgbuilder.errors import ErrorType
 SRC = Path(__file__).resolve().parents[2] / "src" / "pkgbuilder"
 # Collections that hold error types (retry policies, CLI exit-code sets, loop stops).
 TYPE_COLLECTIONS = {
-    "non_retryable_error_types", "USER_ERROR_TYPES", "STOP_LOOP_ERROR_TYPES",
-    "LLM_NON_RETRYABLE_ERROR_TYPES", "FIX_NON_RETRYABLE_ERROR_TYPES", "NON_RETRYABLE",
+    "non_retryable_error_types",
+    "USER_ERROR_TYPES",
+    "STOP_LOOP_ERROR_TYPES",
+    "LLM_NON_RETRYABLE_ERROR_TYPES",
+    "FIX_NON_RETRYABLE_ERROR_TYPES",
+    "NON_RETRYABLE",
     "NOT_CALLED",
 }
 RAISERS = {"ApplicationError", "_fail"}
@@ -26,13 +30,23 @@ def _name(func: ast.expr) -> str:
 
 
 def _strings(node: ast.AST) -> list[str]:
-    return [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)
-            and isinstance(c.value, str) and c.value in ErrorType.__members__]
+    return [
+        c.value
+        for c in ast.walk(node)
+        if isinstance(c, ast.Constant)
+        and isinstance(c.value, str)
+        and c.value in ErrorType.__members__
+    ]
 
 
 def _members(node: ast.AST) -> set[str]:
-    return {c.attr for c in ast.walk(node) if isinstance(c, ast.Attribute)
-            and isinstance(c.value, ast.Name) and c.value.id == "ErrorType"}
+    return {
+        c.attr
+        for c in ast.walk(node)
+        if isinstance(c, ast.Attribute)
+        and isinstance(c.value, ast.Name)
+        and c.value.id == "ErrorType"
+    }
 
 
 def scan() -> tuple[list[str], set[str]]:
@@ -57,12 +71,17 @@ def scan() -> tuple[list[str], set[str]]:
             elif isinstance(node, ast.Assign | ast.AnnAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 if any(isinstance(t, ast.Name) and t.id in TYPE_COLLECTIONS for t in targets):
-                    problems += [f"{where}:{node.lineno} lists {s!r}"
-                                 for s in _strings(node.value)]  # type: ignore[arg-type]
-            elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) \
-                    and node.left.attr == "type":
-                problems += [f"{where}:{node.lineno} compares with {s!r}"
-                             for c in node.comparators for s in _strings(c)]
+                    problems += [f"{where}:{node.lineno} lists {s!r}" for s in _strings(node.value)]  # type: ignore[arg-type]
+            elif (
+                isinstance(node, ast.Compare)
+                and isinstance(node.left, ast.Attribute)
+                and node.left.attr == "type"
+            ):
+                problems += [
+                    f"{where}:{node.lineno} compares with {s!r}"
+                    for c in node.comparators
+                    for s in _strings(c)
+                ]
     return problems, raised
 
 

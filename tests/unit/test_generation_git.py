@@ -37,11 +37,17 @@ P = GenerationPhase
 
 
 def _answer(tmp: Path, files: dict[str, str | None], name: str = "r") -> str:
-    ops = [FileOperation(path=p, operation="delete" if c is None else "create", content=c)
-           for p, c in files.items()]
+    ops = [
+        FileOperation(path=p, operation="delete" if c is None else "create", content=c)
+        for p, c in files.items()
+    ]
     path = tmp / f"{name}.json"
-    write_response(path, StoredResponse(request_sha256="ab" * 32, model="m",
-                                        response=ModelResponse(files=ops, summary="did it")))
+    write_response(
+        path,
+        StoredResponse(
+            request_sha256="ab" * 32, model="m", response=ModelResponse(files=ops, summary="did it")
+        ),
+    )
     return str(path)
 
 
@@ -50,36 +56,56 @@ def session(tmp_path: Path) -> tuple[Path, GenerationContext]:
     repo = make_workspace(tmp_path / "repo")
     sid = new_session_id()
     inp = TurnBasedGenerationInput(
-        session_id=sid, package_name=PACKAGE_NAME, package_path=PACKAGE_PATH,
-        plan_path=PLAN_PATH, category=Category.CORE, workspace_root=str(repo),
-        state_dir=str(repo / ".generation-state"), config=BuildSettings(),
+        session_id=sid,
+        package_name=PACKAGE_NAME,
+        package_path=PACKAGE_PATH,
+        plan_path=PLAN_PATH,
+        category=Category.CORE,
+        workspace_root=str(repo),
+        state_dir=str(repo / ".generation-state"),
+        config=BuildSettings(),
     )
-    prep = PrepareSessionInput(generation=inp, workflow_id=f"turn-based-{sid}",
-                               phases=schedule(TurnBasedGenerationConfig(), Category.CORE))
+    prep = PrepareSessionInput(
+        generation=inp,
+        workflow_id=f"turn-based-{sid}",
+        phases=schedule(TurnBasedGenerationConfig(), Category.CORE),
+    )
     ctx = prepare_generation_session(prep)
     again = prepare_generation_session(prep)  # a retried activity re-enters its own session
     assert (again.branch, again.base_commit, again.created_at) == (
-        ctx.branch, ctx.base_commit, ctx.created_at)
+        ctx.branch,
+        ctx.base_commit,
+        ctx.created_at,
+    )
     return repo, ctx
 
 
-def _apply(ctx: GenerationContext, phase: P, step: int, response: str | None,
-           **kw: object) -> object:
-    return apply_generation_phase(ApplyPhaseInput(
-        workspace_root=ctx.workspace_root, package_path=ctx.package_path,
-        package_name=ctx.package_name, branch=ctx.branch, base_commit=ctx.base_commit,
-        phase=phase, step_number=step, response_path=response, **kw))
+def _apply(
+    ctx: GenerationContext, phase: P, step: int, response: str | None, **kw: object
+) -> object:
+    return apply_generation_phase(
+        ApplyPhaseInput(
+            workspace_root=ctx.workspace_root,
+            package_path=ctx.package_path,
+            package_name=ctx.package_name,
+            branch=ctx.branch,
+            base_commit=ctx.base_commit,
+            phase=phase,
+            step_number=step,
+            response_path=response,
+            **kw,
+        )
+    )
 
 
 def test_prepare_creates_the_branch_and_the_state_file(
-    session: tuple[Path, GenerationContext]
+    session: tuple[Path, GenerationContext],
 ) -> None:
     repo, ctx = session
     assert ctx.branch == gitops.branch_name(ctx.session_id)
     assert ctx.branch == "feat/package-generation-" + ctx.session_id.removeprefix("gen-")
     assert Repository(repo).current_branch() == ctx.branch
-    assert ctx.base_branch == "main" and ctx.base_commit == git(repo, "rev-parse",
-                                                                "main").strip()
+    assert ctx.base_branch == "main" and ctx.base_commit == git(repo, "rev-parse", "main").strip()
     saved = read_state(state_path(repo / ".generation-state", ctx.session_id))
     assert saved.status is SessionStatus.RUNNING and len(saved.phases) == 15
 
@@ -102,7 +128,8 @@ def test_apply_commits_exactly_the_phase_files_once(
     assert git(repo, "log", "-1", "--format=%B", ctx.branch).strip() == (
         f"feat(planning): complete PLANNING phase for {PACKAGE_NAME}\n\n"
         "Files modified: docs/*weird*.md, docs/architecture.md\n\n"
-        "[Turn-based generation step 1]")
+        "[Turn-based generation step 1]"
+    )
     touched = git(repo, "show", "--name-only", "--format=", ctx.branch).split()
     assert touched == [f"{PACKAGE_PATH}/docs/*weird*.md", f"{PACKAGE_PATH}/docs/architecture.md"]
     status = git(repo, "status", "--porcelain")
@@ -149,15 +176,18 @@ def test_fix_commits_are_keyed_by_their_request(
     repo, ctx = session
     a1 = _answer(tmp_path, {"src/a.js": "1\n"}, "a1")
     a2 = _answer(tmp_path, {"src/a.js": "2\n"}, "a2")
-    one = _apply(ctx, P.BUILD_VALIDATION, 13, a1, fix_attempt=1, fix_types=["test"],
-                 request_sha256="1" * 64)
+    one = _apply(
+        ctx, P.BUILD_VALIDATION, 13, a1, fix_attempt=1, fix_types=["test"], request_sha256="1" * 64
+    )
     # A resumed session's attempt 1 has another request: it is applied, not mistaken for done.
-    two = _apply(ctx, P.BUILD_VALIDATION, 13, a2, fix_attempt=1, fix_types=["test"],
-                 request_sha256="2" * 64)
+    two = _apply(
+        ctx, P.BUILD_VALIDATION, 13, a2, fix_attempt=1, fix_types=["test"], request_sha256="2" * 64
+    )
     assert one.commit != two.commit and not two.already_applied  # type: ignore[attr-defined]
     msg = git(repo, "log", "-1", "--format=%B", ctx.branch).strip()
-    assert msg.startswith(f"fix({PACKAGE_NAME}): BUILD_VALIDATION attempt 1 for test\n\n"
-                          "Files modified: src/a.js\n\n")
+    assert msg.startswith(
+        f"fix({PACKAGE_NAME}): BUILD_VALIDATION attempt 1 for test\n\nFiles modified: src/a.js\n\n"
+    )
     phase = _apply(ctx, P.BUILD_VALIDATION, 13, None, extra_files=["src/a.js"])
     assert git(repo, "show", "--name-only", "--format=", phase.commit).strip() == ""  # type: ignore[attr-defined]
 
@@ -172,36 +202,57 @@ def test_find_commit_only_looks_at_the_session_branch(
     subject = gitops.phase_subject(P.TYPES, PACKAGE_NAME)
     root_commit = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
     assert find_commit(g, "workspace", rev="main", since=root_commit) is None
-    assert find_commit(g, subject, gitops.step_trailer(3), rev=ctx.branch,
-                       since=ctx.base_commit) is None
+    assert (
+        find_commit(g, subject, gitops.step_trailer(3), rev=ctx.branch, since=ctx.base_commit)
+        is None
+    )
 
 
 def test_merge_is_no_ff_and_idempotent(
     session: tuple[Path, GenerationContext], tmp_path: Path
 ) -> None:
     repo, ctx = session
-    _apply(ctx, P.PLANNING, 1, _answer(tmp_path, {"docs/architecture.md": "# a\n"}),
-           plan_path=PLAN_PATH)
-    inp = MergeInput(workspace_root=str(repo), package_name=PACKAGE_NAME,
-                     package_path=PACKAGE_PATH, branch=ctx.branch, base_branch="main",
-                     base_commit=ctx.base_commit, step_number=15)
+    _apply(
+        ctx,
+        P.PLANNING,
+        1,
+        _answer(tmp_path, {"docs/architecture.md": "# a\n"}),
+        plan_path=PLAN_PATH,
+    )
+    inp = MergeInput(
+        workspace_root=str(repo),
+        package_name=PACKAGE_NAME,
+        package_path=PACKAGE_PATH,
+        branch=ctx.branch,
+        base_branch="main",
+        base_commit=ctx.base_commit,
+        step_number=15,
+    )
     first = merge_generation_branch(inp)
     again = merge_generation_branch(inp)
     assert again.merge_commit == first.merge_commit and again.already_merged
     assert first.files == ["docs/architecture.md"]
     assert len(git(repo, "rev-list", "--parents", "-n", "1", "main").split()) == 3
     msg = git(repo, "log", "-1", "--format=%B", "main").strip()
-    assert msg == (f"feat(merge): complete MERGE phase for {PACKAGE_NAME}\n\n"
-                   "Files modified: docs/architecture.md\n\n[Turn-based generation step 15]")
+    assert msg == (
+        f"feat(merge): complete MERGE phase for {PACKAGE_NAME}\n\n"
+        "Files modified: docs/architecture.md\n\n[Turn-based generation step 15]"
+    )
     assert Repository(repo).current_branch() == "main"
 
 
 def test_resume_checklist(session: tuple[Path, GenerationContext], tmp_path: Path) -> None:
     repo, ctx = session
-    res = _apply(ctx, P.PLANNING, 1, _answer(tmp_path, {"docs/architecture.md": "# a\n"}),
-                 plan_path=PLAN_PATH)
-    failed = ctx.model_copy(update={"status": SessionStatus.FAILED,
-                                    "last_successful_commit": res.commit})  # type: ignore[attr-defined]
+    res = _apply(
+        ctx,
+        P.PLANNING,
+        1,
+        _answer(tmp_path, {"docs/architecture.md": "# a\n"}),
+        plan_path=PLAN_PATH,
+    )
+    failed = ctx.model_copy(
+        update={"status": SessionStatus.FAILED, "last_successful_commit": res.commit}
+    )  # type: ignore[attr-defined]
     state = repo / ".generation-state"
     assert resume_problems(failed, workflow_running=False, state_dir=state) == []
     running = resume_problems(failed, workflow_running=True, state_dir=state)
@@ -212,14 +263,16 @@ def test_resume_checklist(session: tuple[Path, GenerationContext], tmp_path: Pat
     git(repo, "checkout", "--", PACKAGE_PATH)
     git(repo, "checkout", "-q", "main")
     git(repo, "commit", "-q", "--allow-empty", "-m", "elsewhere")
-    off_branch = failed.model_copy(update={"last_successful_commit": git(
-        repo, "rev-parse", "main").strip()})
+    off_branch = failed.model_copy(
+        update={"last_successful_commit": git(repo, "rev-parse", "main").strip()}
+    )
     assert "is not on branch" in resume_problems(off_branch, False, state)[0]
     gone = failed.model_copy(update={"branch": "feat/package-generation-1"})
     assert "does not exist; restore it" in resume_problems(gone, False, state)[0]
     done = failed.model_copy(update={"status": SessionStatus.COMPLETED})
     assert resume_problems(done, False, state) == [
-        f"Session {ctx.session_id} already completed; there is nothing to resume."]
+        f"Session {ctx.session_id} already completed; there is nothing to resume."
+    ]
 
 
 def test_a_workspace_below_the_repository_top_level(tmp_path: Path) -> None:
@@ -232,17 +285,27 @@ def test_a_workspace_below_the_repository_top_level(tmp_path: Path) -> None:
     ws = top / "ws"
     sid = new_session_id()
     inp = TurnBasedGenerationInput(
-        session_id=sid, package_name=PACKAGE_NAME, package_path=PACKAGE_PATH,
-        plan_path=PLAN_PATH, category=Category.CORE, workspace_root=str(ws),
-        state_dir=str(ws / ".generation-state"), config=BuildSettings(),
+        session_id=sid,
+        package_name=PACKAGE_NAME,
+        package_path=PACKAGE_PATH,
+        plan_path=PLAN_PATH,
+        category=Category.CORE,
+        workspace_root=str(ws),
+        state_dir=str(ws / ".generation-state"),
+        config=BuildSettings(),
     )
-    ctx = prepare_generation_session(PrepareSessionInput(
-        generation=inp, workflow_id=f"turn-based-{sid}",
-        phases=schedule(TurnBasedGenerationConfig(), Category.CORE)))
+    ctx = prepare_generation_session(
+        PrepareSessionInput(
+            generation=inp,
+            workflow_id=f"turn-based-{sid}",
+            phases=schedule(TurnBasedGenerationConfig(), Category.CORE),
+        )
+    )
     answer = _answer(tmp_path, {"docs/architecture.md": "# a\n", "docs/gone.md": None})
     result = _apply(ctx, P.PLANNING, 1, answer, plan_path=PLAN_PATH)
     assert result.files == ["docs/architecture.md"]  # type: ignore[attr-defined]
     touched = git(top, "show", "--name-only", "--format=", ctx.branch).split()
     assert touched == [f"ws/{PACKAGE_PATH}/docs/architecture.md"]
-    assert "Files modified: docs/architecture.md\n" in git(top, "log", "-1", "--format=%B",
-                                                          ctx.branch)
+    assert "Files modified: docs/architecture.md\n" in git(
+        top, "log", "-1", "--format=%B", ctx.branch
+    )

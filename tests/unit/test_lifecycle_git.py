@@ -256,9 +256,7 @@ def test_switch_commits_wip_and_changes_generation(repo: Path, pkgbuilder_home: 
     assert head_branch(repo) == "main"
 
 
-def test_ambiguous_and_missing_generations_ask_clearly(
-    repo: Path, pkgbuilder_home: Path
-) -> None:
+def test_ambiguous_and_missing_generations_ask_clearly(repo: Path, pkgbuilder_home: Path) -> None:
     with pytest.raises(UserError, match="No generation is active"):
         lifecycle.stop(repo, pkgbuilder_home)
     first = lifecycle.start(repo, pkgbuilder_home, now=T0)
@@ -283,8 +281,14 @@ def test_resume_prep_resets_stuck_tasks_and_prunes(repo: Path, pkgbuilder_home: 
     store.upsert_task(
         pkgbuilder_home,
         name,
-        TaskRecord(package="@acme/alpha", slug="acme-alpha", path="packages/core/alpha",
-                   status=TaskStatus.IN_PROGRESS, attempts=1, worktree=wt.worktree),
+        TaskRecord(
+            package="@acme/alpha",
+            slug="acme-alpha",
+            path="packages/core/alpha",
+            status=TaskStatus.IN_PROGRESS,
+            attempts=1,
+            worktree=wt.worktree,
+        ),
     )
     store.upsert_task(
         pkgbuilder_home,

@@ -30,9 +30,7 @@ PACKAGES = {"@acme/alpha": "packages/core/alpha", "@acme/beta": "packages/utilit
 @pytest.fixture
 def generation(tmp_path: Path, make_git_repo, pkgbuilder_home: Path) -> tuple[Path, str]:
     repo = make_git_repo(write_monorepo(tmp_path / "template"))
-    record = lifecycle.start(
-        repo, pkgbuilder_home, regenerate=list(PACKAGES.items()), now=T0
-    )
+    record = lifecycle.start(repo, pkgbuilder_home, regenerate=list(PACKAGES.items()), now=T0)
     return repo, record.name
 
 
@@ -140,8 +138,9 @@ def test_parallel_tasks_merge_and_each_touches_only_its_package(
     merges = git(repo, "rev-list", "--merges", f"{name}-start..{name}").split()
     assert sorted(merges) == sorted(r.merge_commit for r in results)
     for (package, path), result in zip(PACKAGES.items(), results, strict=True):
-        touched = git(repo, "diff", "--name-only", f"{result.merge_commit}^1",
-                      result.merge_commit).split()
+        touched = git(
+            repo, "diff", "--name-only", f"{result.merge_commit}^1", result.merge_commit
+        ).split()
         assert touched == [f"{path}/index.js"], package
     assert status(repo) == ""
     assert worktree_paths(repo) == [str(repo)]

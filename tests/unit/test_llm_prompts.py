@@ -104,8 +104,7 @@ def fake_sdk(root: Path, source: str | None) -> Path:
 def test_deprecation_table_is_read_from_the_sdk_file(tmp_path: Path) -> None:
     sdk = fake_sdk(
         tmp_path / "anthropic",
-        "from typing import Dict\n\nDEPRECATED_MODELS: Dict[str, str] = "
-        f"{TABLE!r}\n",
+        f"from typing import Dict\n\nDEPRECATED_MODELS: Dict[str, str] = {TABLE!r}\n",
     )
     table = load_table([sdk])
     assert table == TABLE
@@ -168,8 +167,9 @@ def test_the_deprecation_table_is_read_without_importing_the_sdk() -> None:
         "table = deprecated_models()\n"
         "print(json.dumps({'loaded': 'anthropic' in sys.modules, 'table': table}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     result = json.loads(proc.stdout)
     assert result["loaded"] is False
     try:  # the static read agrees with the SDK's own import, whatever the SDK lists today

@@ -52,7 +52,10 @@ def token_env(registry: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> str
 
 def _inp(root: Path, node: PackageNode, url: str, **publishing: object) -> PublishPackageInput:
     return PublishPackageInput(
-        build_id="test", workspace_root=str(root), package=node, registry=url,
+        build_id="test",
+        workspace_root=str(root),
+        package=node,
+        registry=url,
         publishing=PublishingSettings(enabled=True, **publishing),  # type: ignore[arg-type]
     )
 
@@ -77,8 +80,9 @@ async def test_first_run_publishes_all_second_run_skips_all(
         published = reg.fetch_version(url, r.package_name, "1.0.0", token)
         assert published is not None and published.integrity == r.integrity
 
-    check = await check_published(PublishCheckInput(
-        workspace_root=str(root), packages=nodes, registry=url))
+    check = await check_published(
+        PublishCheckInput(workspace_root=str(root), packages=nodes, registry=url)
+    )
     assert sorted(check.identical) == sorted(n.name for n in nodes) and check.error is None
 
     second = [await publish_package(_inp(root, n, url)) for n in nodes]
@@ -103,8 +107,9 @@ async def test_changed_package_with_same_version_fails_with_bump_message(
     assert changed.message == (
         f"{node.name}@1.0.0 is already published with different content; bump the version."
     )
-    check = await check_published(PublishCheckInput(
-        workspace_root=str(root), packages=[node], registry=url))
+    check = await check_published(
+        PublishCheckInput(workspace_root=str(root), packages=[node], registry=url)
+    )
     assert check.identical == [] and check.checks[0].decision.value == "conflict"
     still = reg.fetch_version(url, node.name, "1.0.0", token)
     assert still is not None and still.integrity == original.integrity
@@ -127,12 +132,12 @@ async def test_retry_after_a_completed_publish_records_one_published_version(
     retried = await env.run(publish_package, _inp(root, node, url))
     assert retried.outcome is PublishOutcome.PUBLISHED
     assert "earlier attempt" in retried.message
-    assert json.loads(npm_view(url, token, node.name, "versions", tmp_path)) in (
-        ["1.0.0"], "1.0.0")
+    assert json.loads(npm_view(url, token, node.name, "versions", tmp_path)) in (["1.0.0"], "1.0.0")
     # A first attempt finding it there (published by an earlier build) is a skip.
     env.info = dataclasses.replace(env.info, attempt=1, scheduled_time=datetime.now(UTC))
     assert (await env.run(publish_package, _inp(root, node, url))).outcome is (
-        PublishOutcome.SKIPPED)
+        PublishOutcome.SKIPPED
+    )
 
 
 async def test_dry_run_reports_and_publishes_nothing(
@@ -149,7 +154,8 @@ async def test_dry_run_reports_and_publishes_nothing(
 
 
 async def test_missing_or_rejected_token_is_one_clear_sentence(
-    registry: tuple[str, str], demo: tuple[Path, WorkspaceGraph],
+    registry: tuple[str, str],
+    demo: tuple[Path, WorkspaceGraph],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, token = registry
@@ -161,8 +167,9 @@ async def test_missing_or_rejected_token_is_one_clear_sentence(
     assert missing.message == (
         f"Reading from {url} needs a token: set NPM_TOKEN in the worker's environment."
     )
-    check = await check_published(PublishCheckInput(
-        workspace_root=str(root), packages=[node], registry=url))
+    check = await check_published(
+        PublishCheckInput(workspace_root=str(root), packages=[node], registry=url)
+    )
     assert check.identical == [] and check.error == missing.message
     monkeypatch.setenv("NPM_TOKEN", "npm_SENTINEL_rejected_0123456789")
     rejected = await publish_package(_inp(root, node, url))
@@ -237,14 +244,15 @@ def npm_spy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], lis
     monkeypatch.setenv("PATH", f"{spy_dir}{os.pathsep}{os.environ['PATH']}")
 
     def calls() -> list[dict]:
-        return [json.loads(ln) for ln in record.read_text().splitlines()] if record.exists() \
-            else []
+        return [json.loads(ln) for ln in record.read_text().splitlines()] if record.exists() else []
 
     return calls
 
 
 async def test_token_reaches_npm_only_through_a_private_userconfig(
-    registry: tuple[str, str], token_env: str, demo: tuple[Path, WorkspaceGraph],
+    registry: tuple[str, str],
+    token_env: str,
+    demo: tuple[Path, WorkspaceGraph],
     npm_spy: Callable[[], list[dict]],
 ) -> None:
     url, token = registry

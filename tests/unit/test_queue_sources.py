@@ -26,10 +26,12 @@ from tests.support.packages_mcp import PackagesApi, packages_mcp_server
 TOKEN = "test-token-3f9a"  # a throwaway value the test server accepts; not a secret
 
 
-def report(name: str, status: SourceStatus, error: str | None = None,
-           source_id: str | None = None) -> SourceReport:
-    return SourceReport(key=f"{name}-{status}", name=name, source_id=source_id,
-                        status=status, error=error)
+def report(
+    name: str, status: SourceStatus, error: str | None = None, source_id: str | None = None
+) -> SourceReport:
+    return SourceReport(
+        key=f"{name}-{status}", name=name, source_id=source_id, status=status, error=error
+    )
 
 
 # -- SQLite ----------------------------------------------------------------------------------
@@ -42,7 +44,10 @@ def test_sqlite_queue_orders_by_priority_and_hands_out_only_queued(tmp_path: Pat
     q.add(QueuedPackage(name="@a/mid", priority=50))
     q.add(QueuedPackage(name="@a/low", priority=5))  # re-add: one row, new priority
     assert [(p.name, p.priority) for p in q.fetch(10).packages] == [
-        ("@a/high", 100), ("@a/mid", 50), ("@a/low", 5)]
+        ("@a/high", 100),
+        ("@a/mid", 50),
+        ("@a/low", 5),
+    ]
     assert q.fetch(10).packages[0].dependencies == ["@a/low"]
     assert [p.name for p in q.fetch(2).packages] == ["@a/high", "@a/mid"]
     assert q.report(report("@a/high", SourceStatus.PUBLISHED))
@@ -63,8 +68,10 @@ def test_sqlite_rows_that_are_not_package_names_are_rejected(tmp_path: Path) -> 
     q = SqliteQueue(tmp_path / "q.db")
     q.add(QueuedPackage(name="@a/ok"))
     with sqlite3.connect(tmp_path / "q.db") as conn:  # written by something else
-        conn.execute("INSERT INTO packages VALUES ('bad name', 9, '[]', 'queued', NULL, "
-                     "'2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00')")
+        conn.execute(
+            "INSERT INTO packages VALUES ('bad name', 9, '[]', 'queued', NULL, "
+            "'2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00')"
+        )
     result = q.fetch(10)
     assert [p.name for p in result.packages] == ["@a/ok"]
     assert result.rejected == ["bad name"]
@@ -85,7 +92,7 @@ def test_unreadable_queue_file_is_one_clear_error(tmp_path: Path) -> None:
 
 
 async def test_default_source_is_the_embedded_queue_in_pkgbuilder_home(
-    pkgbuilder_home: Path
+    pkgbuilder_home: Path,
 ) -> None:
     source = open_source(QueueSourceSettings())
     assert isinstance(source, SqliteQueueSource)
@@ -105,18 +112,24 @@ async def api() -> AsyncIterator[PackagesApi]:
         yield server
 
 
-def mcp_settings(api: PackagesApi, token_env: str = "PKGBUILDER_TEST_MCP_TOKEN"
-                 ) -> QueueSourceSettings:
-    return QueueSourceSettings(kind=QueueSourceKind.MCP,
-                               mcp=McpSourceSettings(url=api.url, token_env=token_env))
+def mcp_settings(
+    api: PackagesApi, token_env: str = "PKGBUILDER_TEST_MCP_TOKEN"
+) -> QueueSourceSettings:
+    return QueueSourceSettings(
+        kind=QueueSourceKind.MCP, mcp=McpSourceSettings(url=api.url, token_env=token_env)
+    )
 
 
-async def test_mcp_source_reads_the_build_queue_and_writes_outcomes_back(
-    api: PackagesApi
-) -> None:
+async def test_mcp_source_reads_the_build_queue_and_writes_outcomes_back(api: PackagesApi) -> None:
     api.queue[:] = [
-        {"id": "p1", "name": "@m/one", "priority": 10, "dependencies": ["@m/two"],
-         "category": "core", "status": "ready"},
+        {
+            "id": "p1",
+            "name": "@m/one",
+            "priority": 10,
+            "dependencies": ["@m/two"],
+            "category": "core",
+            "status": "ready",
+        },
         {"id": "p2", "name": "@m/two", "priority": 20, "dependencies": []},
         {"id": "p3", "name": "not a name", "priority": 1},
         {"id": "p4", "name": "@m/done", "status": "published"},
@@ -124,20 +137,23 @@ async def test_mcp_source_reads_the_build_queue_and_writes_outcomes_back(
     source = open_source(mcp_settings(api), env={"PKGBUILDER_TEST_MCP_TOKEN": TOKEN})
     result = await source.fetch(50)
     assert [(p.name, p.priority, p.source_id) for p in result.packages] == [
-        ("@m/one", 10, "p1"), ("@m/two", 20, "p2")]
+        ("@m/one", 10, "p1"),
+        ("@m/two", 20, "p2"),
+    ]
     assert result.packages[0].dependencies == ["@m/two"]
     assert result.rejected == ["not a name"]
     assert api.queue_requests[-1] == {"limit": 50, "filters": {"exclude_blocked": True}}
     await source.report(report("@m/one", SourceStatus.PUBLISHED, source_id="p1"))
     await source.report(report("@m/two", SourceStatus.FAILED, "test: 2 failing", "p2"))
     assert api.updates_for("p1") == [{"id": "p1", "data": {"status": "published"}}]
-    assert api.updates_for("p2") == [{"id": "p2", "data": {
-        "status": "failed", "metadata": {"error": "test: 2 failing"}}}]
+    assert api.updates_for("p2") == [
+        {"id": "p2", "data": {"status": "failed", "metadata": {"error": "test: 2 failing"}}}
+    ]
     assert set(api.tokens_seen) == {TOKEN}
 
 
 async def test_mcp_source_with_a_wrong_token_fails_permanently_naming_the_variable(
-    api: PackagesApi
+    api: PackagesApi,
 ) -> None:
     source = open_source(mcp_settings(api, "MY_TOKEN_VAR"), env={"MY_TOKEN_VAR": "wrong"})
     with pytest.raises(QueueSourceError) as err:
@@ -154,9 +170,11 @@ async def test_mcp_tool_errors_are_permanent(api: PackagesApi) -> None:
 
 
 async def test_unreachable_mcp_server_is_a_retryable_error() -> None:
-    source = McpQueueSource(McpSourceSettings(url="http://127.0.0.1:9/mcp",
-                                              timeout_seconds=5),
-                            "http://127.0.0.1:9/mcp", TOKEN)
+    source = McpQueueSource(
+        McpSourceSettings(url="http://127.0.0.1:9/mcp", timeout_seconds=5),
+        "http://127.0.0.1:9/mcp",
+        TOKEN,
+    )
     with pytest.raises(QueueSourceError, match="Cannot reach") as err:
         await source.fetch(5)
     assert not err.value.permanent

@@ -16,7 +16,7 @@ from pkgbuilder.models.steps import PackageStepInput
 
 SCRIPTS = {
     "prebuild": "echo pre >> order.txt",
-    "build": "echo \"main $npm_lifecycle_event $npm_package_name\" >> order.txt && mytool",
+    "build": 'echo "main $npm_lifecycle_event $npm_package_name" >> order.txt && mytool',
     "postbuild": "echo post >> order.txt",
     "lint": "exit 3",
 }
@@ -26,17 +26,22 @@ def make_workspace(tmp_path: Path) -> tuple[Path, PackageNode]:
     root = tmp_path / "ws"
     pkg = root / "packages" / "a"
     pkg.mkdir(parents=True)
-    (root / "package.json").write_text(json.dumps({"private": True,
-                                                   "workspaces": ["packages/*"]}))
-    (pkg / "package.json").write_text(json.dumps({"name": "@s/a", "version": "1.2.3",
-                                                  "scripts": SCRIPTS}))
+    (root / "package.json").write_text(json.dumps({"private": True, "workspaces": ["packages/*"]}))
+    (pkg / "package.json").write_text(
+        json.dumps({"name": "@s/a", "version": "1.2.3", "scripts": SCRIPTS})
+    )
     bin_dir = root / "node_modules" / ".bin"
     bin_dir.mkdir(parents=True)
     tool = bin_dir / "mytool"
     tool.write_text("#!/bin/sh\necho tool-from-bin >> order.txt\n")
     tool.chmod(0o755)
-    node = PackageNode(name="@s/a", version="1.2.3", path="packages/a",
-                       category=Category.UTILITY, scripts=sorted(SCRIPTS))
+    node = PackageNode(
+        name="@s/a",
+        version="1.2.3",
+        path="packages/a",
+        category=Category.UTILITY,
+        scripts=sorted(SCRIPTS),
+    )
     return root, node
 
 
@@ -66,12 +71,14 @@ async def test_build_refuses_when_a_dependency_was_not_built(tmp_path: Path) -> 
     root, node = make_workspace(tmp_path)
     dep_dir = root / "packages" / "dep"
     dep_dir.mkdir()
-    (dep_dir / "package.json").write_text(json.dumps(
-        {"name": "@s/dep", "version": "1.0.0", "main": "dist/index.js"}))
+    (dep_dir / "package.json").write_text(
+        json.dumps({"name": "@s/dep", "version": "1.0.0", "main": "dist/index.js"})
+    )
     dep = PackageNode(name="@s/dep", path="packages/dep")
     settings = load_settings(env={})
-    inp = PackageStepInput(workspace_root=str(root), package=node, settings=settings,
-                           dependencies=[dep])
+    inp = PackageStepInput(
+        workspace_root=str(root), package=node, settings=settings, dependencies=[dep]
+    )
     result = await build_package(inp)
     assert not result.ok
     assert [f.type.value for f in result.failures] == ["dependency"]

@@ -26,33 +26,43 @@ def test_scrubbed_env_removes_secrets_and_keeps_the_rest() -> None:
     env = scrubbed_env(base)
     assert env["PATH"] == "/usr/bin"
     assert env["npm_config_registry"] == "http://127.0.0.1:4873/"
-    for secret in ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY", "NPM_TOKEN", "NODE_AUTH_TOKEN",
-                   "MY_SERVICE_PASSWORD", "npm_config__authToken"):
+    for secret in (
+        "ANTHROPIC_API_KEY",
+        "CLAUDE_API_KEY",
+        "NPM_TOKEN",
+        "NODE_AUTH_TOKEN",
+        "MY_SERVICE_PASSWORD",
+        "npm_config__authToken",
+    ):
         assert secret not in env
     assert "SENTINEL" not in repr(env)
     assert env["CI"] == "true"
 
 
-@pytest.mark.parametrize("name", ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "X_API_KEY",
-                                  "PACKAGES_MCP_TOKEN"])
+@pytest.mark.parametrize(
+    "name", ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "X_API_KEY", "PACKAGES_MCP_TOKEN"]
+)
 def test_secret_names(name: str) -> None:
     assert is_secret_env_name(name)
 
 
-async def test_child_process_never_sees_secrets(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_child_process_never_sees_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NPM_TOKEN", "npm_SENTINEL_123")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-SENTINEL")
-    res = await run_command([sys.executable, "-c", "import os; print(sorted(os.environ))"],
-                            tmp_path, timeout=30)
+    res = await run_command(
+        [sys.executable, "-c", "import os; print(sorted(os.environ))"], tmp_path, timeout=30
+    )
     assert res.ok
     assert "NPM_TOKEN" not in res.output_tail
     assert "ANTHROPIC_API_KEY" not in res.output_tail
 
 
 async def test_nonzero_exit_is_a_result_not_an_exception(tmp_path: Path) -> None:
-    res = await run_command([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
-                            tmp_path, timeout=30)
+    res = await run_command(
+        [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], tmp_path, timeout=30
+    )
     assert not res.ok and res.exit_code == 3
     assert "boom" in res.output_tail
 
@@ -61,7 +71,10 @@ async def test_output_tail_is_bounded_and_full_log_written(tmp_path: Path) -> No
     log = tmp_path / "logs" / "out.log"
     res = await run_command(
         [sys.executable, "-c", "print('x' * 100); [print(i) for i in range(50000)]"],
-        tmp_path, timeout=30, log_path=log, tail_bytes=1024,
+        tmp_path,
+        timeout=30,
+        log_path=log,
+        tail_bytes=1024,
     )
     assert res.ok
     assert len(res.output_tail.encode()) <= 1024
@@ -86,9 +99,13 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 async def test_cancellation_kills_the_process(tmp_path: Path) -> None:
     marker = tmp_path / "finished"
-    task = asyncio.create_task(run_command(
-        [sys.executable, "-c", f"import time; time.sleep(2); open({str(marker)!r},'w')"],
-        tmp_path, timeout=30))
+    task = asyncio.create_task(
+        run_command(
+            [sys.executable, "-c", f"import time; time.sleep(2); open({str(marker)!r},'w')"],
+            tmp_path,
+            timeout=30,
+        )
+    )
     await asyncio.sleep(0.5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -99,8 +116,13 @@ async def test_cancellation_kills_the_process(tmp_path: Path) -> None:
 
 async def test_heartbeats_while_running(tmp_path: Path) -> None:
     beats: list[str] = []
-    res = await run_command([sys.executable, "-c", "import time; time.sleep(1.2)"], tmp_path,
-                            timeout=30, heartbeat=beats.append, heartbeat_every=0.2)
+    res = await run_command(
+        [sys.executable, "-c", "import time; time.sleep(1.2)"],
+        tmp_path,
+        timeout=30,
+        heartbeat=beats.append,
+        heartbeat_every=0.2,
+    )
     assert res.ok
     assert len(beats) >= 2
 
@@ -118,6 +140,9 @@ async def test_colour_is_not_forced_off_and_tails_carry_no_ansi_codes(tmp_path: 
     log = tmp_path / "out.log"
     res = await run_command(
         [sys.executable, "-c", "print('\\x1b[31mred\\x1b[39m \\x1b[1mbold\\x1b[22m')"],
-        tmp_path, timeout=30, log_path=log)
+        tmp_path,
+        timeout=30,
+        log_path=log,
+    )
     assert res.output_tail.strip() == "red bold"
     assert "\x1b[31m" in log.read_text()

@@ -23,9 +23,11 @@ def test_undeclared_relative_import_of_a_sibling_is_named(tmp_path: Path) -> Non
     _pkg(tmp_path, "pkgs/other", "@x/other")
     _pkg(tmp_path, "pkgs/app", "@x/app")
     _pkg(tmp_path, "pkgs/lib", "@x/lib", dependencies={"@x/other": "*"})
-    _write(tmp_path / "pkgs/app/src/index.ts",
-           "import { a } from '../../other/esm/index.js';\nimport './local';\n"
-           "const b = require(\"../../other/dist/b\");\n")
+    _write(
+        tmp_path / "pkgs/app/src/index.ts",
+        "import { a } from '../../other/esm/index.js';\nimport './local';\n"
+        'const b = require("../../other/dist/b");\n',
+    )
     _write(tmp_path / "pkgs/app/src/local.ts", "export {};\n")
     _write(tmp_path / "pkgs/lib/src/index.js", "export * from '../../other/esm/index.js';\n")
     # Ignored: declaration files, node_modules, build output, paths outside the workspace.

@@ -29,7 +29,9 @@ def _files_of(root: Path, rev: str) -> list[str]:
 
 
 def test_inherited_git_dir_pointing_elsewhere_is_ignored(
-    repo: Path, make_git_repo, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    repo: Path,
+    make_git_repo,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     other = make_git_repo(name="other")
     other_head = git(other, "rev-parse", "HEAD").strip()
@@ -62,9 +64,7 @@ def test_secrets_never_reach_git_or_its_hooks(
     monkeypatch.setenv("HARMLESS_SETTING", "kept")
     (repo / "b.txt").write_text("changed\n")
     vcs.commit_only(Repository(repo), ["b.txt"], "fix: b", "Pkgbuilder-Request: 2")
-    env = dict(
-        line.split("=", 1) for line in dump.read_text().splitlines() if "=" in line
-    )
+    env = dict(line.split("=", 1) for line in dump.read_text().splitlines() if "=" in line)
     text = dump.read_text()
     for secret in ("sk-ant-secret-1", "npm-secret-2", "secret-3"):
         assert secret not in text
@@ -133,8 +133,13 @@ def test_commit_exact_commits_deletes_and_skips_unknown_paths(repo: Path) -> Non
 def test_fallback_identity_when_the_repository_has_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
-                "GIT_COMMITTER_EMAIL", "EMAIL"):
+    for var in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "EMAIL",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-config"))
@@ -152,8 +157,7 @@ def test_fallback_identity_when_the_repository_has_none(
 
 
 def test_the_repositorys_identity_wins(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
-                "GIT_COMMITTER_EMAIL"):
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(var, raising=False)
     (repo / "a.txt").write_text("x\n")
     vcs.commit_only(Repository(repo), ["a.txt"], "s", "T: 9")

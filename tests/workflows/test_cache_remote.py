@@ -38,8 +38,9 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield srv
 
 
-def client_for(srv: RemoteCacheServer, key: str | None = "k1", token: str | None = None,
-               **settings: object) -> RemoteCache:
+def client_for(
+    srv: RemoteCacheServer, key: str | None = "k1", token: str | None = None, **settings: object
+) -> RemoteCache:
     env = {"REMOTE_CACHE_TOKEN": token or srv.token}
     if key:
         env["PKGBUILDER_CACHE_SIGNATURE_KEY"] = key
@@ -81,25 +82,39 @@ def test_down_server_is_one_fast_failure() -> None:
 
 @pytest.mark.slow
 async def test_remote_cache_serves_a_second_checkout_and_degrades_when_down(
-        client: Client, server: RemoteCacheServer, tmp_path: Path) -> None:
+    client: Client, server: RemoteCacheServer, tmp_path: Path
+) -> None:
     ws = passing_workspace(tmp_path / "a" / "ws")
     log = tmp_path / "executions.log"
     secrets = {"REMOTE_CACHE_TOKEN": server.token, "PKGBUILDER_CACHE_SIGNATURE_KEY": "s3cret"}
 
-    down = await build(client, ws, tmp_path / "cache-a", log,
-                       {"remote": {"url": f"http://127.0.0.1:{free_port()}"}}, secrets)
+    down = await build(
+        client,
+        ws,
+        tmp_path / "cache-a",
+        log,
+        {"remote": {"url": f"http://127.0.0.1:{free_port()}"}},
+        secrets,
+    )
     assert set(statuses(down).values()) == {PackageStatus.SUCCESS}
     assert len(down.cache_warnings) == 1 and "unavailable" in down.cache_warnings[0]
 
     remote = {"remote": {"url": server.url}}
-    readonly = await build(client, ws, tmp_path / "cache-ro", log,
-                           {**remote, "force": True, "remote": {"url": server.url,
-                                                                "write": False}}, secrets)
+    readonly = await build(
+        client,
+        ws,
+        tmp_path / "cache-ro",
+        log,
+        {**remote, "force": True, "remote": {"url": server.url, "write": False}},
+        secrets,
+    )
     assert not any(r.cache and r.cache.uploaded for r in readonly.package_reports)
     assert not list(server.storage.rglob("*")) or not any(
-        p.is_file() for p in server.storage.rglob("*"))
-    uploaded = await build(client, ws, tmp_path / "cache-a", log, {**remote, "force": True},
-                           secrets)
+        p.is_file() for p in server.storage.rglob("*")
+    )
+    uploaded = await build(
+        client, ws, tmp_path / "cache-a", log, {**remote, "force": True}, secrets
+    )
     assert all(r.cache and r.cache.uploaded for r in uploaded.package_reports)
 
     other = tmp_path / "somewhere" / "else" / "checkout"

@@ -19,7 +19,8 @@ from tests.support.cache_builds import NAMES, build, executed, passing_workspace
 
 @pytest.mark.slow
 async def test_second_run_is_cached_and_changes_rebuild_exactly_their_dependents(
-        client: Client, tmp_path: Path) -> None:
+    client: Client, tmp_path: Path
+) -> None:
     ws = passing_workspace(tmp_path / "ws")
     cache_dir, log = tmp_path / "cache", tmp_path / "executions.log"
 
@@ -51,8 +52,9 @@ async def test_second_run_is_cached_and_changes_rebuild_exactly_their_dependents
     third = await build(client, ws, cache_dir, log)
     rebuilt = {n for n, s in statuses(third).items() if s is PackageStatus.SUCCESS}
     assert rebuilt == {"@fx/mid", "@fx/top"}
-    assert sorted(executed(log)) == sorted([("@fx/mid", "build"), ("@fx/mid", "test"),
-                                            ("@fx/top", "build"), ("@fx/top", "test")])
+    assert sorted(executed(log)) == sorted(
+        [("@fx/mid", "build"), ("@fx/mid", "test"), ("@fx/top", "build"), ("@fx/top", "test")]
+    )
     mid = next(r for r in third.package_reports if r.package_name == "@fx/mid")
     assert mid.cache and "no cache entry" in (mid.cache.reason or "")
 
@@ -67,14 +69,16 @@ async def test_second_run_is_cached_and_changes_rebuild_exactly_their_dependents
     log.unlink()
     fifth = await build(client, ws, cache_dir, log, {"env": ["FX_FLAG"]}, {"FX_FLAG": "1"})
     assert {n for n, s in statuses(fifth).items() if s is PackageStatus.SUCCESS} == {"@fx/solo"}
-    forced = await build(client, ws, cache_dir, log, {"env": ["FX_FLAG"], "force": True},
-                         {"FX_FLAG": "1"})
+    forced = await build(
+        client, ws, cache_dir, log, {"env": ["FX_FLAG"], "force": True}, {"FX_FLAG": "1"}
+    )
     assert set(statuses(forced).values()) == {PackageStatus.SUCCESS}
 
 
 @pytest.mark.slow
 async def test_a_standalone_package_build_uses_the_same_cache(
-        client: Client, tmp_path: Path) -> None:
+    client: Client, tmp_path: Path
+) -> None:
     """What the continuous orchestrator starts: a PackageBuildWorkflow on its own, which
     looks its package up itself (the suite's hits then serve it too)."""
     from pkgbuilder.models.build import PackageBuildInput, PackageBuildResult
@@ -86,9 +90,15 @@ async def test_a_standalone_package_build_uses_the_same_cache(
     await build(client, ws, cache_dir, log)  # the suite fills the cache
     log.unlink()
     tq = f"tq-{uuid.uuid4()}"
-    settings = load_settings(ws, env={}, overrides={
-        "temporal": {"taskQueue": tq, "llmTaskQueue": f"{tq}-llm"},
-        "cache": {"dir": str(cache_dir)}, "fix": {"enabled": False}})
+    settings = load_settings(
+        ws,
+        env={},
+        overrides={
+            "temporal": {"taskQueue": tq, "llmTaskQueue": f"{tq}-llm"},
+            "cache": {"dir": str(cache_dir)},
+            "fix": {"enabled": False},
+        },
+    )
     graph = discover_workspace(ws)
     node = graph.by_name()["@fx/mid"]
     os.environ["PKGBUILDER_TEST_LOG"] = str(log)
@@ -96,10 +106,16 @@ async def test_a_standalone_package_build_uses_the_same_cache(
         async with running_workers(client, settings):
             result: PackageBuildResult = await client.execute_workflow(
                 PackageBuildWorkflow.run,
-                PackageBuildInput(build_id=f"o{uuid.uuid4().hex[:6]}", package=node,
-                                  dependency_nodes=[graph.by_name()["@fx/broken"]],
-                                  workspace_root=str(ws), config=settings),
-                id=f"standalone-{uuid.uuid4().hex[:6]}", task_queue=tq)
+                PackageBuildInput(
+                    build_id=f"o{uuid.uuid4().hex[:6]}",
+                    package=node,
+                    dependency_nodes=[graph.by_name()["@fx/broken"]],
+                    workspace_root=str(ws),
+                    config=settings,
+                ),
+                id=f"standalone-{uuid.uuid4().hex[:6]}",
+                task_queue=tq,
+            )
     finally:
         os.environ.pop("PKGBUILDER_TEST_LOG", None)
     assert result.success and result.status is PackageStatus.CACHED

@@ -29,25 +29,33 @@ module.exports = { answer };
 """
 
 
-async def test_failing_test_fixed_in_one_attempt(client: Client, tmp_path: Path,
-                                                 task_queue: str,
-                                                 fake_anthropic: FakeAnthropic,
-                                                 ) -> None:
+async def test_failing_test_fixed_in_one_attempt(
+    client: Client,
+    tmp_path: Path,
+    task_queue: str,
+    fake_anthropic: FakeAnthropic,
+) -> None:
     ws = copy_workspace(FIXTURE, tmp_path / "ws")
     prompts = ws / ".claude" / "agents" / "fix-prompts"
     prompts.mkdir(parents=True)
     (prompts / "test.md").write_text("You fix failing unit tests. Change the code, not the test.")
     git(ws, "add", "-A")
     git(ws, "commit", "-q", "-m", "fix prompts")
-    fake_anthropic.script(Reply.answer(contract_answer(
-        [{"path": "src/index.js", "operation": "update", "content": FIXED}],
-        summary="answer() returned 41; it now returns double(21)")))
+    fake_anthropic.script(
+        Reply.answer(
+            contract_answer(
+                [{"path": "src/index.js", "operation": "update", "content": FIXED}],
+                summary="answer() returned 41; it now returns double(21)",
+            )
+        )
+    )
 
     report = await run_suite(client, task_queue, ws, "fixloop")
 
     assert {r.package_name: r.status for r in report.package_reports} == {
         n: PackageStatus.SUCCESS
-        for n in ("@fx/base", "@fx/other", "@fx/solo", "@fx/broken", "@fx/mid", "@fx/top")}
+        for n in ("@fx/base", "@fx/other", "@fx/solo", "@fx/broken", "@fx/mid", "@fx/top")
+    }
     broken = next(r for r in report.package_reports if r.package_name == "@fx/broken")
     assert len(broken.fix_attempts) == 1
     attempt = broken.fix_attempts[0]

@@ -18,8 +18,18 @@ from tests.support.generation_script import PACKAGE_NAME, PACKAGE_PATH
 pytestmark = pytest.mark.slow
 
 # Enough phases for a package that builds and passes its tests with 90% coverage.
-PHASES = ["FOUNDATION", "TYPES", "CORE_IMPLEMENTATION", "ENTRY_POINT", "UTILITIES",
-          "ERROR_HANDLING", "TESTING", "CRITICAL_FIXES", "BUILD_VALIDATION", "MERGE"]
+PHASES = [
+    "FOUNDATION",
+    "TYPES",
+    "CORE_IMPLEMENTATION",
+    "ENTRY_POINT",
+    "UTILITIES",
+    "ERROR_HANDLING",
+    "TESTING",
+    "CRITICAL_FIXES",
+    "BUILD_VALIDATION",
+    "MERGE",
+]
 
 
 async def test_suite_generates_a_planned_package_then_builds_it(
@@ -35,10 +45,14 @@ async def test_suite_generates_a_planned_package_then_builds_it(
         async with running_workers(client, settings):
             report: BuildReport = await client.execute_workflow(
                 SuiteBuildWorkflow.run,
-                SuiteBuildInput(build_id="gen-suite", workspace_root=str(repo),
-                                plan_path=str(repo / "plans" / "master-plan.md"),
-                                config=settings),
-                id=f"suite-gen-{task_queue}", task_queue=task_queue,
+                SuiteBuildInput(
+                    build_id="gen-suite",
+                    workspace_root=str(repo),
+                    plan_path=str(repo / "plans" / "master-plan.md"),
+                    config=settings,
+                ),
+                id=f"suite-gen-{task_queue}",
+                task_queue=task_queue,
             )
         asked = len(server.requests)
     [pkg] = report.package_reports

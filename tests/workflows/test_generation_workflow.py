@@ -48,20 +48,28 @@ class FullRun:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def full_run(client: Client, tmp_path_factory: pytest.TempPathFactory
-                   ) -> AsyncIterator[FullRun]:
+async def full_run(
+    client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FullRun]:
     """One complete 15-phase session, shared by the assertions below."""
     base = tmp_path_factory.mktemp("full-run")
     repo = make_workspace(base / "repo")
     tq = f"tq-gen-full-{new_session_id()}"
     with scripted_server({"PKGBUILDER_HOME": str(base / "home")}) as server:
-        env = GenEnv(repo=repo, settings=gen_settings(tq), server=server, home=base / "home",
-                     responder=server.default)  # type: ignore[arg-type]
+        env = GenEnv(
+            repo=repo,
+            settings=gen_settings(tq),
+            server=server,
+            home=base / "home",
+            responder=server.default,
+        )  # type: ignore[arg-type]
         session = new_session_id()
         async with running_workers(client, env.settings):
             result = await client.execute_workflow(
-                TurnBasedGenerationWorkflow.run, env.input(session),
-                id=f"turn-based-{session}", task_queue=tq,
+                TurnBasedGenerationWorkflow.run,
+                env.input(session),
+                id=f"turn-based-{session}",
+                task_queue=tq,
             )
         yield FullRun(env=env, session_id=session, result=result)
 
@@ -90,9 +98,11 @@ async def test_merged_package_really_builds_and_passes_its_tests(full_run: FullR
 
 
 def _expected_message(phase: GenerationPhase, files: list[str], step: int) -> str:
-    return (f"feat({phase.value.lower()}): complete {phase.value} phase for {PACKAGE_NAME}\n\n"
-            f"Files modified: {', '.join(files) if files else 'none'}\n\n"
-            f"[Turn-based generation step {step}]")
+    return (
+        f"feat({phase.value.lower()}): complete {phase.value} phase for {PACKAGE_NAME}\n\n"
+        f"Files modified: {', '.join(files) if files else 'none'}\n\n"
+        f"[Turn-based generation step {step}]"
+    )
 
 
 async def test_one_commit_per_phase_with_the_exact_message(full_run: FullRun) -> None:
@@ -107,8 +117,10 @@ async def test_one_commit_per_phase_with_the_exact_message(full_run: FullRun) ->
     for (sha, msg), step in zip(phase_commits_, ctx.completed_steps, strict=False):
         assert sha == step.commit
         assert msg == _expected_message(step.phase, step.files, step.step_number)
-        touched = sorted(p.removeprefix(PACKAGE_PATH + "/") for p in git(
-            repo, "diff-tree", "--no-commit-id", "--name-only", "-r", sha).split())
+        touched = sorted(
+            p.removeprefix(PACKAGE_PATH + "/")
+            for p in git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", sha).split()
+        )
         if step.phase is not P.BUILD_VALIDATION:  # its changes are in its fix commit
             assert touched == step.files, step.phase
     # The BUILD_VALIDATION fix attempt is its own commit, listing what it changed.
@@ -205,19 +217,29 @@ async def test_phase_selection_and_overrides_are_honoured(
         "temperatures": {"PLANNING": 0.5},
     }
     with scripted_server({"PKGBUILDER_HOME": str(tmp_path / "home")}) as server:
-        env = GenEnv(repo=repo, settings=gen_settings(task_queue, tbg), server=server,
-                     home=tmp_path / "home", responder=server.default)  # type: ignore[arg-type]
+        env = GenEnv(
+            repo=repo,
+            settings=gen_settings(task_queue, tbg),
+            server=server,
+            home=tmp_path / "home",
+            responder=server.default,
+        )  # type: ignore[arg-type]
         session = new_session_id()
         async with running_workers(client, env.settings):
             result = await client.execute_workflow(
-                TurnBasedGenerationWorkflow.run, env.input(session),
-                id=f"turn-based-{session}", task_queue=task_queue,
+                TurnBasedGenerationWorkflow.run,
+                env.input(session),
+                id=f"turn-based-{session}",
+                task_queue=task_queue,
             )
         by_phase = env.requests_by_phase()
         files = env.request_files_by_phase()
     assert result.status is SessionStatus.COMPLETED
     assert [(s.phase, s.step_number) for s in result.steps] == [
-        (P.PLANNING, 1), (P.TYPES, 2), (P.MERGE, 3)]
+        (P.PLANNING, 1),
+        (P.TYPES, 2),
+        (P.MERGE, 3),
+    ]
     assert set(by_phase) == {P.PLANNING, P.TYPES}
     assert by_phase[P.PLANNING][0].body["max_tokens"] == 5000
     assert by_phase[P.TYPES][0].body["max_tokens"] == 4500
@@ -277,17 +299,26 @@ async def test_worker_killed_mid_phase_applies_nothing_twice(
     settings_file.write_text(settings.model_dump_json())
     home = tmp_path / "home"
     with scripted_server({"PKGBUILDER_HOME": str(home)}) as server:
-        env = GenEnv(repo=repo, settings=settings, server=server, home=home,
-                     responder=server.default)  # type: ignore[arg-type]
+        env = GenEnv(
+            repo=repo, settings=settings, server=server, home=home, responder=server.default
+        )  # type: ignore[arg-type]
         session = new_session_id()
         handle = await client.start_workflow(
-            TurnBasedGenerationWorkflow.run, env.input(session), id=f"turn-based-{session}",
+            TurnBasedGenerationWorkflow.run,
+            env.input(session),
+            id=f"turn-based-{session}",
             task_queue=task_queue,
         )
         proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).parents[1] / "support" / "generation_worker.py"),
-             temporal_env.client.service_client.config.target_host, str(settings_file)],
-            start_new_session=True, env=dict(os.environ), stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                str(Path(__file__).parents[1] / "support" / "generation_worker.py"),
+                temporal_env.client.service_client.config.target_host,
+                str(settings_file),
+            ],
+            start_new_session=True,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
         )
         try:
             for _ in range(600):  # the hook fires once TYPES is committed (≤ 60 s)
@@ -317,7 +348,11 @@ async def test_worker_killed_mid_phase_applies_nothing_twice(
     assert types_step.files == ["src/types.js"]
     # The model was asked once per phase: the restarted worker found TYPES' commit.
     assert {p: len(r) for p, r in by_phase.items()} == {
-        P.PLANNING: 1, P.FOUNDATION: 1, P.TYPES: 1, P.CORE_IMPLEMENTATION: 1}
+        P.PLANNING: 1,
+        P.FOUNDATION: 1,
+        P.TYPES: 1,
+        P.CORE_IMPLEMENTATION: 1,
+    }
     assert git(repo, "status", "--porcelain", "--", PACKAGE_PATH).strip() == ""
 
 

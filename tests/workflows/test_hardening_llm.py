@@ -15,8 +15,8 @@ def _tree_bytes(root: Path) -> int:
 
 
 async def test_oversized_answer_is_refused_and_not_stored(
-        harness: Harness, fake_anthropic: FakeAnthropic,
-        task_queue: str, pkgbuilder_home: Path) -> None:
+    harness: Harness, fake_anthropic: FakeAnthropic, task_queue: str, pkgbuilder_home: Path
+) -> None:
     huge = contract_answer(summary="x" * (6 * 1024 * 1024))
     fake_anthropic.default = Reply.answer(huge)
     err = await harness.failure(make_settings(task_queue, maxAttempts=5), make_request())
@@ -27,10 +27,11 @@ async def test_oversized_answer_is_refused_and_not_stored(
 
 
 async def test_html_200_is_a_clear_bad_response_with_capped_retries(
-        harness: Harness, fake_anthropic: FakeAnthropic,
-        task_queue: str) -> None:
-    fake_anthropic.default = Reply(raw_body=b"<html><body>Please log in</body></html>",
-                                   content_type="text/html; charset=utf-8")
+    harness: Harness, fake_anthropic: FakeAnthropic, task_queue: str
+) -> None:
+    fake_anthropic.default = Reply(
+        raw_body=b"<html><body>Please log in</body></html>", content_type="text/html; charset=utf-8"
+    )
     err = await harness.failure(make_settings(task_queue, maxAttempts=15), make_request())
     assert err.type == "BadApiResponse" and "text/html" in err.message
     assert "gave up after 3 attempts" in err.message and err.non_retryable
@@ -38,12 +39,13 @@ async def test_html_200_is_a_clear_bad_response_with_capped_retries(
 
 
 async def test_trickled_answer_is_cut_at_the_request_timeout(
-        harness: Harness, fake_anthropic: FakeAnthropic,
-        task_queue: str) -> None:
+    harness: Harness, fake_anthropic: FakeAnthropic, task_queue: str
+) -> None:
     fake_anthropic.default = Reply(text=contract_answer(summary="slow"), trickle=0.3)
     start = time.monotonic()
     err = await harness.failure(
-        make_settings(task_queue, maxAttempts=2, requestTimeoutSeconds=1.5), make_request())
+        make_settings(task_queue, maxAttempts=2, requestTimeoutSeconds=1.5), make_request()
+    )
     elapsed = time.monotonic() - start
     assert err.type == "Timeout" and "1.5 s" in err.message
     assert len(fake_anthropic.requests) == 2

@@ -31,23 +31,33 @@ CONFIG = "[llm]\ntokensPerMinute = 1000000\n[fix]\nmaxAttempts = 1\n"
 
 def _workspace(tmp_path: Path, extra_config: str = "") -> tuple[Path, Path]:
     outside = tmp_path / "outside-marker"
-    ws = make_workspace(tmp_path / "ws", {"packages/a": {
-        "name": "@s/a", "scripts": {"build": "mkdir -p dist", "test": "exit 1"}}},
-        config=CONFIG + extra_config)
+    ws = make_workspace(
+        tmp_path / "ws",
+        {"packages/a": {"name": "@s/a", "scripts": {"build": "mkdir -p dist", "test": "exit 1"}}},
+        config=CONFIG + extra_config,
+    )
     return ws, outside
 
 
 def _hostile_answer(outside: Path) -> Reply:
-    manifest = {"name": "@s/a", "version": "1.0.0", "scripts": {
-        "build": "mkdir -p dist",
-        "test": f"touch inside-ok; touch {outside}; cat $HOME/.npmrc > leaked.txt; exit 0"}}
-    return Reply.contract([{"path": "package.json", "operation": "update",
-                            "content": json.dumps(manifest)}], summary="tests fixed")
+    manifest = {
+        "name": "@s/a",
+        "version": "1.0.0",
+        "scripts": {
+            "build": "mkdir -p dist",
+            "test": f"touch inside-ok; touch {outside}; cat $HOME/.npmrc > leaked.txt; exit 0",
+        },
+    }
+    return Reply.contract(
+        [{"path": "package.json", "operation": "update", "content": json.dumps(manifest)}],
+        summary="tests fixed",
+    )
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 async def test_model_changed_script_cannot_write_outside_the_package(
-        client: Client, tmp_path: Path, fake_anthropic: FakeAnthropic) -> None:
+    client: Client, tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
     ws, outside = _workspace(tmp_path)
     fake_anthropic.default = _hostile_answer(outside)
     report = await run_suite(client, ws)
@@ -57,13 +67,15 @@ async def test_model_changed_script_cannot_write_outside_the_package(
     leaked = ws / "packages" / "a" / "leaked.txt"
     assert leaked.exists() and "s3cr3t" not in leaked.read_text()  # $HOME is empty inside
     record = pkg.fix_attempts[0]
-    assert any(line.startswith("test: 'exit 1' -> ") and "outside-marker" in line
-               for line in record.scripts_changed), record.scripts_changed
+    assert any(
+        line.startswith("test: 'exit 1' -> ") and "outside-marker" in line
+        for line in record.scripts_changed
+    ), record.scripts_changed
 
 
 async def test_without_a_sandbox_model_changed_scripts_are_refused(
-        client: Client, tmp_path: Path, fake_anthropic: FakeAnthropic,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Client, tmp_path: Path, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PKGBUILDER_BWRAP", "")
     ws, outside = _workspace(tmp_path)
     fake_anthropic.default = _hostile_answer(outside)
@@ -76,8 +88,8 @@ async def test_without_a_sandbox_model_changed_scripts_are_refused(
 
 
 async def test_operator_can_opt_in_to_unsandboxed_runs(
-        client: Client, tmp_path: Path, fake_anthropic: FakeAnthropic,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Client, tmp_path: Path, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PKGBUILDER_BWRAP", "")
     ws, outside = _workspace(tmp_path, "allowUnsandboxed = true\n")
     fake_anthropic.default = _hostile_answer(outside)

@@ -32,9 +32,15 @@ def test_userinfo_is_stripped_and_other_urls_kept() -> None:
     assert strip_userinfo("http://u:p@h:4873/x/") == "http://h:4873/x/"
     assert strip_userinfo("https://registry.npmjs.org/") == "https://registry.npmjs.org/"
     warnings: list[str] = []
-    s = load_settings(None, env={}, overrides={"registry": "http://u:s3cr3t-file-url@h/",
-                                               "orchestrator": {"x": {"apiKey": "k"}}},
-                      warnings=warnings)
+    s = load_settings(
+        None,
+        env={},
+        overrides={
+            "registry": "http://u:s3cr3t-file-url@h/",
+            "orchestrator": {"x": {"apiKey": "k"}},
+        },
+        warnings=warnings,
+    )
     assert s.registry == "http://h/" and s.orchestrator == {"x": {}}
     assert any("NPM_REGISTRY" in w for w in warnings)
 
@@ -53,14 +59,14 @@ async def test_no_credential_reaches_any_history(client: Client, tmp_path: Path)
 
 
 async def test_registry_userinfo_reaches_npm_through_the_worker_environment(
-        client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """NPM_REGISTRY=http://user:pw@host/ publishes (basic auth from the worker's own
     environment) while the password is in no history."""
     from tests.support.registry import npm_view, running_registry
 
     with running_registry(tmp_path / "reg-home") as (url, token):
-        creds = json.loads((tmp_path / "reg-home" / "registry" / "credentials.json")
-                           .read_text())
+        creds = json.loads((tmp_path / "reg-home" / "registry" / "credentials.json").read_text())
         user, password = creds["user"], creds["password"]
         host = url.split("://", 1)[1]
         with_userinfo = f"http://{quote(user)}:{quote(password)}@{host}"
@@ -68,8 +74,12 @@ async def test_registry_userinfo_reaches_npm_through_the_worker_environment(
         monkeypatch.delenv("NPM_TOKEN", raising=False)
         name = f"@hb{uuid.uuid4().hex[:6]}/a"
         ws = make_workspace(tmp_path / "ws", {"packages/a": {"name": name}})
-        report = await run_suite(client, ws, env={"NPM_REGISTRY": with_userinfo},
-                                 overrides={"publishing": {"enabled": True}})
+        report = await run_suite(
+            client,
+            ws,
+            env={"NPM_REGISTRY": with_userinfo},
+            overrides={"publishing": {"enabled": True}},
+        )
         pkg = report.package_reports[0]
         assert pkg.publish is PublishOutcome.PUBLISHED, (pkg.error, pkg.failures)
         assert npm_view(url, token, f"{name}@1.0.0", "version", tmp_path) == '"1.0.0"'

@@ -47,12 +47,14 @@ def make_settings(tmp_path: Path, task_queue: str, **orchestrator: Any) -> Build
     )
 
 
-async def start(client: Client, task_queue: str, workspace: Path, settings: BuildSettings,
-                concurrency: int) -> Handle:
+async def start(
+    client: Client, task_queue: str, workspace: Path, settings: BuildSettings, concurrency: int
+) -> Handle:
     return await client.start_workflow(
         ContinuousBuilderWorkflow.run,
-        OrchestratorInput(workspace_root=str(workspace), config=settings,
-                          max_concurrent=concurrency),
+        OrchestratorInput(
+            workspace_root=str(workspace), config=settings, max_concurrent=concurrency
+        ),
         id=unique_id("orchestrator"),
         task_queue=task_queue,
     )
@@ -69,8 +71,7 @@ def pkgs(*specs: tuple[str, int]) -> NewPackages:
 async def test_priority_order_dedup_dependencies_and_write_back(
     client: Client, task_queue: str, tmp_path: Path
 ) -> None:
-    ws = write_workspace(tmp_path / "ws", {"@t/a": [], "@t/b": [], "@t/c": ["@t/d"],
-                                            "@t/d": []})
+    ws = write_workspace(tmp_path / "ws", {"@t/a": [], "@t/b": [], "@t/c": ["@t/d"], "@t/d": []})
     settings = make_settings(tmp_path, task_queue)
     queue = SqliteQueue(tmp_path / "queue.db")
     for name in ("@t/a", "@t/b", "@t/c", "@t/d"):
@@ -80,8 +81,10 @@ async def test_priority_order_dedup_dependencies_and_write_back(
         handle = await start(client, task_queue, ws, settings, concurrency=1)
         # One signal: a is delivered twice, the higher priority wins; c waits for d
         # (a workspace dependency) although c outranks d.
-        await handle.signal(ContinuousBuilderWorkflow.new_packages, pkgs(
-            ("@t/a", 1), ("@t/b", 10), ("@t/c", 5), ("@t/d", 0), ("@t/a", 20)))
+        await handle.signal(
+            ContinuousBuilderWorkflow.new_packages,
+            pkgs(("@t/a", 1), ("@t/b", 10), ("@t/c", 5), ("@t/d", 0), ("@t/a", 20)),
+        )
         await wait_for(lambda: _completed(handle, 4), "four builds")
         await handle.execute_update(ContinuousBuilderWorkflow.drain)
         result = await handle.result()
@@ -89,7 +92,8 @@ async def test_priority_order_dedup_dependencies_and_write_back(
     assert (result.reason, result.completed, result.failed) == ("drained", 4, 0)
     assert result.remaining_queue == []
     assert {i.name: i.status for i in queue.items()} == {
-        n: SourceStatus.PUBLISHED for n in ("@t/a", "@t/b", "@t/c", "@t/d")}
+        n: SourceStatus.PUBLISHED for n in ("@t/a", "@t/b", "@t/c", "@t/d")
+    }
 
 
 async def _completed(handle: Handle, n: int) -> bool:
@@ -144,8 +148,9 @@ async def test_drain_finishes_active_builds_starts_nothing_then_completes(
     script.hold_all = True
     async with orchestrator_worker(client, task_queue, script):
         handle = await start(client, task_queue, ws, make_settings(tmp_path, task_queue), 2)
-        await handle.signal(ContinuousBuilderWorkflow.new_packages,
-                            pkgs(("@t/a", 3), ("@t/b", 2), ("@t/c", 1)))
+        await handle.signal(
+            ContinuousBuilderWorkflow.new_packages, pkgs(("@t/a", 3), ("@t/b", 2), ("@t/c", 1))
+        )
         running = await wait_for(lambda: _active(handle, 2), "two builds running")
         draining = await handle.execute_update(ContinuousBuilderWorkflow.drain)
         assert draining.is_draining and [q.name for q in draining.queue] == ["@t/c"]
@@ -165,16 +170,19 @@ async def test_emergency_stop_cancels_running_children(
     script.hold_all = True
     async with orchestrator_worker(client, task_queue, script):
         handle = await start(client, task_queue, ws, make_settings(tmp_path, task_queue), 2)
-        await handle.signal(ContinuousBuilderWorkflow.new_packages,
-                            pkgs(("@t/a", 3), ("@t/b", 2), ("@t/c", 1)))
+        await handle.signal(
+            ContinuousBuilderWorkflow.new_packages, pkgs(("@t/a", 3), ("@t/b", 2), ("@t/c", 1))
+        )
         running = await wait_for(lambda: _active(handle, 2), "two builds running")
         stopped = await handle.execute_update(ContinuousBuilderWorkflow.emergency_stop)
         assert sorted(stopped.cancelled) == ["@t/a", "@t/b"]
         result = await handle.result()
         for build in running.active:
             child = client.get_workflow_handle(build.child_workflow_id)
-            await wait_for(lambda c=child: _status_is(c, WorkflowExecutionStatus.CANCELED),
-                           f"{build.child_workflow_id} cancelled")
+            await wait_for(
+                lambda c=child: _status_is(c, WorkflowExecutionStatus.CANCELED),
+                f"{build.child_workflow_id} cancelled",
+            )
     assert result.reason == "emergency-stop"
     assert sorted(result.cancelled) == ["@t/a", "@t/b"]
     assert [p.name for p in result.remaining_queue] == ["@t/c"]
@@ -192,11 +200,15 @@ async def test_cancelling_the_orchestrator_cancels_its_children_too(
         running = await wait_for(lambda: _active(handle, 1), "the build running")
         await wait_for(lambda: len(script.calls) == 1, "the child running")
         await handle.cancel()
-        await wait_for(lambda: _status_is(handle, WorkflowExecutionStatus.CANCELED),
-                       "the orchestrator cancelled")
+        await wait_for(
+            lambda: _status_is(handle, WorkflowExecutionStatus.CANCELED),
+            "the orchestrator cancelled",
+        )
         child = client.get_workflow_handle(running.active[0].child_workflow_id)
-        await wait_for(lambda: _status_is(child, WorkflowExecutionStatus.CANCELED),
-                       "the abandoned-policy child cancelled as well")
+        await wait_for(
+            lambda: _status_is(child, WorkflowExecutionStatus.CANCELED),
+            "the abandoned-policy child cancelled as well",
+        )
 
 
 async def _status_is(handle: WorkflowHandle[Any, Any], status: WorkflowExecutionStatus) -> bool:
@@ -212,15 +224,19 @@ async def test_adjust_concurrency_bounds_active_builds(
     script.hold_all = True
     async with orchestrator_worker(client, task_queue, script):
         handle = await start(client, task_queue, ws, make_settings(tmp_path, task_queue), 1)
-        await handle.signal(ContinuousBuilderWorkflow.new_packages,
-                            pkgs(*[(n, 10 - i) for i, n in enumerate(names)]))
+        await handle.signal(
+            ContinuousBuilderWorkflow.new_packages,
+            pkgs(*[(n, 10 - i) for i, n in enumerate(names)]),
+        )
         await wait_for(lambda: _active(handle, 1), "one build at concurrency 1")
-        wider = await handle.execute_update(ContinuousBuilderWorkflow.adjust_concurrency,
-                                            ConcurrencyInput(max_concurrent=3))
+        wider = await handle.execute_update(
+            ContinuousBuilderWorkflow.adjust_concurrency, ConcurrencyInput(max_concurrent=3)
+        )
         assert wider.max_concurrent == 3
         three = await wait_for(lambda: _active(handle, 3), "three builds at concurrency 3")
-        await handle.execute_update(ContinuousBuilderWorkflow.adjust_concurrency,
-                                    ConcurrencyInput(max_concurrent=2))
+        await handle.execute_update(
+            ContinuousBuilderWorkflow.adjust_concurrency, ConcurrencyInput(max_concurrent=2)
+        )
         # Lowering the limit never cancels running builds; it bounds the next starts.
         await release_all(client, [a.child_workflow_id for a in three.active])
         await wait_for(lambda: len(script.calls) == 5, "two more builds started")
@@ -242,8 +258,10 @@ async def test_invalid_control_inputs_are_rejected_with_a_message_and_not_record
         running = await wait_for(lambda: _active(handle, 1), "the build running")
         for bad in (0, 65):
             with pytest.raises(WorkflowUpdateFailedError) as err:
-                await handle.execute_update(ContinuousBuilderWorkflow.adjust_concurrency,
-                                            ConcurrencyInput(max_concurrent=bad))
+                await handle.execute_update(
+                    ContinuousBuilderWorkflow.adjust_concurrency,
+                    ConcurrencyInput(max_concurrent=bad),
+                )
             assert f"between 1 and 64 (got {bad})" in str(err.value.cause)
         # A signal cannot be refused, but a malformed one is dropped, never queued.
         await handle.signal("new_packages", {"packages": [{"name": "not a name"}]})
@@ -260,11 +278,16 @@ async def test_invalid_control_inputs_are_rejected_with_a_message_and_not_record
         assert result.reason == "drained"
         assert [p.name for p in result.remaining_queue] == ["@t/zz"]
         history = await handle.fetch_history()
-    accepted = [e for e in history.events
-                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    accepted = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
     # Only the drain reached history; the three rejected updates left no trace.
-    assert [e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
-            for e in accepted] == ["drain"]
+    assert [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in accepted
+    ] == ["drain"]
 
 
 async def test_a_carried_over_child_that_ends_without_signalling_is_still_accounted_for(
@@ -273,13 +296,13 @@ async def test_a_carried_over_child_that_ends_without_signalling_is_still_accoun
     ws = write_workspace(tmp_path / "ws", {"@t/a": [], "@t/b": []})
     script = BuildScript()
     script.hold_all = True
-    settings = make_settings(tmp_path, task_queue, continueAsNewAfterBuilds=1,
-                             retryBackoffSeconds=[1])
+    settings = make_settings(
+        tmp_path, task_queue, continueAsNewAfterBuilds=1, retryBackoffSeconds=[1]
+    )
     async with orchestrator_worker(client, task_queue, script):
         handle = await start(client, task_queue, ws, settings, 2)
         first_run = (await handle.describe()).run_id
-        await handle.signal(ContinuousBuilderWorkflow.new_packages, pkgs(("@t/a", 2),
-                                                                          ("@t/b", 1)))
+        await handle.signal(ContinuousBuilderWorkflow.new_packages, pkgs(("@t/a", 2), ("@t/b", 1)))
         both = await wait_for(lambda: _active(handle, 2), "two builds running")
         by_name = {a.name: a.child_workflow_id for a in both.active}
         await release_all(client, [by_name["@t/a"]])

@@ -73,8 +73,7 @@ async def test_200_packages_through_continue_as_new_each_built_exactly_once(
     )
     script = BuildScript()
     script.fail_first = dict.fromkeys(FLAKY, 1)
-    async with orchestrator_worker(client, task_queue, script,
-                                   max_concurrent_workflow_tasks=20):
+    async with orchestrator_worker(client, task_queue, script, max_concurrent_workflow_tasks=20):
         handle = await client.start_workflow(
             ContinuousBuilderWorkflow.run,
             OrchestratorInput(workspace_root=str(ws), config=settings, max_concurrent=8),
@@ -83,10 +82,11 @@ async def test_200_packages_through_continue_as_new_each_built_exactly_once(
         )
         # Deliver the way the poller does: batches of 50, while earlier ones build.
         for start in range(0, TOTAL, 50):
-            batch = [QueuedPackage(name=n, priority=TOTAL - i)
-                     for i, n in enumerate(names[start:start + 50], start)]
-            await handle.signal(ContinuousBuilderWorkflow.new_packages,
-                                NewPackages(packages=batch))
+            batch = [
+                QueuedPackage(name=n, priority=TOTAL - i)
+                for i, n in enumerate(names[start : start + 50], start)
+            ]
+            await handle.signal(ContinuousBuilderWorkflow.new_packages, NewPackages(packages=batch))
             await wait_for(lambda s=start: len(script.calls) > s, "builds to start", 120)
 
         async def all_done() -> bool:

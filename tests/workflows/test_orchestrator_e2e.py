@@ -30,12 +30,21 @@ async def test_real_builds_through_the_poller_and_orchestrator(
     ws = copy_workspace(FIXTURE, tmp_path / "ws")
     db = tmp_path / "queue.db"
     orch_id, schedule_id = unique_id("orchestrator"), unique_id("poller")
-    settings = load_settings(ws, env={}, overrides={
-        "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
-        "fix": {"enabled": False},
-        "orchestrator": {"workflowId": orch_id, "scheduleId": schedule_id,
-                         "queueDb": str(db), "maxAttempts": 2, "retryBackoffSeconds": [1]},
-    })
+    settings = load_settings(
+        ws,
+        env={},
+        overrides={
+            "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
+            "fix": {"enabled": False},
+            "orchestrator": {
+                "workflowId": orch_id,
+                "scheduleId": schedule_id,
+                "queueDb": str(db),
+                "maxAttempts": 2,
+                "retryBackoffSeconds": [1],
+            },
+        },
+    )
     queue = SqliteQueue(db)
     for name, priority in (("@fx/base", 1), ("@fx/broken", 5), ("@fx/mid", 9)):
         queue.add(QueuedPackage(name=name, priority=priority))
@@ -43,17 +52,19 @@ async def test_real_builds_through_the_poller_and_orchestrator(
         try:
             await ensure_poll_schedule(client, settings, str(ws))
             await trigger_poll(client, settings)
-            await wait_for(lambda: all(i.status is not SourceStatus.QUEUED
-                                       for i in queue.items()),
-                           "every outcome written back", timeout=280, interval=0.5)
+            await wait_for(
+                lambda: all(i.status is not SourceStatus.QUEUED for i in queue.items()),
+                "every outcome written back",
+                timeout=280,
+                interval=0.5,
+            )
             handle = client.get_workflow_handle_for(ContinuousBuilderWorkflow.run, orch_id)
             state = await handle.query(ContinuousBuilderWorkflow.get_state)
             await handle.execute_update(ContinuousBuilderWorkflow.drain)
             result = await handle.result()
             [base] = state.recently_completed
             assert base.child_workflow_id is not None
-            child_history = await client.get_workflow_handle(base.child_workflow_id
-                                                             ).fetch_history()
+            child_history = await client.get_workflow_handle(base.child_workflow_id).fetch_history()
         finally:
             await client.get_schedule_handle(schedule_id).delete()
 
@@ -66,7 +77,9 @@ async def test_real_builds_through_the_poller_and_orchestrator(
     assert failed["@fx/broken"].attempts == 2
     assert (result.reason, result.completed, result.failed) == ("drained", 1, 2)
     # The real child reported back by signal (what survives continue-as-new).
-    assert any(e.event_type == EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED
-               for e in child_history.events)
+    assert any(
+        e.event_type == EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED
+        for e in child_history.events
+    )
     # The real child wrote its per-package JSON report into the workspace.
     assert list((ws / "production" / "reports").rglob("base.json"))

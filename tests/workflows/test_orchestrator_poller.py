@@ -36,8 +36,11 @@ TOKEN_ENV = "PKGBUILDER_TEST_PACKAGES_MCP_TOKEN"
 def settings_for(task_queue: str, **orchestrator: Any) -> BuildSettings:
     return BuildSettings(
         temporal=TemporalSettings(task_queue=task_queue),
-        orchestrator={"workflowId": unique_id("orchestrator"),
-                      "scheduleId": unique_id("poller"), **orchestrator},
+        orchestrator={
+            "workflowId": unique_id("orchestrator"),
+            "scheduleId": unique_id("poller"),
+            **orchestrator,
+        },
     )
 
 
@@ -57,16 +60,19 @@ async def test_scheduled_poller_feeds_the_orchestrator_from_mcp_and_gets_outcome
     ws = write_workspace(tmp_path / "ws", {"@m/good": [], "@m/bad": []})
     script = BuildScript()
     script.fail_first = {"@m/bad": 99}
-    async with packages_mcp_server(TOKEN) as api, orchestrator_worker(client, task_queue,
-                                                                     script):
+    async with packages_mcp_server(TOKEN) as api, orchestrator_worker(client, task_queue, script):
         api.queue[:] = [
             {"id": "id-good", "name": "@m/good", "priority": 5, "dependencies": []},
             {"id": "id-bad", "name": "@m/bad", "priority": 9, "dependencies": []},
             {"id": "id-junk", "name": "not a package", "priority": 1},
         ]
-        settings = settings_for(task_queue, source="mcp", maxAttempts=2,
-                                retryBackoffSeconds=[1],
-                                mcp={"url": api.url, "tokenEnv": TOKEN_ENV})
+        settings = settings_for(
+            task_queue,
+            source="mcp",
+            maxAttempts=2,
+            retryBackoffSeconds=[1],
+            mcp={"url": api.url, "tokenEnv": TOKEN_ENV},
+        )
         orch_id = settings.orchestrator["workflowId"]
         schedule_id = settings.orchestrator["scheduleId"]
         assert await ensure_poll_schedule(client, settings, str(ws)) == "created"
@@ -81,12 +87,12 @@ async def test_scheduled_poller_feeds_the_orchestrator_from_mcp_and_gets_outcome
             assert await orchestrator_running(client, orch_id)  # started by the poll
             await trigger_poll(client, settings)  # nothing ready any more
             await wait_for(lambda: len(api.queue_requests) == 2, "the second poll", 60)
-            results = await wait_for(lambda: _two_results(client, schedule_id),
-                                     "two finished polls", 60)
+            results = await wait_for(
+                lambda: _two_results(client, schedule_id), "two finished polls", 60
+            )
         finally:
             await client.get_schedule_handle(schedule_id).delete()
-            orchestrator = client.get_workflow_handle_for(ContinuousBuilderWorkflow.run,
-                                                          orch_id)
+            orchestrator = client.get_workflow_handle_for(ContinuousBuilderWorkflow.run, orch_id)
             status = await orchestrator.query(ContinuousBuilderWorkflow.get_state)
             await orchestrator.terminate("test over")
 
@@ -99,7 +105,10 @@ async def test_scheduled_poller_feeds_the_orchestrator_from_mcp_and_gets_outcome
     assert set(api.tokens_seen) == {TOKEN}
     first, second = results
     assert (sorted(first.names), first.rejected, first.signalled) == (
-        ["@m/bad", "@m/good"], ["not a package"], True)
+        ["@m/bad", "@m/good"],
+        ["not a package"],
+        True,
+    )
     assert (second.fetched, second.signalled) == (0, False)
     assert (status.completed, status.failed) == (1, 1)
 
@@ -113,20 +122,30 @@ async def test_worker_bootstrap_starts_orchestrator_and_schedule_when_configured
     client: Client, task_queue: str, tmp_path: Path
 ) -> None:
     ws = write_workspace(tmp_path / "ws", {"@b/one": []})
-    settings = settings_for(task_queue, autoStart=True, pollerEnabled=True,
-                            pollIntervalMinutes=45, queueDb=str(tmp_path / "q.db"))
+    settings = settings_for(
+        task_queue,
+        autoStart=True,
+        pollerEnabled=True,
+        pollIntervalMinutes=45,
+        queueDb=str(tmp_path / "q.db"),
+    )
     orch_id = settings.orchestrator["workflowId"]
     schedule_id = settings.orchestrator["scheduleId"]
     async with orchestrator_worker(client, task_queue, BuildScript()):
         try:
             first = await bootstrap(client, settings, str(ws))
-            assert first == [f"orchestrator {orch_id} started",
-                             f"poll schedule {schedule_id} created (every 45 min)"]
+            assert first == [
+                f"orchestrator {orch_id} started",
+                f"poll schedule {schedule_id} created (every 45 min)",
+            ]
             again = await bootstrap(client, settings, str(ws))
-            assert again == [f"orchestrator {orch_id} already running",
-                             f"poll schedule {schedule_id} updated (every 45 min)"]
+            assert again == [
+                f"orchestrator {orch_id} already running",
+                f"poll schedule {schedule_id} updated (every 45 min)",
+            ]
             state = await client.get_workflow_handle_for(
-                ContinuousBuilderWorkflow.run, orch_id).query(ContinuousBuilderWorkflow.get_state)
+                ContinuousBuilderWorkflow.run, orch_id
+            ).query(ContinuousBuilderWorkflow.get_state)
             assert state.workspace_root == str(ws) and not state.is_paused
         finally:
             await client.get_schedule_handle(schedule_id).delete()

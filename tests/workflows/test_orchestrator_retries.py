@@ -34,15 +34,15 @@ async def test_failed_build_is_retried_with_durable_backoff_then_reported_failed
     env = time_skipping_env
     client = env.client
     task_queue = unique_id("tq")
-    ws = write_workspace(tmp_path / "ws", {"@t/bad": [], "@t/flaky": [],
-                                            "@t/needs-bad": ["@t/bad"]})
+    ws = write_workspace(
+        tmp_path / "ws", {"@t/bad": [], "@t/flaky": [], "@t/needs-bad": ["@t/bad"]}
+    )
     queue = SqliteQueue(tmp_path / "queue.db")
     for name in ("@t/bad", "@t/flaky", "@t/needs-bad"):
         queue.add(QueuedPackage(name=name))
     settings = BuildSettings(
         temporal=TemporalSettings(task_queue=task_queue),
-        orchestrator={"queueDb": str(tmp_path / "queue.db"),
-                      "retryBackoffSeconds": [60, 120, 240]},
+        orchestrator={"queueDb": str(tmp_path / "queue.db"), "retryBackoffSeconds": [60, 120, 240]},
     )
     script = BuildScript()
     script.fail_first = {"@t/bad": 99, "@t/flaky": 1}
@@ -53,8 +53,12 @@ async def test_failed_build_is_retried_with_durable_backoff_then_reported_failed
             id=unique_id("orchestrator"),
             task_queue=task_queue,
         )
-        await handle.signal(ContinuousBuilderWorkflow.new_packages, NewPackages(packages=[
-            QueuedPackage(name=n) for n in ("@t/bad", "@t/flaky", "@t/needs-bad")]))
+        await handle.signal(
+            ContinuousBuilderWorkflow.new_packages,
+            NewPackages(
+                packages=[QueuedPackage(name=n) for n in ("@t/bad", "@t/flaky", "@t/needs-bad")]
+            ),
+        )
         status: OrchestratorStatus | None = None
         for _ in range(100):
             # Timers only fire while time is unlocked; each sleep skips 30 virtual seconds.

@@ -63,39 +63,51 @@ def _fixture(name: str, dest: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_TOOL))
-async def test_install_build_and_test_with_each_package_manager(
-    name: str, tmp_path: Path
-) -> None:
+async def test_install_build_and_test_with_each_package_manager(name: str, tmp_path: Path) -> None:
     ws = _fixture(name, tmp_path / name)
     graph = discover_workspace(ws)
     by_name = graph.by_name()
     assert by_name["@pm/b"].dependencies == ["@pm/a"]
-    install = await build_acts.install_workspace(InstallInput(
-        workspace_root=str(ws), package_manager=graph.package_manager,
-        log_dir=str(tmp_path / "logs")))
+    install = await build_acts.install_workspace(
+        InstallInput(
+            workspace_root=str(ws),
+            package_manager=graph.package_manager,
+            log_dir=str(tmp_path / "logs"),
+        )
+    )
     assert install.ok, install.output_tail
     assert EXPECTED_TOOL[name] in (install.detail or "")
-    assert install.commands[0][-len(EXPECTED_ARGV[name]):] == EXPECTED_ARGV[name]
+    assert install.commands[0][-len(EXPECTED_ARGV[name]) :] == EXPECTED_ARGV[name]
     assert install.duration_ms > 0
     # The registry package really arrived, and b gets the workspace copy of a.
     assert (ws / "packages/a/node_modules/is-number").exists() or (
-        ws / "node_modules/is-number").exists()
+        ws / "node_modules/is-number"
+    ).exists()
     settings = load_settings(ws, env={})
     for pkg in ("@pm/a", "@pm/b"):
-        step = PackageStepInput(workspace_root=str(ws), package=by_name[pkg],
-                                package_manager=graph.package_manager, settings=settings,
-                                dependencies=[by_name[d] for d in by_name[pkg].dependencies])
+        step = PackageStepInput(
+            workspace_root=str(ws),
+            package=by_name[pkg],
+            package_manager=graph.package_manager,
+            settings=settings,
+            dependencies=[by_name[d] for d in by_name[pkg].dependencies],
+        )
         built = await build_acts.build_package(step)
         assert built.ok, built.failures
         tested = await build_acts.test_package(step)
         assert tested.ok, tested.output_tail
-    again = await build_acts.install_workspace(InstallInput(
-        workspace_root=str(ws), package_manager=graph.package_manager))
+    again = await build_acts.install_workspace(
+        InstallInput(workspace_root=str(ws), package_manager=graph.package_manager)
+    )
     assert again.skipped and again.ok
     if name != "npm":  # scripts and VERIFY that call the package manager find that binary
-        version = await build_acts.run_suite_command(CommandInput(
-            workspace_root=str(ws), argv=[graph.package_manager.value, "--version"],
-            package_manager=graph.package_manager))
+        version = await build_acts.run_suite_command(
+            CommandInput(
+                workspace_root=str(ws),
+                argv=[graph.package_manager.value, "--version"],
+                package_manager=graph.package_manager,
+            )
+        )
         assert version.ok and EXPECTED_TOOL[name].split()[1] in version.output_tail
 
 
@@ -142,8 +154,13 @@ async def test_suite_with_pnpm_leaves_the_repository_clean_and_installs_once(
     (home / "registry").mkdir(exist_ok=True)
     (home / "registry" / "package.json").write_text('{"name": "verdaccio-install"}')
     # (The build cache would restore both packages and need no install at all.)
-    second = await run_suite(client, f"tq-{uuid.uuid4()}", ws, f"p{uuid.uuid4().hex[:8]}",
-                             overrides={"cache": {"enabled": False}})
+    second = await run_suite(
+        client,
+        f"tq-{uuid.uuid4()}",
+        ws,
+        f"p{uuid.uuid4().hex[:8]}",
+        overrides={"cache": {"enabled": False}},
+    )
     assert second.install is not None and second.install.skipped
     assert git(ws, "status", "--porcelain") == ""
 
@@ -156,8 +173,12 @@ async def test_pretest_hook_output_has_its_own_log(tmp_path: Path) -> None:
     manifest.write_text(json.dumps(data, indent=2))
     graph = discover_workspace(ws)
     await build_acts.install_workspace(InstallInput(workspace_root=str(ws)))
-    step = PackageStepInput(workspace_root=str(ws), package=graph.by_name()["@pm/a"],
-                            settings=load_settings(ws, env={}), log_dir=str(tmp_path / "logs"))
+    step = PackageStepInput(
+        workspace_root=str(ws),
+        package=graph.by_name()["@pm/a"],
+        settings=load_settings(ws, env={}),
+        log_dir=str(tmp_path / "logs"),
+    )
     assert (await build_acts.build_package(step)).ok
     assert (await build_acts.test_package(step)).ok
     test_log = (tmp_path / "logs" / "test.log").read_text()

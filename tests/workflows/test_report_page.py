@@ -41,17 +41,24 @@ def test_suite_page_renders_the_build_in_chromium(address: str, tmp_path: Path) 
     assert is_self_contained(html)
     install = summary.get("install") or {}
     steps = sum(len(r["steps"]) for r in summary["packageReports"]) + (
-        1 if install and not install.get("skipped") and install.get("durationMs") else 0)
+        1 if install and not install.get("skipped") and install.get("durationMs") else 0
+    )
     assert steps >= 9  # 4 packages built and tested (+ the install), a fix attempt
-    shown = render(page, {
-        "bars": "svg.gantt rect.step",
-        "nodes": "svg.dag g.node",
-        "failed": "svg.dag g.node.status-failed",
-        "blocked": "svg.dag g.node.status-blocked",
-        "blocked_edges": "svg.dag path.edge.blocked",
-        "rows": "table.packages tr.pkg",
-    }, attributes={"logs": ("a[href$='.log']", "href"),
-                   "failed_node": ("svg.dag g.node.status-failed", "data-package")})
+    shown = render(
+        page,
+        {
+            "bars": "svg.gantt rect.step",
+            "nodes": "svg.dag g.node",
+            "failed": "svg.dag g.node.status-failed",
+            "blocked": "svg.dag g.node.status-blocked",
+            "blocked_edges": "svg.dag path.edge.blocked",
+            "rows": "table.packages tr.pkg",
+        },
+        attributes={
+            "logs": ("a[href$='.log']", "href"),
+            "failed_node": ("svg.dag g.node.status-failed", "data-package"),
+        },
+    )
     assert shown.console_errors == [] and shown.blocked_requests == []
     assert shown.counts["bars"] == steps
     assert shown.counts["nodes"] == summary["totalPackages"] == shown.counts["rows"]
@@ -69,10 +76,16 @@ def test_page_escapes_hostile_text() -> None:
 
     evil = "<script>alert(1)</script>"
     report = BuildReport(
-        build_id="x", timestamp=datetime(2026, 1, 1, tzinfo=UTC), total_packages=1,
-        successful=0, failed=1, total_duration=1000,
-        package_reports=[PackageBuildReport(package_name=f"@a/{evil}",
-                                            status=PackageStatus.FAILED, error=evil)])
+        build_id="x",
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        total_packages=1,
+        successful=0,
+        failed=1,
+        total_duration=1000,
+        package_reports=[
+            PackageBuildReport(package_name=f"@a/{evil}", status=PackageStatus.FAILED, error=evil)
+        ],
+    )
     html = suite_page(report, {})
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert is_self_contained(html)

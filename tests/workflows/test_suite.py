@@ -25,8 +25,14 @@ EXPECTED = {
     "@fx/mid": PackageStatus.BLOCKED,
     "@fx/top": PackageStatus.BLOCKED,
 }
-DEPS = {"@fx/broken": ["@fx/base"], "@fx/other": ["@fx/base"], "@fx/mid": ["@fx/broken"],
-        "@fx/top": ["@fx/mid"], "@fx/base": [], "@fx/solo": []}
+DEPS = {
+    "@fx/broken": ["@fx/base"],
+    "@fx/other": ["@fx/base"],
+    "@fx/mid": ["@fx/broken"],
+    "@fx/top": ["@fx/mid"],
+    "@fx/base": [],
+    "@fx/solo": [],
+}
 
 
 def read_log(path: Path) -> list[tuple[str, str, int, int]]:
@@ -37,18 +43,32 @@ def read_log(path: Path) -> list[tuple[str, str, int, int]]:
     return rows
 
 
-async def run_suite(client: Client, task_queue: str, workspace: Path, build_id: str,
-                    concurrency: int = 4, overrides: dict | None = None) -> BuildReport:
-    settings = load_settings(workspace, env={}, overrides={
-        "maxConcurrentBuilds": concurrency,
-        "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
-        **(overrides or {}),
-    })
+async def run_suite(
+    client: Client,
+    task_queue: str,
+    workspace: Path,
+    build_id: str,
+    concurrency: int = 4,
+    overrides: dict | None = None,
+) -> BuildReport:
+    settings = load_settings(
+        workspace,
+        env={},
+        overrides={
+            "maxConcurrentBuilds": concurrency,
+            "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"},
+            **(overrides or {}),
+        },
+    )
     async with running_workers(client, settings):
         result: BuildReport = await client.execute_workflow(
             SuiteBuildWorkflow.run,
-            SuiteBuildInput(build_id=build_id, workspace_root=str(workspace), config=settings,
-                            search_attributes=True),
+            SuiteBuildInput(
+                build_id=build_id,
+                workspace_root=str(workspace),
+                config=settings,
+                search_attributes=True,
+            ),
             id=f"suite-{build_id}",
             task_queue=task_queue,
         )
@@ -56,8 +76,9 @@ async def run_suite(client: Client, task_queue: str, workspace: Path, build_id: 
 
 
 @pytest_asyncio.fixture(scope="module")
-async def failing_run(client: Client, tmp_path_factory: pytest.TempPathFactory
-                      ) -> AsyncIterator[tuple[BuildReport, Path, Path]]:
+async def failing_run(
+    client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[BuildReport, Path, Path]]:
     import os
     import uuid
 
@@ -111,17 +132,40 @@ async def test_reports_are_written_in_the_seed_format(failing_run) -> None:
     report, ws, _ = failing_run
     assert report.summary_path is not None
     summary = json.loads(Path(report.summary_path).read_text())
-    for key in ("buildId", "timestamp", "totalPackages", "successful", "failed", "blocked",
-                "skipped", "totalDuration", "totalFixAttempts", "slowestPackages",
-                "mostFixAttempts", "totalWaitTime", "packageReports"):
+    for key in (
+        "buildId",
+        "timestamp",
+        "totalPackages",
+        "successful",
+        "failed",
+        "blocked",
+        "skipped",
+        "totalDuration",
+        "totalFixAttempts",
+        "slowestPackages",
+        "mostFixAttempts",
+        "totalWaitTime",
+        "packageReports",
+    ):
         assert key in summary
     day = Path(report.summary_path).parent
     base = json.loads((day / "@fx" / "base.json").read_text())
-    for key in ("packageName", "workflowId", "startTime", "endTime", "duration", "buildMetrics",
-                "quality", "fixAttempts", "status", "error", "dependencies", "waitedFor"):
+    for key in (
+        "packageName",
+        "workflowId",
+        "startTime",
+        "endTime",
+        "duration",
+        "buildMetrics",
+        "quality",
+        "fixAttempts",
+        "status",
+        "error",
+        "dependencies",
+        "waitedFor",
+    ):
         assert key in base
-    assert set(base["buildMetrics"]) >= {"buildTime", "testTime", "qualityCheckTime",
-                                         "publishTime"}
+    assert set(base["buildMetrics"]) >= {"buildTime", "testTime", "qualityCheckTime", "publishTime"}
     assert set(base["quality"]) >= {"lintScore", "testCoverage", "typeScriptErrors", "passed"}
     assert base["status"] == "success" and base["quality"]["passed"] is True
     assert base["quality"]["testCoverage"] >= 90
@@ -133,9 +177,9 @@ async def test_reports_are_written_in_the_seed_format(failing_run) -> None:
     assert ws.joinpath("production").is_dir()
 
 
-async def test_concurrency_limit_bounds_parallel_builds(client: Client, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       task_queue: str) -> None:
+async def test_concurrency_limit_bounds_parallel_builds(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task_queue: str
+) -> None:
     ws = copy_workspace(FIXTURE, tmp_path / "ws")
     # Make broken pass so everything builds; the limit is what is under test.
     test_file = next((ws / "packages" / "core" / "broken").rglob("*.test.js"))
@@ -158,17 +202,24 @@ async def test_concurrency_limit_bounds_parallel_builds(client: Client, tmp_path
     assert peak <= 2
 
 
-async def test_query_reports_live_state_and_final_phase(client: Client, tmp_path: Path,
-                                                        task_queue: str) -> None:
+async def test_query_reports_live_state_and_final_phase(
+    client: Client, tmp_path: Path, task_queue: str
+) -> None:
     ws = copy_workspace(FIXTURE, tmp_path / "ws")
-    settings = load_settings(ws, env={}, overrides={
-        "temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"}})
+    settings = load_settings(
+        ws,
+        env={},
+        overrides={"temporal": {"taskQueue": task_queue, "llmTaskQueue": f"{task_queue}-llm"}},
+    )
     async with running_workers(client, settings):
         handle = await client.start_workflow(
             SuiteBuildWorkflow.run,
-            SuiteBuildInput(build_id="q1", workspace_root=str(ws), config=settings,
-                            only=["@fx/other"]),
-            id="suite-q1-" + task_queue, task_queue=task_queue)
+            SuiteBuildInput(
+                build_id="q1", workspace_root=str(ws), config=settings, only=["@fx/other"]
+            ),
+            id="suite-q1-" + task_queue,
+            task_queue=task_queue,
+        )
         await handle.result()
         state = await handle.query(SuiteBuildWorkflow.get_state)
     assert state.phase is SuitePhase.DONE
@@ -178,21 +229,36 @@ async def test_query_reports_live_state_and_final_phase(client: Client, tmp_path
 
 
 async def test_failure_policy_build_lets_dependents_of_a_test_failure_build(
-        client: Client, tmp_path: Path, task_queue: str) -> None:
+    client: Client, tmp_path: Path, task_queue: str
+) -> None:
     """Turborepo's default: dependents need the dependency's build, not its tests."""
     ws = copy_workspace(FIXTURE, tmp_path / "ws")
-    report = await run_suite(client, task_queue, ws, "policy-build", overrides={
-        "graph": {"dependentsNeed": "build"}, "fix": {"enabled": False}})
+    report = await run_suite(
+        client,
+        task_queue,
+        ws,
+        "policy-build",
+        overrides={"graph": {"dependentsNeed": "build"}, "fix": {"enabled": False}},
+    )
     statuses = {r.package_name: r.status for r in report.package_reports}
-    assert statuses == {**EXPECTED, "@fx/mid": PackageStatus.SUCCESS,
-                        "@fx/top": PackageStatus.SUCCESS}
+    assert statuses == {
+        **EXPECTED,
+        "@fx/mid": PackageStatus.SUCCESS,
+        "@fx/top": PackageStatus.SUCCESS,
+    }
     broken = next(r for r in report.package_reports if r.package_name == "@fx/broken")
     assert broken.tests_passed is False and broken.failures[0].type.value == "test"
     # ... unless that dependency's tests are configured to gate its dependents.
-    gated = await run_suite(client, task_queue, copy_workspace(FIXTURE, tmp_path / "ws2"),
-                            "policy-gate", overrides={"graph": {
-                                "dependentsNeed": "build", "testsGate": ["@fx/broken"]},
-                                "fix": {"enabled": False}})
+    gated = await run_suite(
+        client,
+        task_queue,
+        copy_workspace(FIXTURE, tmp_path / "ws2"),
+        "policy-gate",
+        overrides={
+            "graph": {"dependentsNeed": "build", "testsGate": ["@fx/broken"]},
+            "fix": {"enabled": False},
+        },
+    )
     # (what passed in the first run is restored from the build cache; a cached package
     # whose dependency fails in this run is still blocked)
     cached = {n: PackageStatus.CACHED for n, st in EXPECTED.items() if st is PackageStatus.SUCCESS}
@@ -200,10 +266,16 @@ async def test_failure_policy_build_lets_dependents_of_a_test_failure_build(
 
 
 async def test_tolerant_test_policy_reports_the_failed_tests(
-        client: Client, tmp_path: Path, task_queue: str) -> None:
+    client: Client, tmp_path: Path, task_queue: str
+) -> None:
     ws = copy_workspace(FIXTURE, tmp_path / "ws")
-    report = await run_suite(client, task_queue, ws, "policy-tolerant", overrides={
-        "testing": {"failOnError": False, "enableCoverage": False}})
+    report = await run_suite(
+        client,
+        task_queue,
+        ws,
+        "policy-tolerant",
+        overrides={"testing": {"failOnError": False, "enableCoverage": False}},
+    )
     broken = next(r for r in report.package_reports if r.package_name == "@fx/broken")
     assert broken.status is PackageStatus.SUCCESS
     assert broken.tests_passed is False

@@ -98,8 +98,11 @@ def _step_options() -> dict[str, Any]:
         info = activity.info()
     except RuntimeError:  # outside an activity (unit tests)
         return {}
-    return {"step_key": f"{info.workflow_id}/{info.activity_id}",
-            "kill_previous": info.attempt > 1, "sweep_later": True}
+    return {
+        "step_key": f"{info.workflow_id}/{info.activity_id}",
+        "kill_previous": info.attempt > 1,
+        "sweep_later": True,
+    }
 
 
 _TOOLS: dict[tuple[str, PackageManager], Tool] = {}
@@ -149,8 +152,7 @@ async def tool_env(env: dict[str, str], root: Path, pm: PackageManager | None) -
         return env
     if tool.source != "tool cache":
         return env
-    return {**env, "PATH": os.pathsep.join([str(Path(tool.argv[0]).parent),
-                                            env.get("PATH", "")])}
+    return {**env, "PATH": os.pathsep.join([str(Path(tool.argv[0]).parent), env.get("PATH", "")])}
 
 
 def install_argv(
@@ -211,7 +213,7 @@ def install_failure_message(tool: Tool, argv: list[str], exit_code: int | None, 
     why = install_failure_reason(tail)
     how = f"exit {exit_code}" if exit_code is not None else "timed out"
     return (
-        f"Workspace install '{' '.join([tool.manager.value, *argv[len(tool.argv):]])}' "
+        f"Workspace install '{' '.join([tool.manager.value, *argv[len(tool.argv) :]])}' "
         f"({tool.describe()}) failed ({how})" + (f": {why}" if why else ".")
     )
 
@@ -245,7 +247,8 @@ async def install_workspace(inp: InstallInput) -> StepResult:
             tool = await loop.run_in_executor(None, workspace_tool, root, inp.package_manager)
         except ToolError as e:
             return StepResult(
-                step="install", ok=False,
+                step="install",
+                ok=False,
                 failures=[Failure(type=FailureType.INSTALL, message=str(e))],
             )
         argv = install_argv(root, inp.package_manager, inp.update_lockfile, tool)
@@ -310,10 +313,12 @@ def _confinement(inp: PackageStepInput) -> Iterator[Confine]:
             raise ApplicationError(
                 f"Refusing to run the scripts of {inp.package.name} after a model change: {e}; "
                 "install bubblewrap, or set fix.allowUnsandboxed = true to run them unconfined.",
-                type=ErrorType.SandboxUnavailable, non_retryable=True,
+                type=ErrorType.SandboxUnavailable,
+                non_retryable=True,
             ) from None
-        activity.logger.warning("running model-changed scripts of %s unconfined: %s",
-                                inp.package.name, e)
+        activity.logger.warning(
+            "running model-changed scripts of %s unconfined: %s", inp.package.name, e
+        )
         yield lambda argv: argv
         return
     root = Path(inp.workspace_root).resolve()
@@ -323,8 +328,9 @@ def _confinement(inp: PackageStepInput) -> Iterator[Confine]:
         hidden.append(Path(os.environ["PKGBUILDER_HOME"]).resolve())
     with tempfile.TemporaryDirectory(prefix="pkgbuilder-sandbox-") as tmp:
         visible = [tools_cache()]
-        yield lambda argv: sandbox.confined_argv(bwrap, argv, pkg_dir, root, Path(tmp), hidden,
-                                                 visible)
+        yield lambda argv: sandbox.confined_argv(
+            bwrap, argv, pkg_dir, root, Path(tmp), hidden, visible
+        )
 
 
 async def _run_script(
@@ -347,8 +353,7 @@ async def _run_script_as(
                 confine(argv),
                 pkg_dir,
                 timeout=timeout,
-                env=await tool_env(scrubbed_env(), Path(inp.workspace_root),
-                                   inp.package_manager),
+                env=await tool_env(scrubbed_env(), Path(inp.workspace_root), inp.package_manager),
                 heartbeat=_heartbeat,
                 heartbeat_every=_heartbeat_every(),
                 **_step_options(),
@@ -375,7 +380,8 @@ async def _run_script_as(
         # The script's own output is <step>.log; its pre/post hooks go to their own files.
         step_log = (
             log_path.with_name(f"{log_path.stem}-{event}.log")
-            if log_path and event != script else log_path
+            if log_path and event != script
+            else log_path
         )
         res = await run_command(
             confine(direct_argv(command)),
@@ -420,8 +426,11 @@ def _package_dir(inp: PackageStepInput) -> Path:
 
 def _script_step(step: str, script: str, res: CommandResult, **extra: Any) -> StepResult:
     """The StepResult of one package script run (a typed failure when it failed)."""
-    failures = [] if res.ok else [failure_for(script, res.argv, res.output_tail, res.exit_code,
-                                          res.timeout_seconds)]
+    failures = (
+        []
+        if res.ok
+        else [failure_for(script, res.argv, res.output_tail, res.exit_code, res.timeout_seconds)]
+    )
     return StepResult(
         step=step,
         ok=res.ok,
@@ -442,14 +451,17 @@ async def build_package(inp: PackageStepInput) -> StepResult:
     problems = missing_dependency_outputs(Path(inp.workspace_root), inp.dependencies)
     if problems:
         return StepResult(
-            step="build", ok=False,
+            step="build",
+            ok=False,
             failures=[Failure(type=FailureType.DEPENDENCY, message="; ".join(problems))],
         )
     if "build" not in inp.package.scripts:
         return StepResult(step="build", ok=True, skipped=True, detail="no build script")
     res = await _run_script(inp, "build", inp.settings.timeouts.build_seconds, "build")
     return _script_step(
-        "build", "build", res,
+        "build",
+        "build",
+        res,
         type_script_errors=typescript_error_count(res.output_tail) if not res.ok else 0,
         worker=worker_label(),
     )
@@ -514,8 +526,9 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
                         confine(argv),
                         pkg_dir,
                         timeout=settings.timeouts.quality_seconds,
-                        env=await tool_env(scrubbed_env(), Path(inp.workspace_root),
-                                           inp.package_manager),
+                        env=await tool_env(
+                            scrubbed_env(), Path(inp.workspace_root), inp.package_manager
+                        ),
                         heartbeat=_heartbeat,
                         heartbeat_every=_heartbeat_every(),
                         **_step_options(),
@@ -535,8 +548,9 @@ async def quality_check_package(inp: PackageStepInput) -> StepResult:
         duration += res.duration_ms
         tails.append(res.output_tail[-2000:])
         if not res.ok:
-            failure = failure_for(name, res.argv, res.output_tail, res.exit_code,
-                                      res.timeout_seconds)
+            failure = failure_for(
+                name, res.argv, res.output_tail, res.exit_code, res.timeout_seconds
+            )
             failures.append(failure)
             if failure.type is FailureType.TYPESCRIPT:
                 ts_errors += max(1, typescript_error_count(res.output_tail))
@@ -611,8 +625,11 @@ async def run_suite_command(inp: CommandInput) -> StepResult:
             type=ErrorType.MissingTool,
             non_retryable=True,
         ) from e
-    failures = [] if res.ok else [failure_for("verify", res.argv, res.output_tail,
-                                          res.exit_code, res.timeout_seconds)]
+    failures = (
+        []
+        if res.ok
+        else [failure_for("verify", res.argv, res.output_tail, res.exit_code, res.timeout_seconds)]
+    )
     return StepResult(
         step="verify",
         ok=res.ok,

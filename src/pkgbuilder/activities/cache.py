@@ -30,8 +30,9 @@ def resolve_cache(inp: ResolveCacheInput) -> ResolveCacheResult:
     ``packages`` (a standalone package build) the workspace is discovered here."""
     if not inp.packages:
         try:
-            graph = discover_workspace(Path(inp.workspace_root),
-                                       depends_on=inp.settings.graph.depends_on)
+            graph = discover_workspace(
+                Path(inp.workspace_root), depends_on=inp.settings.graph.depends_on
+            )
         except UserError as e:
             raise ApplicationError(str(e), type=ErrorType.WorkspaceError, non_retryable=True) from e
         inp = inp.model_copy(update={"packages": graph.packages})

@@ -240,8 +240,9 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
     try:
         stored = read_response(Path(inp.response_path))
     except StoreError as e:
-        raise ApplicationError(str(e),
-        type=ErrorType.ResponseFileInvalid, non_retryable=True) from e
+        raise ApplicationError(
+            str(e), type=ErrorType.ResponseFileInvalid, non_retryable=True
+        ) from e
     fix = inp.config.fix
     limits = FileOpLimits(fix.max_files_per_response, fix.max_file_bytes, fix.max_response_bytes)
     ops = stored.response.files
@@ -250,8 +251,10 @@ def apply_fix_response(inp: ApplyFixInput) -> ApplyFixResult:
         changed = apply_file_operations(pkg_dir, ops, limits)
     except FileOperationError as e:
         raise ApplicationError(
-            str(e), {"problems": e.problems[:20]},
-            type=ErrorType.UnsafeFileOperation, non_retryable=True
+            str(e),
+            {"problems": e.problems[:20]},
+            type=ErrorType.UnsafeFileOperation,
+            non_retryable=True,
         ) from e
     activity.heartbeat("committing")
     subject = fix_commit_subject(inp.package_name, inp.attempt, inp.failure_types)

@@ -156,8 +156,9 @@ def record_task_status(inp: RecordTaskInput) -> TaskRecord:
     store.upsert_task(Path(inp.home), inp.generation, inp.task)
     t = inp.task
     detail = f" ({t.reason})" if t.reason and t.status != TaskStatus.DONE else ""
-    _log(inp.home, inp.generation, f"task {t.package}: {t.status.value}"
-         f" attempt {t.attempts}{detail}")
+    _log(
+        inp.home, inp.generation, f"task {t.package}: {t.status.value} attempt {t.attempts}{detail}"
+    )
     return inp.task
 
 
@@ -195,8 +196,12 @@ def merge_generation_task(inp: MergeTaskInput) -> MergeTaskResult:
     result = tasks.merge_task(
         open_repo(Path(t.repo)), Path(t.home), t.generation, t.package, inp.package_path
     )
-    _log(t.home, t.generation, f"merged {naming.task_branch(t.generation, t.package)} "
-         f"({len(result.files)} file(s)) as {result.merge_commit[:12]}")
+    _log(
+        t.home,
+        t.generation,
+        f"merged {naming.task_branch(t.generation, t.package)} "
+        f"({len(result.files)} file(s)) as {result.merge_commit[:12]}",
+    )
     return result
 
 

@@ -112,8 +112,9 @@ def api_error_to_application_error(
 ) -> ApplicationError:
     """Map an SDK error to a Temporal error: transient ones retry, the rest fail clearly."""
     if isinstance(exc, anthropic.APITimeoutError):
-        return ApplicationError(f"model call timed out: {exc.message}", usage,
-        type=ErrorType.Timeout)
+        return ApplicationError(
+            f"model call timed out: {exc.message}", usage, type=ErrorType.Timeout
+        )
     if isinstance(exc, anthropic.APIConnectionError):
         return ApplicationError(
             f"cannot reach the model API: {exc.message}", usage, type=ErrorType.ConnectionError
@@ -166,7 +167,9 @@ def api_error_to_application_error(
 
 
 async def create_message_bounded(
-    client: anthropic.AsyncAnthropic, kwargs: dict[str, Any], deadline_seconds: float,
+    client: anthropic.AsyncAnthropic,
+    kwargs: dict[str, Any],
+    deadline_seconds: float,
     max_bytes: int = MAX_ANSWER_BYTES,
 ) -> Message:
     """``messages.create`` with a total deadline (a server trickling bytes cannot stretch one
@@ -182,8 +185,10 @@ async def create_message_bounded(
         async with client.messages.with_streaming_response.create(**kwargs) as resp:
             kind = resp.headers.get("content-type", "")
             if "json" not in kind.lower():
-                raise BadResponse(f"the API answered 200 with {kind or 'no content type'}, "
-                                  "not JSON (a proxy or captive portal in the way?)")
+                raise BadResponse(
+                    f"the API answered 200 with {kind or 'no content type'}, "
+                    "not JSON (a proxy or captive portal in the way?)"
+                )
             body = bytearray()
             async for chunk in resp.iter_bytes():
                 body += chunk
@@ -192,14 +197,16 @@ async def create_message_bounded(
         try:
             return Message.model_validate_json(bytes(body))
         except pydantic.ValidationError as e:
-            raise BadResponse(f"the answer is not a Messages-API message: "
-                              f"{e.errors()[0]['msg']}") from None
+            raise BadResponse(
+                f"the answer is not a Messages-API message: {e.errors()[0]['msg']}"
+            ) from None
 
     try:
         return await asyncio.wait_for(call(), deadline_seconds)
     except TimeoutError:
-        raise TimeoutError(f"no complete answer within {deadline_seconds:g} s "
-                           "(llm.requestTimeoutSeconds)") from None
+        raise TimeoutError(
+            f"no complete answer within {deadline_seconds:g} s (llm.requestTimeoutSeconds)"
+        ) from None
 
 
 def _bad_response_error(e: BadResponse, usage: dict[str, Any]) -> ApplicationError:
@@ -208,7 +215,9 @@ def _bad_response_error(e: BadResponse, usage: dict[str, Any]) -> ApplicationErr
     return ApplicationError(
         f"unreadable answer from the model API: {e}"
         + (f" (gave up after {attempt} attempts)" if final else ""),
-        usage, type=ErrorType.BadApiResponse, non_retryable=final,
+        usage,
+        type=ErrorType.BadApiResponse,
+        non_retryable=final,
     )
 
 
@@ -248,8 +257,9 @@ class LLMActivities:
         try:
             request = read_request(request_path, inp.request_sha256)
         except (StoreError, ValueError) as e:
-            raise ApplicationError(str(e),
-            type=ErrorType.RequestFileInvalid, non_retryable=True) from e
+            raise ApplicationError(
+                str(e), type=ErrorType.RequestFileInvalid, non_retryable=True
+            ) from e
         api_key = read_api_key()
         if not api_key:
             raise ApplicationError(
@@ -320,14 +330,16 @@ class LLMActivities:
                     else:
                         kwargs["extra_body"] = {"temperature": request.temperature}
                 message = await create_message_bounded(
-                    client, kwargs, settings.request_timeout_seconds)
+                    client, kwargs, settings.request_timeout_seconds
+                )
                 call_usage = _usage_of(message)
                 actual = call_usage.total
             except anthropic.APIError as e:
                 raise api_error_to_application_error(e, settings, _details(usage, price)) from e
             except TimeoutError as e:
-                raise ApplicationError(f"model call timed out: {e}", _details(usage, price),
-                                       type=ErrorType.Timeout) from e
+                raise ApplicationError(
+                    f"model call timed out: {e}", _details(usage, price), type=ErrorType.Timeout
+                ) from e
             except BadResponse as e:
                 raise _bad_response_error(e, _details(usage, price)) from e
             finally:

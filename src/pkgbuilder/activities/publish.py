@@ -125,14 +125,16 @@ async def pack_package(
     except FileNotFoundError as e:
         raise ApplicationError(
             f"'{argv[0]}' is not installed on this worker.",
-            type=ErrorType.MissingTool, non_retryable=True
+            type=ErrorType.MissingTool,
+            non_retryable=True,
         ) from e
     tarballs = sorted(dest.glob("*.tgz"))
     if not result.ok or len(tarballs) != 1:
         last = result.output_tail.strip().splitlines()[-1:] or ["no output"]
         raise ApplicationError(
             f"Packing {node.name} failed: {last[0][:300]}",
-            type=ErrorType.PackFailed, non_retryable=True
+            type=ErrorType.PackFailed,
+            non_retryable=True,
         )
     try:
         packed = reg.read_packed(tarballs[0])
@@ -222,8 +224,10 @@ async def check_published(inp: PublishCheckInput) -> PublishCheckResult:
             except (reg.RegistryError, ValueError) as e:
                 raise _unavailable(registry, e) from e
             fresh = check.decision is PublishDecision.IDENTICAL and await _in_thread(
-                outputs_fresh, root / node.path,
-                set(reg.file_manifest(Path(packed.path).read_bytes())), "build" in node.scripts,
+                outputs_fresh,
+                root / node.path,
+                set(reg.file_manifest(Path(packed.path).read_bytes())),
+                "build" in node.scripts,
             )
         check.integrity = packed.integrity
         if fresh:
@@ -283,11 +287,17 @@ async def _npm_publish(
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(reg.npmrc_with_token(registry, token))
     argv = [
-        "npm", "publish", packed.path,
-        "--registry", registry,
-        "--userconfig", str(userconfig),
-        "--access", inp.publishing.access,
-        "--tag", inp.publishing.tag,
+        "npm",
+        "publish",
+        packed.path,
+        "--registry",
+        registry,
+        "--userconfig",
+        str(userconfig),
+        "--access",
+        inp.publishing.access,
+        "--tag",
+        inp.publishing.tag,
         "--ignore-scripts",
     ]
     if inp.package.name.startswith("@"):

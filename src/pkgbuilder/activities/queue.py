@@ -62,8 +62,11 @@ async def report_build_outcome(inp: ReportOutcomeInput) -> ReportOutcomeResult:
     except QueueSourceError as e:
         raise _source_error(e) from e
     if not written:
-        activity.logger.warning("%s is no longer in the queue source; its outcome (%s) was "
-                                "not recorded", inp.report.name, inp.report.status.value)
+        activity.logger.warning(
+            "%s is no longer in the queue source; its outcome (%s) was not recorded",
+            inp.report.name,
+            inp.report.status.value,
+        )
     return ReportOutcomeResult(written=written)
 
 
@@ -121,20 +124,29 @@ async def watch_package_build(inp: WatchBuildInput) -> BuildFinished:
             activity.heartbeat()
         result = waiter.result()
     except WorkflowFailureError as e:
-        return BuildFinished(child_workflow_id=inp.child_workflow_id,
-                             package_name=inp.package_name, success=False,
-                             error=_failure_text(e))
+        return BuildFinished(
+            child_workflow_id=inp.child_workflow_id,
+            package_name=inp.package_name,
+            success=False,
+            error=_failure_text(e),
+        )
     except RPCError as e:
         if e.status is not RPCStatusCode.NOT_FOUND:
             raise
-        return BuildFinished(child_workflow_id=inp.child_workflow_id,
-                             package_name=inp.package_name, success=False,
-                             error="the build workflow no longer exists")
+        return BuildFinished(
+            child_workflow_id=inp.child_workflow_id,
+            package_name=inp.package_name,
+            success=False,
+            error="the build workflow no longer exists",
+        )
     finally:
         waiter.cancel()
-    return BuildFinished(child_workflow_id=inp.child_workflow_id,
-                         package_name=inp.package_name, success=result.success,
-                         error=result.error)
+    return BuildFinished(
+        child_workflow_id=inp.child_workflow_id,
+        package_name=inp.package_name,
+        success=result.success,
+        error=result.error,
+    )
 
 
 @activity.defn

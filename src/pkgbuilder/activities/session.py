@@ -80,8 +80,9 @@ def _heartbeat(detail: str) -> None:
 def _inside(root: Path, rel: str, what: str) -> Path:
     path = PurePosixPath(rel)
     if path.is_absolute() or ".." in path.parts or not rel.strip():
-        raise _fail(f"{what} '{rel}' must be a path inside the workspace.",
-            ErrorType.GenerationInputError)
+        raise _fail(
+            f"{what} '{rel}' must be a path inside the workspace.", ErrorType.GenerationInputError
+        )
     return root / rel
 
 
@@ -90,8 +91,11 @@ def _git(root: Path) -> Repository:
     try:
         git.toplevel()
     except (GitFailed, NotARepository) as e:
-        raise _fail(f"Workspace {root} is not a git repository; run 'git init' there or pass "
-                    "the repository root.", ErrorType.GitStateError) from e
+        raise _fail(
+            f"Workspace {root} is not a git repository; run 'git init' there or pass "
+            "the repository root.",
+            ErrorType.GitStateError,
+        ) from e
     return git
 
 
@@ -100,11 +104,15 @@ def load_plan(root: Path, plan_path: str) -> PackagePlan:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise _fail(f"Plan file {plan_path} does not exist in {root}; write it first (see "
-                    "'Plan format' in docs/generation.md).", ErrorType.PlanError) from None
+        raise _fail(
+            f"Plan file {plan_path} does not exist in {root}; write it first (see "
+            "'Plan format' in docs/generation.md).",
+            ErrorType.PlanError,
+        ) from None
     except OSError as e:
-        raise _fail(f"Plan file {plan_path} cannot be read: {e.strerror}.",
-            ErrorType.PlanError) from e
+        raise _fail(
+            f"Plan file {plan_path} cannot be read: {e.strerror}.", ErrorType.PlanError
+        ) from e
     try:
         return parse_plan(text, plan_path)
     except UserError as e:
@@ -119,9 +127,11 @@ def prepare_generation_session(inp: PrepareSessionInput) -> GenerationContext:
     _inside(root, g.package_path, "Package path")
     plan = load_plan(root, g.plan_path)
     if plan.package_name and plan.package_name.strip("`") != g.package_name:
-        raise _fail(f"Plan {g.plan_path} is for '{plan.package_name}', not '{g.package_name}'; "
-                    "pass the name the plan gives or fix its '# Package:' line.",
-                        ErrorType.PlanError)
+        raise _fail(
+            f"Plan {g.plan_path} is for '{plan.package_name}', not '{g.package_name}'; "
+            "pass the name the plan gives or fix its '# Package:' line.",
+            ErrorType.PlanError,
+        )
     git = _git(root)
     spath = state_path(g.state_dir, g.session_id)
     ctx = g.resume_from_context
@@ -133,42 +143,63 @@ def prepare_generation_session(inp: PrepareSessionInput) -> GenerationContext:
         except UserError as e:
             raise _fail(str(e), ErrorType.GitStateError) from e
         if existing.workflow_id != inp.workflow_id:
-            raise _fail(f"Session {g.session_id} already exists (state file {spath}); start a "
-                        "new session or resume that one.", ErrorType.GenerationInputError)
+            raise _fail(
+                f"Session {g.session_id} already exists (state file {spath}); start a "
+                "new session or resume that one.",
+                ErrorType.GenerationInputError,
+            )
         ctx = existing
     try:
         if ctx is not None:
             if not git.branch_exists(ctx.branch):
-                raise _fail(f"Branch {ctx.branch} of session {ctx.session_id} does not exist; "
-                            "restore it or start a new session.", ErrorType.GitStateError)
+                raise _fail(
+                    f"Branch {ctx.branch} of session {ctx.session_id} does not exist; "
+                    "restore it or start a new session.",
+                    ErrorType.GitStateError,
+                )
             gitops.checkout(git, ctx.branch)
-            ctx = ctx.model_copy(update={
-                "workflow_id": inp.workflow_id, "status": SessionStatus.RUNNING,
-                "updated_at": datetime.now(UTC), "phases": inp.phases,
-            })
+            ctx = ctx.model_copy(
+                update={
+                    "workflow_id": inp.workflow_id,
+                    "status": SessionStatus.RUNNING,
+                    "updated_at": datetime.now(UTC),
+                    "phases": inp.phases,
+                }
+            )
         else:
             prefix = gitops.toplevel_prefix(git, root, g.package_path)
             dirty = dirty_package_paths(git, prefix, _state_exclude(git, Path(g.state_dir)))
             if dirty:
-                raise _fail(f"The package directory {g.package_path} has uncommitted changes "
-                            f"({', '.join(dirty[:5])}); commit or remove them first.",
-                            ErrorType.GitStateError)
+                raise _fail(
+                    f"The package directory {g.package_path} has uncommitted changes "
+                    f"({', '.join(dirty[:5])}); commit or remove them first.",
+                    ErrorType.GitStateError,
+                )
             if g.in_place:
                 branch = git.current_branch() or ""
                 if not branch:
                     raise gitops.GenerationGitError(
-                        "HEAD is detached; check out a branch to generate in place.")
+                        "HEAD is detached; check out a branch to generate in place."
+                    )
                 base, base_commit = branch, git.rev("HEAD")
             else:
                 branch = g.branch or gitops.branch_name(g.session_id)
                 base, base_commit, _ = gitops.ensure_branch(git, branch, g.base_branch)
             now = datetime.now(UTC)
             ctx = GenerationContext(
-                session_id=g.session_id, workflow_id=inp.workflow_id,
-                package_name=g.package_name, package_path=g.package_path,
-                plan_path=g.plan_path, category=g.category, workspace_root=str(root),
-                branch=branch, base_branch=base, base_commit=base_commit, phases=inp.phases,
-                created_at=now, updated_at=now,
+                session_id=g.session_id,
+                workflow_id=inp.workflow_id,
+                package_name=g.package_name,
+                package_path=g.package_path,
+                plan_path=g.plan_path,
+                category=g.category,
+                workspace_root=str(root),
+                branch=branch,
+                base_branch=base,
+                base_commit=base_commit,
+                phases=inp.phases,
+                created_at=now,
+                updated_at=now,
             )
     except gitops.GenerationGitError as e:
         raise _fail(str(e), ErrorType.GitStateError) from e
@@ -215,8 +246,9 @@ def prepare_phase_request(inp: PhasePromptInput) -> PhasePromptResult:
         )
         if done is not None:
             prefix = gitops.toplevel_prefix(git, root, ctx.package_path)
-            return PhasePromptResult(existing_commit=done,
-                                     existing_files=_commit_files(git, done, prefix))
+            return PhasePromptResult(
+                existing_commit=done, existing_files=_commit_files(git, done, prefix)
+            )
         if inp.existing_only:
             return PhasePromptResult()
     plan = load_plan(root, ctx.plan_path)
@@ -225,31 +257,46 @@ def prepare_phase_request(inp: PhasePromptInput) -> PhasePromptResult:
     files, omitted = phase_context.gather_files(pkg_dir, s.shows, inp.prompt_file_budget_chars)
     tree = phase_context.render_tree(phase_context.package_files(pkg_dir))
     brief = PackageBrief(
-        package_name=ctx.package_name, package_path=ctx.package_path, category=ctx.category,
+        package_name=ctx.package_name,
+        package_path=ctx.package_path,
+        category=ctx.category,
         coverage_target=max(plan.coverage_target or 0.0, inp.coverage_target),
-        plan_path=ctx.plan_path, plan_text=plan.text,
+        plan_path=ctx.plan_path,
+        plan_text=plan.text,
     )
     request = build_phase_request(
-        brief=brief, step=inp.phase, total_steps=len(ctx.phases),
-        completed=ctx.completed_steps, tree=tree, files=files, omitted=omitted,
+        brief=brief,
+        step=inp.phase,
+        total_steps=len(ctx.phases),
+        completed=ctx.completed_steps,
+        tree=tree,
+        files=files,
+        omitted=omitted,
         requirements=required_files(inp.phase.phase, plan.implementation_files),
         # A resumed session runs under a new workflow id, so it asks the model afresh instead
         # of reusing an answer that already failed; a retried activity reuses the same key.
         request_key=f"{ctx.workflow_id}/step-{inp.phase.step_number}/attempt-{inp.attempt}"
         + (f"/reask-{inp.reask}" if inp.reask else ""),
-        review=_review(inp.review_response_path), failures=inp.failures,
-        attempt=inp.attempt, max_attempts=inp.max_attempts, missing=inp.missing,
+        review=_review(inp.review_response_path),
+        failures=inp.failures,
+        attempt=inp.attempt,
+        max_attempts=inp.max_attempts,
+        missing=inp.missing,
     )
     path, sha = write_request(pkgbuilder_home(), request)
     chars = sum(len(b.text) for m in request.messages for b in m.content)
     return PhasePromptResult(
-        request_path=str(path), request_sha256=sha, files_included=[f for f, _ in files],
-        files_omitted=omitted, prompt_chars=chars,
+        request_path=str(path),
+        request_sha256=sha,
+        files_included=[f for f, _ in files],
+        files_omitted=omitted,
+        prompt_chars=chars,
     )
 
 
-def _missing_outputs(pkg_dir: Path, response: ModelResponse | None,
-                     required: list[list[str]]) -> list[str]:
+def _missing_outputs(
+    pkg_dir: Path, response: ModelResponse | None, required: list[list[str]]
+) -> list[str]:
     """Requirements no file satisfies once the answer is applied."""
     present = set(phase_context.package_files(pkg_dir))
     for op in response.files if response else []:
@@ -261,8 +308,11 @@ def _missing_outputs(pkg_dir: Path, response: ModelResponse | None,
             present.discard(rel)
         else:
             present.add(rel)
-    return [" or ".join(any_of) for any_of in required
-            if not any(phase_context.matches_any(p, any_of) for p in present)]
+    return [
+        " or ".join(any_of)
+        for any_of in required
+        if not any(phase_context.matches_any(p, any_of) for p in present)
+    ]
 
 
 def _commit_files(git: Repository, sha: str, prefix: str) -> list[str]:
@@ -287,13 +337,16 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
         # The request hash makes the key unique: a resumed session's attempt 1 is not the
         # failed session's attempt 1.
         key = (inp.request_sha256 or "")[:12]
-        trailer = (f"[Turn-based generation step {inp.step_number}, fix attempt "
-                   f"{inp.fix_attempt}, request {key}]")
+        trailer = (
+            f"[Turn-based generation step {inp.step_number}, fix attempt "
+            f"{inp.fix_attempt}, request {key}]"
+        )
         needle = f"fix({inp.package_name}):"
     done = find_commit(git, needle, trailer, rev=inp.branch, since=inp.base_commit)
     if done is not None:  # this step already ran to its commit before a crash
-        return ApplyPhaseResult(commit=done, files=_commit_files(git, done, prefix),
-                                already_applied=True)
+        return ApplyPhaseResult(
+            commit=done, files=_commit_files(git, done, prefix), already_applied=True
+        )
     response = None
     if inp.response_path:
         try:
@@ -303,15 +356,17 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
     required = []
     if inp.plan_path is not None:
         plan = load_plan(root, inp.plan_path)
-        required = [list(r.any_of) for r in required_files(inp.phase,
-                                                           plan.implementation_files)]
+        required = [list(r.any_of) for r in required_files(inp.phase, plan.implementation_files)]
     missing = _missing_outputs(pkg_dir, response, required)
     if missing:
         # The workflow re-asks the model with this list (details) before it gives up.
         raise ApplicationError(
             f"The model's {inp.phase.value} answer did not produce {'; '.join(missing)}; "
-            "nothing was applied.", {"missing": missing},
-            type=ErrorType.PhaseOutputMissing, non_retryable=True)
+            "nothing was applied.",
+            {"missing": missing},
+            type=ErrorType.PhaseOutputMissing,
+            non_retryable=True,
+        )
     named: list[str] = []
     if response is not None and response.files:
         created = not pkg_dir.exists()
@@ -322,8 +377,12 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
             if created:  # leave no trace of a rejected first answer
                 with contextlib.suppress(OSError):
                     pkg_dir.rmdir()
-            raise ApplicationError(str(e), {"problems": e.problems[:20]},
-                                   type=ErrorType.UnsafeFileOperation, non_retryable=True) from e
+            raise ApplicationError(
+                str(e),
+                {"problems": e.problems[:20]},
+                type=ErrorType.UnsafeFileOperation,
+                non_retryable=True,
+            ) from e
         # Commit every named path: after a crash between writing and committing, the
         # re-apply changes nothing on disk but the files still need their commit.
         named = [normalise_path(op.path) for op in response.files]
@@ -332,19 +391,19 @@ def apply_generation_phase(inp: ApplyPhaseInput) -> ApplyPhaseResult:
     def message(changed: list[str]) -> str:
         files = sorted({*(p.removeprefix(prefix + "/") for p in changed), *inp.extra_files})
         if inp.fix_attempt is None:
-            return gitops.phase_commit_message(inp.phase, inp.package_name, files,
-                                               inp.step_number)
+            return gitops.phase_commit_message(inp.phase, inp.package_name, files, inp.step_number)
         types = ", ".join(inp.fix_types) or "build"
         listed = ", ".join(files) or "none"
-        return (f"fix({inp.package_name}): {inp.phase.value} attempt {inp.fix_attempt} for "
-                f"{types}\n\nFiles modified: {listed}\n\n{trailer}")
+        return (
+            f"fix({inp.package_name}): {inp.phase.value} attempt {inp.fix_attempt} for "
+            f"{types}\n\nFiles modified: {listed}\n\n{trailer}"
+        )
 
-    commit, changed = commit_exact(
-        git, gitops.package_repo_paths(inp.package_path, named), message
-    )
+    commit, changed = commit_exact(git, gitops.package_repo_paths(inp.package_path, named), message)
     rel = sorted(p.removeprefix(prefix + "/") for p in changed)
-    return ApplyPhaseResult(commit=commit, files=rel,
-                            summary=response.summary[:2000] if response else "")
+    return ApplyPhaseResult(
+        commit=commit, files=rel, summary=response.summary[:2000] if response else ""
+    )
 
 
 def _limits(inp: ApplyPhaseInput) -> FileOpLimits:
@@ -364,14 +423,23 @@ def describe_generated_package(inp: ValidationTargetInput) -> ValidationTargetRe
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         why = "is missing" if isinstance(e, FileNotFoundError) else f"is invalid ({e})"
-        return ValidationTargetResult(failures=[Failure(
-            type=FailureType.BUILD, message=f"package.json {why}", output_tail=str(e)[:2000])])
+        return ValidationTargetResult(
+            failures=[
+                Failure(
+                    type=FailureType.BUILD, message=f"package.json {why}", output_tail=str(e)[:2000]
+                )
+            ]
+        )
     raw_scripts = data.get("scripts")
     scripts: dict[str, Any] = raw_scripts if isinstance(raw_scripts, dict) else {}
     node = PackageNode(
-        name=str(data.get("name") or inp.package_name), version=str(data.get("version", "0.0.0")),
-        path=inp.package_path, category=inp.category, layer=inp.category.layer,
-        dependencies=inp.dependencies, scripts=sorted(str(k) for k in scripts),
+        name=str(data.get("name") or inp.package_name),
+        version=str(data.get("version", "0.0.0")),
+        path=inp.package_path,
+        category=inp.category,
+        layer=inp.category.layer,
+        dependencies=inp.dependencies,
+        scripts=sorted(str(k) for k in scripts),
     )
     # A workspace root with a package.json installs for all members; a lone package
     # (no root manifest) installs in its own directory.
@@ -389,7 +457,8 @@ def merge_generation_branch(inp: MergeInput) -> MergeResult:
     files = [p.removeprefix(prefix + "/") for p in git.changed_files(inp.base_branch, inp.branch)]
     already = git.is_ancestor(inp.branch, inp.base_branch)
     message = gitops.phase_commit_message(
-        GenerationPhase.MERGE, inp.package_name, sorted(files), inp.step_number)
+        GenerationPhase.MERGE, inp.package_name, sorted(files), inp.step_number
+    )
     try:
         sha = gitops.merge_no_ff(git, inp.base_branch, inp.branch, message, trailer)
     except gitops.GenerationGitError as e:

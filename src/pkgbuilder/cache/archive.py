@@ -120,11 +120,13 @@ def _check_member(m: tarfile.TarInfo, names: dict[str, tarfile.TarInfo]) -> str:
     raise ArchiveRejected(f"member {name!r} is outside meta.json, logs/ and out/")
 
 
-def read_members(data: bytes, limits: Limits) -> tuple[tarfile.TarFile, list[tarfile.TarInfo],
-                                                        dict[str, Any]]:
+def read_members(
+    data: bytes, limits: Limits
+) -> tuple[tarfile.TarFile, list[tarfile.TarInfo], dict[str, Any]]:
     if len(data) > limits.max_archive_bytes:
-        raise ArchiveRejected(f"artifact is {len(data)} bytes, over the "
-                              f"{limits.max_archive_bytes}-byte cap")
+        raise ArchiveRejected(
+            f"artifact is {len(data)} bytes, over the {limits.max_archive_bytes}-byte cap"
+        )
     try:
         tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")  # noqa: SIM115 - read later
         members = tf.getmembers()
@@ -156,8 +158,9 @@ def inspect(data: bytes, limits: Limits | None = None) -> dict[str, Any]:
     return read_members(data, limits or Limits())[2]
 
 
-def extract(data: bytes, pkg_dir: Path, log_dir: Path | None,
-            limits: Limits | None = None) -> dict[str, Any]:
+def extract(
+    data: bytes, pkg_dir: Path, log_dir: Path | None, limits: Limits | None = None
+) -> dict[str, Any]:
     """Validate every member, then restore outputs into ``pkg_dir`` and logs into
     ``log_dir``. Returns the artifact's meta. Raises ArchiveRejected (nothing written)."""
     tf, members, meta = read_members(data, limits or Limits())
@@ -176,8 +179,7 @@ def extract(data: bytes, pkg_dir: Path, log_dir: Path | None,
         while not probe.exists() and probe != pkg_dir:
             probe = probe.parent
         if not _inside(real_root, os.path.realpath(probe)):
-            raise ArchiveRejected(f"{m.name!r} would be written through a link out of "
-                                  "the package")
+            raise ArchiveRejected(f"{m.name!r} would be written through a link out of the package")
         plan.append((m, dest))
     for m, dest in plan:
         if m.isdir():

@@ -44,15 +44,24 @@ def _ms(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
 
 
-def hash_packages(source: FileSource, packages: list[PackageNode], settings: BuildSettings,
-                  names: list[str] | None = None, env: dict[str, str] | None = None
-                  ) -> tuple[WorkspaceHasher, dict[str, PackageHashes]]:
+def hash_packages(
+    source: FileSource,
+    packages: list[PackageNode],
+    settings: BuildSettings,
+    names: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[WorkspaceHasher, dict[str, PackageHashes]]:
     hasher = WorkspaceHasher(source, packages, settings, env)
     out: dict[str, PackageHashes] = {}
     for name in names if names is not None else [p.name for p in packages]:
         build, test = hasher.manifest(name, "build"), hasher.manifest(name, "test")
-        out[name] = PackageHashes(package=name, build=build.hash, test=test.hash,
-                                  outputs=build.outputs, test_outputs=test.outputs)
+        out[name] = PackageHashes(
+            package=name,
+            build=build.hash,
+            test=test.hash,
+            outputs=build.outputs,
+            test_outputs=test.outputs,
+        )
     return hasher, out
 
 
@@ -88,18 +97,21 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
     for name in inp.names:
         store.put_manifest(hasher.manifest(name, "build"))
         store.put_manifest(hasher.manifest(name, "test"))
-    store.record_build(inp.build_id, {n: {"build": h.build, "test": h.test}
-                                      for n, h in hashes.items()})
+    store.record_build(
+        inp.build_id, {n: {"build": h.build, "test": h.test} for n, h in hashes.items()}
+    )
     result = ResolveCacheResult(hash_ms=_ms(started))
     warnings = _Warnings()
     if settings.cache.force or not settings.cache.enabled:
         reason = "--force" if settings.cache.force else "the cache is off"
-        result.lookups = [PackageLookup(package=n, hashes=h, reason=reason)
-                          for n, h in hashes.items()]
+        result.lookups = [
+            PackageLookup(package=n, hashes=h, reason=reason) for n, h in hashes.items()
+        ]
         return result
     restore_start = time.perf_counter()
     blobs: dict[str, bytes] = {}
     sources: dict[str, CacheSource] = {}
+
     def needed(h: PackageHashes) -> tuple[str, ...]:
         return (h.build,) if inp.build_only else (h.build, h.test)
 
@@ -112,6 +124,7 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
     remote = remote_for(settings)
     missing = [t for t in wanted if t not in blobs]
     if remote is not None and remote.cfg.read and missing:
+
         def fetch(task_hash: str) -> tuple[str, bytes | None, str | None]:
             try:
                 return task_hash, remote.get(task_hash), None
@@ -129,12 +142,14 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
     log_root = Path(inp.log_root) if inp.log_root else None
     nodes = {p.name: p for p in inp.packages}
     limits = _limits(settings)
+
     def restore(name: str) -> PackageLookup:
         h = hashes[name]
         lookup = PackageLookup(package=name, hashes=h)
         if any(t not in blobs for t in needed(h)):
             lookup.reason = "no cache entry for " + (
-                "its build" if h.build not in blobs else "its tests")
+                "its build" if h.build not in blobs else "its tests"
+            )
             return lookup
         t0 = time.perf_counter()
         pkg_dir = root / nodes[name].path
@@ -165,8 +180,11 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
                     store.put(task_hash, blobs[task_hash])
         lookup.hit = True
         lookup.steps = steps
-        lookup.source = CacheSource.REMOTE if CacheSource.REMOTE in (
-            sources[t] for t in needed(h)) else CacheSource.LOCAL
+        lookup.source = (
+            CacheSource.REMOTE
+            if CacheSource.REMOTE in (sources[t] for t in needed(h))
+            else CacheSource.LOCAL
+        )
         lookup.restore_ms = _ms(t0)
         return lookup
 
@@ -182,8 +200,11 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
 def _logs(log_dir: Path | None, prefixes: tuple[str, ...]) -> dict[str, Path]:
     if log_dir is None or not log_dir.is_dir():
         return {}
-    return {p.name: p for p in log_dir.iterdir()
-            if p.is_file() and p.suffix == ".log" and p.name.startswith(prefixes)}
+    return {
+        p.name: p
+        for p in log_dir.iterdir()
+        if p.is_file() and p.suffix == ".log" and p.name.startswith(prefixes)
+    }
 
 
 def save(inp: SaveCacheInput) -> SaveCacheResult:
@@ -197,18 +218,41 @@ def save(inp: SaveCacheInput) -> SaveCacheResult:
     pkg_dir = Path(inp.workspace_root) / inp.package.path
     log_dir = Path(inp.log_dir) if inp.log_dir else None
     base: dict[str, Any] = {"format": FORMAT_VERSION, "package": inp.package.name}
-    build = pack(pkg_dir, inp.hashes.outputs, _logs(log_dir, ("build",)),
-                 {**base, "step": "build", "hash": inp.hashes.build,
-                  "result": inp.steps.build.model_dump(mode="json", by_alias=True)})
+    build = pack(
+        pkg_dir,
+        inp.hashes.outputs,
+        _logs(log_dir, ("build",)),
+        {
+            **base,
+            "step": "build",
+            "hash": inp.hashes.build,
+            "result": inp.steps.build.model_dump(mode="json", by_alias=True),
+        },
+    )
     artifacts = [(inp.hashes.build, build, inp.steps.build.duration_ms)]
     if inp.steps.test is not None:
-        test = pack(pkg_dir, inp.hashes.test_outputs, _logs(log_dir, ("test", "quality")),
-                    {**base, "step": "test", "hash": inp.hashes.test,
-                     "result": inp.steps.test.model_dump(mode="json", by_alias=True),
-                     "quality": inp.steps.quality.model_dump(mode="json", by_alias=True)
-                     if inp.steps.quality else None})
-        artifacts.append((inp.hashes.test, test, inp.steps.test.duration_ms
-                          + (inp.steps.quality.duration_ms if inp.steps.quality else 0)))
+        test = pack(
+            pkg_dir,
+            inp.hashes.test_outputs,
+            _logs(log_dir, ("test", "quality")),
+            {
+                **base,
+                "step": "test",
+                "hash": inp.hashes.test,
+                "result": inp.steps.test.model_dump(mode="json", by_alias=True),
+                "quality": inp.steps.quality.model_dump(mode="json", by_alias=True)
+                if inp.steps.quality
+                else None,
+            },
+        )
+        artifacts.append(
+            (
+                inp.hashes.test,
+                test,
+                inp.steps.test.duration_ms
+                + (inp.steps.quality.duration_ms if inp.steps.quality else 0),
+            )
+        )
     if settings.cache.local_write:
         store = LocalStore.from_settings(settings.cache, Path(inp.workspace_root))
         for task_hash, data, _ in artifacts:

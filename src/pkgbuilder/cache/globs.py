@@ -23,8 +23,9 @@ def _segments_match(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
         return not path
     if pattern[0] == "**":
         return any(_segments_match(pattern[1:], path[i:]) for i in range(len(path) + 1))
-    return bool(path) and fnmatchcase(path[0], pattern[0]) and \
-        _segments_match(pattern[1:], path[1:])
+    return (
+        bool(path) and fnmatchcase(path[0], pattern[0]) and _segments_match(pattern[1:], path[1:])
+    )
 
 
 @lru_cache(maxsize=4096)

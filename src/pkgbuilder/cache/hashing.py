@@ -43,8 +43,9 @@ ALWAYS_EXCLUDED = ("node_modules/**", ".turbo/**", ".pkgbuilder/**")
 def node_major() -> str:
     """``v20`` — the Node.js major version of this host (``none`` without node)."""
     try:
-        out = subprocess.run(["node", "--version"], capture_output=True, text=True,
-                             timeout=30, check=False).stdout.strip()
+        out = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "none"
     m = re.match(r"v?(\d+)", out)
@@ -68,8 +69,10 @@ def _env_digest(names: list[str], env: dict[str, str]) -> dict[str, str]:
         matched = [k for k in env if glob_match(pat, k)] if "*" in pat else [pat]
         for k in matched:
             (chosen.discard if neg else chosen.add)(k)
-    return {k: hashlib.sha256(env[k].encode()).hexdigest()[:16] if k in env else ""
-            for k in sorted(chosen)}
+    return {
+        k: hashlib.sha256(env[k].encode()).hexdigest()[:16] if k in env else ""
+        for k in sorted(chosen)
+    }
 
 
 def manifest_hash(manifest: TaskManifest) -> str:
@@ -91,8 +94,13 @@ class TaskConfig:
 class WorkspaceHasher:
     """Hashes every requested package's build and test tasks for one snapshot."""
 
-    def __init__(self, source: FileSource, packages: list[PackageNode], settings: BuildSettings,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        source: FileSource,
+        packages: list[PackageNode],
+        settings: BuildSettings,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.source = source
         self.settings = settings
         self.cache: CacheSettings = settings.cache
@@ -113,8 +121,9 @@ class WorkspaceHasher:
             outputs = build.outputs if build and build.outputs is not None else DEFAULT_OUTPUTS
         test_outputs = _pick(self.cache.test_outputs, node)
         if test_outputs is None:
-            test_outputs = test.outputs if test and test.outputs is not None else \
-                DEFAULT_TEST_OUTPUTS
+            test_outputs = (
+                test.outputs if test and test.outputs is not None else DEFAULT_TEST_OUTPUTS
+            )
         inputs = _pick(self.cache.inputs, node)
         if inputs is None and build and build.inputs is not None:
             inputs = build.inputs
@@ -122,8 +131,7 @@ class WorkspaceHasher:
         include_deps = depends is None or "^build" in depends
         env = [*self.cache.env, *self.turbo.global_env, *(build.env if build else [])]
         test_env = [*env, *(test.env if test else [])]
-        return TaskConfig(list(outputs), list(test_outputs), inputs, env, test_env,
-                          include_deps)
+        return TaskConfig(list(outputs), list(test_outputs), inputs, env, test_env, include_deps)
 
     # -- pieces --------------------------------------------------------------------------
 
@@ -171,8 +179,9 @@ class WorkspaceHasher:
             manifest = json.loads(data)
         except ValueError:
             manifest = {}
-        return (manifest if isinstance(manifest, dict) else {}), \
-            hashlib.sha256(data).hexdigest()[:32]
+        return (manifest if isinstance(manifest, dict) else {}), hashlib.sha256(data).hexdigest()[
+            :32
+        ]
 
     @staticmethod
     def _commands(manifest: dict[str, Any], names: list[str]) -> list[str]:
@@ -201,8 +210,7 @@ class WorkspaceHasher:
         externals = external_dependencies(pkg_json, set(self.nodes))
         deps = {}
         if cfg.include_dependencies:
-            deps = {d: self.manifest(d).hash for d in sorted(node.dependencies)
-                    if d in self.nodes}
+            deps = {d: self.manifest(d).hash for d in sorted(node.dependencies) if d in self.nodes}
         m = TaskManifest(
             format=FORMAT_VERSION,
             package=name,
@@ -229,8 +237,9 @@ class WorkspaceHasher:
         testing = self.settings.testing
         raw_scripts = pkg_json.get("scripts")
         scripts: dict[str, Any] = raw_scripts if isinstance(raw_scripts, dict) else {}
-        test_script = "test:coverage" if testing.enable_coverage and \
-            "test:coverage" in scripts else "test"
+        test_script = (
+            "test:coverage" if testing.enable_coverage and "test:coverage" in scripts else "test"
+        )
         q = self.settings.quality
         quality = q.commands.get(node.category.value) or q.commands.get("*")
         m = TaskManifest(
@@ -238,9 +247,11 @@ class WorkspaceHasher:
             package=name,
             step="test",
             dependencies={f"{name}#build": build.hash},
-            command=[*self._commands(pkg_json, [test_script]),
-                     *(" ".join(a) for a in quality or []),
-                     *([] if quality else self._commands(pkg_json, q.default_scripts))],
+            command=[
+                *self._commands(pkg_json, [test_script]),
+                *(" ".join(a) for a in quality or []),
+                *([] if quality else self._commands(pkg_json, q.default_scripts)),
+            ],
             runner=self.settings.script_runner,
             node=node_major(),
             env=_env_digest(cfg.test_env, self.env),
@@ -276,16 +287,21 @@ def diff_manifests(old: TaskManifest, new: TaskManifest) -> ManifestDiff:
     mapping("lockfile entry", old.lockfile, new.lockfile)
     mapping("dependency", old.dependencies, new.dependencies)
     mapping("env", old.env, new.env)
-    for label, a, b in (("package.json", old.package_json, new.package_json),
-                        ("command", old.command, new.command),
-                        ("script runner", old.runner, new.runner),
-                        ("node", old.node, new.node),
-                        ("outputs", old.outputs, new.outputs),
-                        ("settings", old.settings, new.settings),
-                        ("cache format", old.format, new.format)):
+    for label, a, b in (
+        ("package.json", old.package_json, new.package_json),
+        ("command", old.command, new.command),
+        ("script runner", old.runner, new.runner),
+        ("node", old.node, new.node),
+        ("outputs", old.outputs, new.outputs),
+        ("settings", old.settings, new.settings),
+        ("cache format", old.format, new.format),
+    ):
         if a != b:
-            changes.append(f"{label} changed: {a!r} -> {b!r}" if label in
-                           ("node", "cache format", "script runner", "command") else
-                           f"{label} changed")
-    return ManifestDiff(package=new.package, step=new.step, old_hash=old.hash,
-                        new_hash=new.hash, changes=changes)
+            changes.append(
+                f"{label} changed: {a!r} -> {b!r}"
+                if label in ("node", "cache format", "script runner", "command")
+                else f"{label} changed"
+            )
+    return ManifestDiff(
+        package=new.package, step=new.step, old_hash=old.hash, new_hash=new.hash, changes=changes
+    )

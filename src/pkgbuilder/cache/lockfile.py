@@ -146,8 +146,13 @@ class Lockfile:
             if key in out:
                 continue
             base = key.split("(", 1)[0]
-            found = [snapshots.get(key), packages.get(base), packages.get(f"/{key}"),
-                     packages.get(f"/{base}"), packages.get(key)]
+            found = [
+                snapshots.get(key),
+                packages.get(base),
+                packages.get(f"/{key}"),
+                packages.get(f"/{base}"),
+                packages.get(key),
+            ]
             entries = [e for e in found if isinstance(e, dict)]
             out[key] = _digest(entries) if entries else ""
             for entry in entries:
@@ -184,12 +189,12 @@ def _parse_yarn(text: str) -> dict[str, list[tuple[str, str, list[str]]]]:
                 in_deps = True
                 continue
             if in_deps and indent >= 4:
-                deps.append(stripped.split(":" if ":" in stripped.split(" ")[0] else " ",
-                                           1)[0].strip('"'))
+                deps.append(
+                    stripped.split(":" if ":" in stripped.split(" ")[0] else " ", 1)[0].strip('"')
+                )
             else:
                 in_deps = False
-        names = {m.group(1) for spec in header.split(",")
-                 if (m := _YARN_SPEC.match(spec.strip()))}
+        names = {m.group(1) for spec in header.split(",") if (m := _YARN_SPEC.match(spec.strip()))}
         for name in names:
             out.setdefault(name, []).append((header, "\n".join(block), deps))
     return out

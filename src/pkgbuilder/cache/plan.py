@@ -19,8 +19,9 @@ def _source(root: Path, ref: str | None) -> FileSource:
     return WorkingTree(root) if ref is None else GitTree(root, resolve_ref(root, ref))
 
 
-def affected_packages(root: Path, graph: WorkspaceGraph, settings: BuildSettings,
-                      base: str, head: str | None = None) -> list[str]:
+def affected_packages(
+    root: Path, graph: WorkspaceGraph, settings: BuildSettings, base: str, head: str | None = None
+) -> list[str]:
     """Packages whose build or test hash differs between ``base`` and ``head`` (default:
     the working tree). Dependents follow, since a package's hash holds its dependencies'.
 
@@ -31,16 +32,23 @@ def affected_packages(root: Path, graph: WorkspaceGraph, settings: BuildSettings
     base_source = _source(root, base)
     head_source = _source(root, head)
     _, new = hash_packages(head_source, graph.packages, settings)
-    present = [p for p in graph.packages
-               if (f"{p.path}/package.json" if p.path not in ("", ".") else "package.json")
-               in base_source.files]
+    present = [
+        p
+        for p in graph.packages
+        if (f"{p.path}/package.json" if p.path not in ("", ".") else "package.json")
+        in base_source.files
+    ]
     _, old = hash_packages(base_source, present, settings)
-    return [n for n in graph.topological_order
-            if n not in old or (old[n].build, old[n].test) != (new[n].build, new[n].test)]
+    return [
+        n
+        for n in graph.topological_order
+        if n not in old or (old[n].build, old[n].test) != (new[n].build, new[n].test)
+    ]
 
 
-def dry_plan(root: Path, graph: WorkspaceGraph, settings: BuildSettings,
-             names: list[str] | None = None) -> DryRunPlan:
+def dry_plan(
+    root: Path, graph: WorkspaceGraph, settings: BuildSettings, names: list[str] | None = None
+) -> DryRunPlan:
     """What ``pkgbuilder build`` would do now; runs nothing, writes nothing."""
     hasher, hashes = hash_packages(WorkingTree(root), graph.packages, settings, names)
     store = LocalStore.from_settings(settings.cache, root)
@@ -58,8 +66,9 @@ def dry_plan(root: Path, graph: WorkspaceGraph, settings: BuildSettings,
         if not settings.cache.enabled:
             row.cache, row.reason = "miss", "the cache is off"
             continue
-        found = {t: "local" for t in (h.build, h.test)
-                 if settings.cache.local_read and store.has(t)}
+        found = {
+            t: "local" for t in (h.build, h.test) if settings.cache.local_read and store.has(t)
+        }
         if remote_ok and remote is not None and len(found) < 2:
             try:
                 for t in (h.build, h.test):
@@ -73,8 +82,7 @@ def dry_plan(root: Path, graph: WorkspaceGraph, settings: BuildSettings,
             row.would_run = False
             continue
         row.cache = "miss"
-        row.reason = "no cache entry for " + ("its build" if h.build not in found
-                                              else "its tests")
+        row.reason = "no cache entry for " + ("its build" if h.build not in found else "its tests")
         old = (before or {}).get(name, {}).get("build")
         if old and old != h.build:
             old_manifest = store.get_manifest(old)
@@ -82,6 +90,7 @@ def dry_plan(root: Path, graph: WorkspaceGraph, settings: BuildSettings,
                 changes = diff_manifests(old_manifest, hasher.manifest(name)).changes
                 if changes:
                     more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
-                    row.reason = "changed since build " + f"{previous}: " + \
-                        "; ".join(changes[:3]) + more
+                    row.reason = (
+                        "changed since build " + f"{previous}: " + "; ".join(changes[:3]) + more
+                    )
     return plan

@@ -57,8 +57,9 @@ class RemoteConfig:
     key: bytes | None = field(default=None, repr=False)
 
 
-def remote_config(settings: RemoteCacheSettings, env: dict[str, str] | None = None
-                  ) -> RemoteConfig | None:
+def remote_config(
+    settings: RemoteCacheSettings, env: dict[str, str] | None = None
+) -> RemoteConfig | None:
     """The remote cache this process may use (None when none is configured)."""
     env = dict(os.environ) if env is None else env
     url = settings.url or env.get("REMOTE_CACHE_URL") or env.get("TURBO_API")
@@ -68,11 +69,16 @@ def remote_config(settings: RemoteCacheSettings, env: dict[str, str] | None = No
     key = next((env[v] for v in KEY_VARS if env.get(v)), None)
     slug = settings.slug or env.get("REMOTE_CACHE_TEAM") or env.get("TURBO_TEAM")
     team_id = settings.team_id or env.get("TURBO_TEAMID")
-    return RemoteConfig(url=url.rstrip("/"), team_id=team_id,
-                        slug=slug or (None if team_id else DEFAULT_SLUG),
-                        read=settings.read, write=settings.write,
-                        timeout=settings.timeout_seconds, token=token,
-                        key=key.encode() if key else None)
+    return RemoteConfig(
+        url=url.rstrip("/"),
+        team_id=team_id,
+        slug=slug or (None if team_id else DEFAULT_SLUG),
+        read=settings.read,
+        write=settings.write,
+        timeout=settings.timeout_seconds,
+        token=token,
+        key=key.encode() if key else None,
+    )
 
 
 def sign(key: bytes, task_hash: str, team: str, body: bytes) -> str:
@@ -92,8 +98,10 @@ class RemoteCache:
 
     def _url(self, task_hash: str) -> str:
         query = {"teamId": self.cfg.team_id} if self.cfg.team_id else {"slug": self.cfg.slug}
-        return (f"{self.cfg.url}/v8/artifacts/{urllib.parse.quote(task_hash)}?"
-                + urllib.parse.urlencode({k: v for k, v in query.items() if v}))
+        return (
+            f"{self.cfg.url}/v8/artifacts/{urllib.parse.quote(task_hash)}?"
+            + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        )
 
     def _headers(self) -> dict[str, str]:
         h = {"User-Agent": "pkgbuilder"}
@@ -114,11 +122,20 @@ class RemoteCache:
             _breaker[self.cfg.url] = (time.monotonic() + BREAKER_SECONDS, reason)
         return RemoteUnavailable(reason)
 
-    def _request(self, method: str, task_hash: str, body: bytes | None = None,
-                 headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    def _request(
+        self,
+        method: str,
+        task_hash: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
         self._check_breaker()
-        req = urllib.request.Request(self._url(task_hash), data=body, method=method,
-                                     headers={**self._headers(), **(headers or {})})
+        req = urllib.request.Request(
+            self._url(task_hash),
+            data=body,
+            method=method,
+            headers={**self._headers(), **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:
                 data = resp.read(self.max_bytes + 1) if method == "GET" else b""
@@ -127,15 +144,17 @@ class RemoteCache:
             if e.code in (404,):
                 return e.code, b"", {}
             if e.code in (401, 403):
-                raise RemoteUnavailable(f"the remote cache at {self.cfg.url} refused the "
-                                        f"request (HTTP {e.code}): check REMOTE_CACHE_TOKEN "
-                                        "and the team") from None
-            raise self._trip(f"the remote cache at {self.cfg.url} answered HTTP "
-                             f"{e.code}") from None
+                raise RemoteUnavailable(
+                    f"the remote cache at {self.cfg.url} refused the "
+                    f"request (HTTP {e.code}): check REMOTE_CACHE_TOKEN "
+                    "and the team"
+                ) from None
+            raise self._trip(f"the remote cache at {self.cfg.url} answered HTTP {e.code}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or e
-            raise self._trip(f"the remote cache at {self.cfg.url} is unreachable "
-                             f"({reason})") from None
+            raise self._trip(
+                f"the remote cache at {self.cfg.url} is unreachable ({reason})"
+            ) from None
 
     def exists(self, task_hash: str) -> bool:
         status, _, _ = self._request("HEAD", task_hash)
@@ -152,16 +171,21 @@ class RemoteCache:
             tag = headers.get("x-artifact-tag", "")
             expected = sign(self.cfg.key, task_hash, self.team, data)
             if not tag or not hmac.compare_digest(tag, expected):
-                raise SignatureMismatch(f"artifact {task_hash} has "
-                                        + ("no signature" if not tag else "a wrong signature"))
+                raise SignatureMismatch(
+                    f"artifact {task_hash} has "
+                    + ("no signature" if not tag else "a wrong signature")
+                )
         return data
 
     def put(self, task_hash: str, data: bytes, duration_ms: int) -> None:
-        headers = {"Content-Type": "application/octet-stream",
-                   "x-artifact-duration": str(max(duration_ms, 0))}
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "x-artifact-duration": str(max(duration_ms, 0)),
+        }
         if self.cfg.key is not None:
             headers["x-artifact-tag"] = sign(self.cfg.key, task_hash, self.team, data)
         status, _, _ = self._request("PUT", task_hash, body=data, headers=headers)
         if status >= 300:
-            raise RemoteUnavailable(f"the remote cache at {self.cfg.url} refused the upload "
-                                    f"(HTTP {status})")
+            raise RemoteUnavailable(
+                f"the remote cache at {self.cfg.url} refused the upload (HTTP {status})"
+            )

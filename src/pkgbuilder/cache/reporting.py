@@ -16,13 +16,21 @@ from pkgbuilder.models.cache import CachedSteps, CacheInfo, PackageLookup
 
 
 def saved_ms(steps: CachedSteps) -> int:
-    return steps.build.duration_ms + (steps.test.duration_ms if steps.test else 0) + (
-        steps.quality.duration_ms if steps.quality else 0)
+    return (
+        steps.build.duration_ms
+        + (steps.test.duration_ms if steps.test else 0)
+        + (steps.quality.duration_ms if steps.quality else 0)
+    )
 
 
-def cached_report(node: PackageNode, lookup: PackageLookup, settings: BuildSettings,
-                  workflow_id: str, now: datetime,
-                  waited_for: list[WaitedFor] | None = None) -> PackageBuildReport:
+def cached_report(
+    node: PackageNode,
+    lookup: PackageLookup,
+    settings: BuildSettings,
+    workflow_id: str,
+    now: datetime,
+    waited_for: list[WaitedFor] | None = None,
+) -> PackageBuildReport:
     """Status ``cached``: build metrics stay 0 (nothing ran), quality and coverage are the
     cached test step's, ``cache`` says where the result came from and what it saved."""
     assert lookup.steps is not None and lookup.steps.test is not None
@@ -49,7 +57,12 @@ def cached_report(node: PackageNode, lookup: PackageLookup, settings: BuildSetti
             passed=True,
             coverage_threshold=settings.testing.threshold_for(node.category),
         ),
-        cache=CacheInfo(build_hash=lookup.hashes.build, test_hash=lookup.hashes.test,
-                        hit=True, source=lookup.source, restore_ms=lookup.restore_ms,
-                        saved_ms=saved_ms(steps)),
+        cache=CacheInfo(
+            build_hash=lookup.hashes.build,
+            test_hash=lookup.hashes.test,
+            hit=True,
+            source=lookup.source,
+            restore_ms=lookup.restore_ms,
+            saved_ms=saved_ms(steps),
+        ),
     )

@@ -39,7 +39,7 @@ class FileSource:
         base = prefix.rstrip("/") + "/"
         for path, blob in self.files.items():
             if path.startswith(base):
-                yield path[len(base):], blob
+                yield path[len(base) :], blob
 
 
 class WorkingTree(FileSource):
@@ -120,5 +120,6 @@ def resolve_ref(root: Path, ref: str) -> str:
     if reader.is_shallow():
         raise UserError(
             f"'{ref}' is not in this shallow clone; fetch more history (git fetch "
-            f"--unshallow, or fetch-depth: 0 in CI) to compare against it.")
+            f"--unshallow, or fetch-depth: 0 in CI) to compare against it."
+        )
     raise UserError(f"'{ref}' is not a known git ref in {root}.")

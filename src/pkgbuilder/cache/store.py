@@ -26,8 +26,9 @@ _BUILD_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 CACHE_DIR_ENV = "PKGBUILDER_CACHE_DIR"
 
 
-def cache_dir(settings: CacheSettings, workspace: Path | None = None,
-              env: dict[str, str] | None = None) -> Path:
+def cache_dir(
+    settings: CacheSettings, workspace: Path | None = None, env: dict[str, str] | None = None
+) -> Path:
     """``cache.dir``, else ``$PKGBUILDER_CACHE_DIR``, else ``cache`` in the pkgbuilder home
     of ``workspace`` (``$PKGBUILDER_HOME``, or the workspace's ``.pkgbuilder``)."""
     env = dict(os.environ) if env is None else env
@@ -147,16 +148,25 @@ class LocalStore:
 
     def status(self) -> StoreStatus:
         entries = self._entries()
-        manifests = sum(1 for _ in (self.root / "manifests").glob("*/*.json")) \
-            if (self.root / "manifests").is_dir() else 0
+        manifests = (
+            sum(1 for _ in (self.root / "manifests").glob("*/*.json"))
+            if (self.root / "manifests").is_dir()
+            else 0
+        )
         times = [e[0] for e in entries]
-        return StoreStatus(dir=str(self.root), artifacts=len(entries),
-                           bytes=sum(e[1] for e in entries), max_bytes=self.max_bytes,
-                           manifests=manifests, oldest=min(times) if times else None,
-                           newest=max(times) if times else None)
+        return StoreStatus(
+            dir=str(self.root),
+            artifacts=len(entries),
+            bytes=sum(e[1] for e in entries),
+            max_bytes=self.max_bytes,
+            manifests=manifests,
+            oldest=min(times) if times else None,
+            newest=max(times) if times else None,
+        )
 
-    def prune(self, max_bytes: int | None = None, older_than_s: float | None = None
-              ) -> tuple[int, int]:
+    def prune(
+        self, max_bytes: int | None = None, older_than_s: float | None = None
+    ) -> tuple[int, int]:
         """Evict least recently used artifacts until the total fits ``max_bytes`` (default
         the cap), and any unused for ``older_than_s``. Returns (removed, bytes freed)."""
         cap = self.max_bytes if max_bytes is None else max_bytes

@@ -43,8 +43,9 @@ def parse_turbo(data: bytes | None) -> TurboConfig:
     try:
         raw = json.loads(text)
     except ValueError:
-        stripped = "\n".join(line for line in text.splitlines()
-                             if not line.lstrip().startswith("//"))
+        stripped = "\n".join(
+            line for line in text.splitlines() if not line.lstrip().startswith("//")
+        )
         try:
             raw = json.loads(stripped)
         except ValueError:

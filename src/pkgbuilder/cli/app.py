@@ -124,8 +124,9 @@ def worker(
                     f"'{settings.temporal.llm_task_queue}' at {settings.temporal.address}"
                 )
                 # orchestrator.autoStart / pollerEnabled (issue 5): ensure both exist.
-                for line in await orchestrator_bootstrap(client, settings,
-                                                         str(workspace.resolve()), attrs):
+                for line in await orchestrator_bootstrap(
+                    client, settings, str(workspace.resolve()), attrs
+                ):
                     console.print(line)
                 await stop.wait()
 

@@ -74,8 +74,15 @@ class _Follower:
     in-process worker when the suite's work waits for one that never comes (a dedicated
     worker seen polling may have died, e.g. SIGKILL)."""
 
-    def __init__(self, client: Client, settings: BuildSettings, handle: WorkflowHandle[Any, Any],
-                 show: bool, stack: contextlib.AsyncExitStack, worker: Worker | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        settings: BuildSettings,
+        handle: WorkflowHandle[Any, Any],
+        show: bool,
+        stack: contextlib.AsyncExitStack,
+        worker: Worker | None,
+    ) -> None:
         self.client, self.settings, self.handle, self.show = client, settings, handle, show
         self.stack, self.worker = stack, worker
         self.state: SuiteState | None = None
@@ -84,8 +91,11 @@ class _Follower:
         result_task = asyncio.ensure_future(self.handle.result())
         # In a terminal the live table is replaced by the summary when the build ends (the
         # summary is the final truth); elsewhere progress goes out as plain lines.
-        live = (Live(console=console, refresh_per_second=4, transient=True)
-                if self.show and console.is_terminal else None)
+        live = (
+            Live(console=console, refresh_per_second=4, transient=True)
+            if self.show and console.is_terminal
+            else None
+        )
         lines = LineProgress() if self.show and live is None else None
         last_check = asyncio.get_running_loop().time()
         try:
@@ -95,7 +105,8 @@ class _Follower:
                         raise UserError(
                             "The in-process worker stopped before the build ended; the build "
                             "is durable: run 'pkgbuilder build --resume' (or 'pkgbuilder "
-                            "worker') to finish it.")
+                            "worker') to finish it."
+                        )
                     await self._poll_state(live, lines)
                     now = asyncio.get_running_loop().time()
                     if self.worker is None and now - last_check >= 3.0:
@@ -110,7 +121,8 @@ class _Follower:
     async def _poll_state(self, live: Live | None, lines: LineProgress | None) -> None:
         try:
             state: SuiteState = await self.handle.query(
-                SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5))
+                SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
+            )
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
             return  # a query can race with the first workflow task, or no worker answers
         self.state = state
@@ -123,20 +135,27 @@ class _Follower:
     async def _watchdog(self, live: Live | None) -> None:
         ids = [self.handle.id]
         if self.state is not None:
-            ids += [p.workflow_id for p in self.state.packages
-                    if p.status is PackageStatus.BUILDING and p.workflow_id]
+            ids += [
+                p.workflow_id
+                for p in self.state.packages
+                if p.status is PackageStatus.BUILDING and p.workflow_id
+            ]
         waiting = await waiting_tasks(self.client, ids, UNSERVED_SECONDS)
         if not waiting:
             return
         from pkgbuilder.runtime.worker import running_workers
 
-        message = (f"{waiting[0]} waited more than {UNSERVED_SECONDS:.0f} s for a worker on "
-                   f"task queue '{self.settings.temporal.task_queue}' (the worker seen there "
-                   "is gone): running one in-process")
-        (live.console if live is not None else console).print(message, highlight=False,
-                                                               soft_wrap=True)
+        message = (
+            f"{waiting[0]} waited more than {UNSERVED_SECONDS:.0f} s for a worker on "
+            f"task queue '{self.settings.temporal.task_queue}' (the worker seen there "
+            "is gone): running one in-process"
+        )
+        (live.console if live is not None else console).print(
+            message, highlight=False, soft_wrap=True
+        )
         self.worker = await self.stack.enter_async_context(
-            running_workers(self.client, self.settings))
+            running_workers(self.client, self.settings)
+        )
 
 
 def _failure_message(err: WorkflowFailureError) -> tuple[str, int]:
@@ -157,15 +176,19 @@ async def _interrupted(handle: WorkflowHandle[Any, Any], build_id: str, flag: st
     """Ctrl-C: the suite stays unfinished (durable); say what was kept and what to run."""
     kept = ""
     with contextlib.suppress(Exception):
-        state: SuiteState = await asyncio.wait_for(
-            handle.query(SuiteBuildWorkflow.get_state), 3.0)
-        done = [p for p in state.packages if p.status not in (
-            PackageStatus.PENDING, PackageStatus.BUILDING)]
+        state: SuiteState = await asyncio.wait_for(handle.query(SuiteBuildWorkflow.get_state), 3.0)
+        done = [
+            p
+            for p in state.packages
+            if p.status not in (PackageStatus.PENDING, PackageStatus.BUILDING)
+        ]
         kept = f" {len(done)} of {len(state.packages)} packages are done and kept;"
     return UserError(
         f"Interrupted: build {build_id} is unfinished;{kept} the packages being built are "
         f"built again when it resumes. Resume it with 'pkgbuilder build --resume{flag}', "
-        f"or cancel it with 'pkgbuilder cancel {build_id}{flag}'.", exit_code=130)
+        f"or cancel it with 'pkgbuilder cancel {build_id}{flag}'.",
+        exit_code=130,
+    )
 
 
 async def _refuse_reuse(client: Client, build_id: str) -> None:
@@ -175,8 +198,10 @@ async def _refuse_reuse(client: Client, build_id: str) -> None:
     except RPCError:
         return
     status = desc.status.name.lower() if desc.status else "closed"
-    raise UserError(f"Build id {build_id} was already used (that suite is {status}); choose "
-                    "another --build-id, or pass --rebuild to run it again under the same id.")
+    raise UserError(
+        f"Build id {build_id} was already used (that suite is {status}); choose "
+        "another --build-id, or pass --rebuild to run it again under the same id."
+    )
 
 
 async def run_build(
@@ -200,17 +225,21 @@ async def run_build(
     )
     flag = workspace_flag(workspace)
     tq = settings.temporal.task_queue
-    async with temporal_client(settings, allow_embedded=not detach,
-                               keep_server=keep_server) as (client, embedded):
+    async with temporal_client(settings, allow_embedded=not detach, keep_server=keep_server) as (
+        client,
+        embedded,
+    ):
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
         unfinished = await unfinished_suites(client, workspace)
         if resume:
             if not unfinished:
-                raise UserError(f"No unfinished build of {workspace}; start one with "
-                                "'pkgbuilder build'.")
+                raise UserError(
+                    f"No unfinished build of {workspace}; start one with 'pkgbuilder build'."
+                )
             build_id = unfinished[0]
-            handle = client.get_workflow_handle(suite_workflow_id(build_id),
-                                                result_type=BuildReport)
+            handle = client.get_workflow_handle(
+                suite_workflow_id(build_id), result_type=BuildReport
+            )
             inp = await suite_input(client, handle) or inp
             if not as_json:
                 console.print(f"resuming [bold]{handle.id}[/]")
@@ -221,7 +250,8 @@ async def run_build(
                     f"Build {other} of this workspace is unfinished (one suite per workspace "
                     f"at a time): resume it with 'pkgbuilder build --resume{flag}', look at it "
                     f"with 'pkgbuilder status {other}{flag}', or cancel it with 'pkgbuilder "
-                    f"cancel {other}{flag}'.")
+                    f"cancel {other}{flag}'."
+                )
             if not rebuild:
                 await _refuse_reuse(client, build_id)
             handle = await client.start_workflow(
@@ -245,18 +275,22 @@ async def run_build(
                     f"[yellow]warning:[/] no live worker polls task queue '{tq}': nothing "
                     f"runs this build until one does; start one with 'pkgbuilder worker', or "
                     f"follow it here with 'pkgbuilder build --resume{flag}'.",
-                    highlight=False, soft_wrap=True)
+                    highlight=False,
+                    soft_wrap=True,
+                )
             return 0
         need_worker = embedded or not await has_dedicated_workers(
-            client, settings.temporal.namespace, tq)
+            client, settings.temporal.namespace, tq
+        )
         async with contextlib.AsyncExitStack() as stack:
             worker: Worker | None = None
             if need_worker:
                 from pkgbuilder.runtime.worker import running_workers
 
                 if not embedded and not as_json:
-                    console.print("no dedicated worker polls this task queue: running one "
-                                  "in-process")
+                    console.print(
+                        "no dedicated worker polls this task queue: running one in-process"
+                    )
                 worker = await stack.enter_async_context(running_workers(client, settings))
             follower = _Follower(client, settings, handle, not as_json, stack, worker)
             try:
@@ -269,12 +303,16 @@ async def run_build(
                     raise UserError(message, exit_code=code) from e
                 summary = written_summary(inp)
                 if summary is None:
-                    raise UserError(f"Build {build_id} was cancelled before it wrote a "
-                                    "summary.", exit_code=1) from e
+                    raise UserError(
+                        f"Build {build_id} was cancelled before it wrote a summary.", exit_code=1
+                    ) from e
                 report = summary
     print_report(report, as_json)
-    console.print(where_to_look(settings, build_id, workspace, embedded and not keep_server),
-                  highlight=False, soft_wrap=True)
+    console.print(
+        where_to_look(settings, build_id, workspace, embedded and not keep_server),
+        highlight=False,
+        soft_wrap=True,
+    )
     return exit_code_for(report)
 
 
@@ -286,7 +324,8 @@ def workspace_flag(workspace: Path) -> str:
     from pkgbuilder.config import resolve_home
 
     if home_is_explicit() or os.environ.get("PKGBUILDER_HOME") == str(
-            resolve_home(Path.cwd(), env={})):
+        resolve_home(Path.cwd(), env={})
+    ):
         return ""
     here = Path.cwd()
     try:
@@ -296,8 +335,9 @@ def workspace_flag(workspace: Path) -> str:
     return "" if shown == "." else f" --workspace {shown}"
 
 
-def where_to_look(settings: BuildSettings, build_id: str, workspace: Path,
-                  server_stopped: bool) -> str:
+def where_to_look(
+    settings: BuildSettings, build_id: str, workspace: Path, server_stopped: bool
+) -> str:
     """The last line of a build: the command (or address) that shows it in the UI."""
     from pkgbuilder.cli.common import ui_url
     from pkgbuilder.runtime.client import is_local_address
@@ -307,8 +347,10 @@ def where_to_look(settings: BuildSettings, build_id: str, workspace: Path,
         return f"see it in the Temporal UI: pkgbuilder ui {build_id}{flag}"
     if is_local_address(settings.temporal.address):
         return f"Temporal UI: {ui_url(settings, suite_workflow_id(build_id))}"
-    return (f"workflow {suite_workflow_id(build_id)} on {settings.temporal.address}; "
-            f"summary: pkgbuilder status {build_id}{flag}")
+    return (
+        f"workflow {suite_workflow_id(build_id)} on {settings.temporal.address}; "
+        f"summary: pkgbuilder status {build_id}{flag}"
+    )
 
 
 def print_report(report: BuildReport, as_json: bool) -> None:
@@ -335,38 +377,57 @@ def register(app: typer.Typer) -> None:
     def build(
         workspace: Path = typer.Argument(Path("."), help="Monorepo root."),
         plan: Path | None = typer.Option(None, help="Master plan markdown (packages + deps)."),
-        concurrency: int | None = typer.Option(None, min=1, max=64,
-                                               help="maxConcurrentBuilds (default 4)."),
+        concurrency: int | None = typer.Option(
+            None, min=1, max=64, help="maxConcurrentBuilds (default 4)."
+        ),
         only: list[str] = typer.Option([], help="Build only these packages (+ their deps)."),
         build_id: str | None = typer.Option(None, help="Build id (default: generated)."),
         as_json: bool = typer.Option(False, "--json", help="Print the suite summary JSON."),
         detach: bool = typer.Option(False, help="Start and return (needs a running server)."),
         config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
         registry: str | None = typer.Option(
-            None, help="Publish to this registry URL; 'local' starts the embedded one."),
-        dry_run: bool = typer.Option(False, "--dry-run",
-                                     help="Pack and report what would be published; publish "
-                                          "nothing."),
+            None, help="Publish to this registry URL; 'local' starts the embedded one."
+        ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Pack and report what would be published; publish nothing."
+        ),
         keep_server: bool = typer.Option(
-            False, "--keep-server",
+            False,
+            "--keep-server",
             help="Leave the embedded server (and its UI) running after the build; stop it "
-                 "with 'pkgbuilder ui --stop'."),
+            "with 'pkgbuilder ui --stop'.",
+        ),
         resume: bool = typer.Option(
-            False, "--resume", help="Follow (and run) this workspace's unfinished build."),
+            False, "--resume", help="Follow (and run) this workspace's unfinished build."
+        ),
         rebuild: bool = typer.Option(
-            False, "--rebuild", help="Run again under a --build-id that was already used."),
-        force: bool = typer.Option(False, "--force", help="Ignore the build cache (results "
-                                                          "are still stored)."),
-        cache: str | None = typer.Option(None, "--cache", help="Cache sources, e.g. "
-                                         "local:rw,remote:r (a source left out is off)."),
-        affected: bool = typer.Option(False, "--affected", help="Only packages whose hashed "
-                                      "inputs differ between --base and --head, + dependents."),
+            False, "--rebuild", help="Run again under a --build-id that was already used."
+        ),
+        force: bool = typer.Option(
+            False, "--force", help="Ignore the build cache (results are still stored)."
+        ),
+        cache: str | None = typer.Option(
+            None,
+            "--cache",
+            help="Cache sources, e.g. local:rw,remote:r (a source left out is off).",
+        ),
+        affected: bool = typer.Option(
+            False,
+            "--affected",
+            help="Only packages whose hashed "
+            "inputs differ between --base and --head, + dependents.",
+        ),
         base: str = typer.Option("main", help="--affected: the ref to compare with."),
-        head: str | None = typer.Option(None, help="--affected: the other ref (default: the "
-                                                   "working tree)."),
-        dry: str | None = typer.Option(None, "--dry", help="Print each package's hash, cache "
-                                       "status and why it would run; run nothing (--dry=json "
-                                       "for JSON)."),
+        head: str | None = typer.Option(
+            None, help="--affected: the other ref (default: the working tree)."
+        ),
+        dry: str | None = typer.Option(
+            None,
+            "--dry",
+            help="Print each package's hash, cache "
+            "status and why it would run; run nothing (--dry=json "
+            "for JSON).",
+        ),
     ) -> None:
         """Build every package of WORKSPACE in dependency order, in parallel."""
         if build_id is not None:
@@ -394,13 +455,15 @@ def register(app: typer.Typer) -> None:
                 if as_json or dry == "json":
                     print(json.dumps({"affected": [], "packageReports": []}))
                 else:
-                    console.print(f"no package is affected between {base} and "
-                                  f"{head or 'the working tree'}")
+                    console.print(
+                        f"no package is affected between {base} and {head or 'the working tree'}"
+                    )
                 raise typer.Exit(0)
         if dry is not None:
             _prevalidate(workspace, plan, only, settings.graph.depends_on)
-            raise typer.Exit(user_errors(cache_cli.dry_run)(settings, workspace, only,
-                                                            dry == "json"))
+            raise typer.Exit(
+                user_errors(cache_cli.dry_run)(settings, workspace, only, dry == "json")
+            )
         if plan is not None:
             plan = plan.resolve()
             if not plan.is_file():
@@ -409,8 +472,11 @@ def register(app: typer.Typer) -> None:
         _validate_sections(settings)
         settings = user_errors(prepare_publishing)(settings, registry)
         bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        code = run_async(run_build(settings, workspace, plan, only, bid, as_json, detach,
-                                   keep_server, resume, rebuild))
+        code = run_async(
+            run_build(
+                settings, workspace, plan, only, bid, as_json, detach, keep_server, resume, rebuild
+            )
+        )
         raise typer.Exit(code)
 
 

@@ -17,11 +17,15 @@ from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import WorkspaceGraph
 from pkgbuilder.models.cache import DryRunPlan, TaskManifest
 
-app = typer.Typer(name="cache", help="The local build cache: status, prune.",
-                  no_args_is_help=True)
+app = typer.Typer(name="cache", help="The local build cache: status, prune.", no_args_is_help=True)
 
-_MODES = {"": (False, False), "r": (True, False), "w": (False, True), "rw": (True, True),
-          "wr": (True, True)}
+_MODES = {
+    "": (False, False),
+    "r": (True, False),
+    "w": (False, True),
+    "rw": (True, True),
+    "wr": (True, True),
+}
 
 
 def cache_spec_overrides(spec: str) -> dict[str, Any]:
@@ -31,21 +35,22 @@ def cache_spec_overrides(spec: str) -> dict[str, Any]:
     for item in (p.strip() for p in spec.split(",") if p.strip()):
         where, _, mode = item.partition(":")
         if where not in parts or mode not in _MODES:
-            raise UserError(f"--cache '{item}' is not understood; write e.g. "
-                            "--cache local:rw,remote:r (modes r, w, rw or empty for off).")
+            raise UserError(
+                f"--cache '{item}' is not understood; write e.g. "
+                "--cache local:rw,remote:r (modes r, w, rw or empty for off)."
+            )
         parts[where] = _MODES[mode]
     (lr, lw), (rr, rw) = parts["local"], parts["remote"]
-    return {"cache": {"localRead": lr, "localWrite": lw,
-                      "remote": {"read": rr, "write": rw}}}
+    return {"cache": {"localRead": lr, "localWrite": lw, "remote": {"read": rr, "write": rw}}}
 
 
-def _graph(workspace: Path, settings: BuildSettings, only: list[str] | None = None
-           ) -> WorkspaceGraph:
+def _graph(
+    workspace: Path, settings: BuildSettings, only: list[str] | None = None
+) -> WorkspaceGraph:
     """The graph a build of ``workspace`` would use (the same edges, so the same hashes)."""
     from pkgbuilder.workspace.discovery import discover_workspace
 
-    return discover_workspace(workspace, only=only or None,
-                              depends_on=settings.graph.depends_on)
+    return discover_workspace(workspace, only=only or None, depends_on=settings.graph.depends_on)
 
 
 def _manifest_lines(m: TaskManifest) -> list[str]:
@@ -69,8 +74,11 @@ def print_dry(plan: DryRunPlan, as_json: bool) -> None:
     if as_json:
         print(json.dumps(plan.to_json_dict(), indent=2))
         return
-    table = Table(title=f"dry run: {sum(p.would_run for p in plan.packages)} of "
-                  f"{len(plan.packages)} packages would run", title_justify="left")
+    table = Table(
+        title=f"dry run: {sum(p.would_run for p in plan.packages)} of "
+        f"{len(plan.packages)} packages would run",
+        title_justify="left",
+    )
     for col in ("package", "build hash", "cache", "reason"):
         table.add_column(col, overflow="fold")
     for p in plan.packages:
@@ -101,8 +109,9 @@ def register(root: typer.Typer) -> None:
         workspace: Path = typer.Option(Path("."), help="Monorepo root."),
         step: str = typer.Option("build", help="build or test."),
         explain: bool = typer.Option(False, help="List every input of the hash."),
-        against: str | None = typer.Option(None, help="A build id: which inputs changed "
-                                                       "since that build."),
+        against: str | None = typer.Option(
+            None, help="A build id: which inputs changed since that build."
+        ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Print a package's task hash; --explain its inputs, --against what changed."""
@@ -141,7 +150,8 @@ def register(root: typer.Typer) -> None:
             diff = diff_manifests(old, manifest)
             doc["against"] = {"buildId": against, **diff.to_json_dict()}
             lines = [*lines, f"against build {against} ({old_hash}):"] + (
-                [f"  {c}" for c in diff.changes] or ["  no input changed"])
+                [f"  {c}" for c in diff.changes] or ["  no input changed"]
+            )
         if as_json:
             print(json.dumps(doc, indent=2))
         else:
@@ -158,23 +168,34 @@ def register(root: typer.Typer) -> None:
 
         ws = workspace.resolve()
         st = LocalStore.from_settings(settings_for(ws).cache, ws).status()
-        doc = {"dir": st.dir, "artifacts": st.artifacts, "bytes": st.bytes,
-               "maxBytes": st.max_bytes, "manifests": st.manifests,
-               "lastUsed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.newest))
-               if st.newest else None}
+        doc = {
+            "dir": st.dir,
+            "artifacts": st.artifacts,
+            "bytes": st.bytes,
+            "maxBytes": st.max_bytes,
+            "manifests": st.manifests,
+            "lastUsed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.newest))
+            if st.newest
+            else None,
+        }
         if as_json:
             print(json.dumps(doc, indent=2))
             return
-        out.print(f"{st.dir}: {st.artifacts} artifacts, {st.bytes / 1e6:.1f} MB of "
-                  f"{st.max_bytes / 1e6:.0f} MB, {st.manifests} manifests", highlight=False)
+        out.print(
+            f"{st.dir}: {st.artifacts} artifacts, {st.bytes / 1e6:.1f} MB of "
+            f"{st.max_bytes / 1e6:.0f} MB, {st.manifests} manifests",
+            highlight=False,
+        )
 
     @app.command("prune")
     def prune_cmd(
         workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
-        max_size_mb: int | None = typer.Option(None, help="Evict down to this size "
-                                                           "(default: cache.maxSizeMb)."),
-        older_than_days: float | None = typer.Option(None, help="Also evict artifacts unused "
-                                                                 "for this many days."),
+        max_size_mb: int | None = typer.Option(
+            None, help="Evict down to this size (default: cache.maxSizeMb)."
+        ),
+        older_than_days: float | None = typer.Option(
+            None, help="Also evict artifacts unused for this many days."
+        ),
     ) -> None:
         """Evict least recently used artifacts until the cache fits its cap."""
         from pkgbuilder.cache.store import LocalStore
@@ -183,8 +204,10 @@ def register(root: typer.Typer) -> None:
         store = LocalStore.from_settings(settings_for(ws).cache, ws)
         removed, freed = store.prune(
             None if max_size_mb is None else max_size_mb * 1024 * 1024,
-            None if older_than_days is None else older_than_days * 86400)
-        out.print(f"removed {removed} artifacts ({freed / 1e6:.1f} MB) from {store.root}",
-                  highlight=False)
+            None if older_than_days is None else older_than_days * 86400,
+        )
+        out.print(
+            f"removed {removed} artifacts ({freed / 1e6:.1f} MB) from {store.root}", highlight=False
+        )
 
     root.add_typer(app)

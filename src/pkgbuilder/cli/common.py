@@ -161,7 +161,10 @@ async def temporal_client(
     else:
         headless_reason = ""
     headless = bool(headless_reason) or os.environ.get("PKGBUILDER_HEADLESS", "") not in (
-        "", "0", "false")
+        "",
+        "0",
+        "false",
+    )
     console.print(
         f"[cyan]No Temporal server at {address}: booting an embedded one "
         f"(database {home / 'temporal.db'}"

@@ -42,8 +42,9 @@ REPO = typer.Option(Path("."), "--repo", help="The repository (default: current 
 
 
 def _log(home: Path) -> Log:
-    return generation_log(home, sink=lambda line: console.print(
-        line, markup=False, highlight=False, soft_wrap=True))
+    return generation_log(
+        home, sink=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
+    )
 
 
 def _resolve_packages(root: Path, plan: Path | None, wanted: list[str]) -> list[tuple[str, str]]:
@@ -62,8 +63,9 @@ def _resolve_packages(root: Path, plan: Path | None, wanted: list[str]) -> list[
         if len(matches) != 1:
             close = difflib.get_close_matches(key, sorted(by_name), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UserError(f"--regenerate names {want}, which is not a package of the "
-                            f"workspace{hint}.")
+            raise UserError(
+                f"--regenerate names {want}, which is not a package of the workspace{hint}."
+            )
         out_.append((matches[0], by_name[matches[0]]))
     return out_
 
@@ -81,8 +83,9 @@ def start(
     root = open_repo(repo).cwd
     plan_rel = plan_relative(root, plan)
     targets = _resolve_packages(root, plan.resolve() if plan else None, regenerate)
-    record = lifecycle.start(root, home, base=base, regenerate=targets, plan_path=plan_rel,
-                             log=_log(home))
+    record = lifecycle.start(
+        root, home, base=base, regenerate=targets, plan_path=plan_rel, log=_log(home)
+    )
     out.print(record.name, highlight=False)
 
 
@@ -115,9 +118,16 @@ def run(
         lifecycle.ensure_record(git, home, name)
         record = store.update(home, name, change)
         return GenerationRunInput(
-            repo=str(git.cwd), home=str(home), generation=name, plan_path=record.plan_path,
-            parallel=parallel, max_packages=max_packages, retry_failed=retry_failed,
-            task_timeout_seconds=task_timeout, max_task_attempts=max_attempts, config=settings,
+            repo=str(git.cwd),
+            home=str(home),
+            generation=name,
+            plan_path=record.plan_path,
+            parallel=parallel,
+            max_packages=max_packages,
+            retry_failed=retry_failed,
+            task_timeout_seconds=task_timeout,
+            max_task_attempts=max_attempts,
+            config=settings,
         )
 
     inp = user_errors(prepare)()
@@ -150,14 +160,21 @@ def resume(
             return await start_or_attach(settings, None, generation, as_json, own_worker=True)
         log = _log(home)
         prep = lifecycle.resume_prep(git.cwd, home, generation, log=log)
-        log(generation, f"pruned {len(prep.pruned_worktrees)} stale worktree(s), reset "
+        log(
+            generation,
+            f"pruned {len(prep.pruned_worktrees)} stale worktree(s), reset "
             f"{len(prep.reset_tasks)} stuck task(s); pending: "
-            f"{', '.join(prep.pending_tasks) or 'none'}")
+            f"{', '.join(prep.pending_tasks) or 'none'}",
+        )
         record = lifecycle.ensure_record(git, home, generation)
         inp = GenerationRunInput(
-            repo=str(git.cwd), home=str(home), generation=generation,
-            plan_path=record.plan_path, parallel=record.parallel,
-            max_packages=record.max_packages, config=settings,
+            repo=str(git.cwd),
+            home=str(home),
+            generation=generation,
+            plan_path=record.plan_path,
+            parallel=record.parallel,
+            max_packages=record.max_packages,
+            config=settings,
         )
         return await start_or_attach(settings, inp, generation, as_json, own_worker=True)
 
@@ -177,8 +194,11 @@ def stop(
 
     async def go() -> GenerationRecord:
         git = open_repo(repo)
-        generation = resolve_generation(git, name, "a NAME argument") if (
-            name is None or name in active_generations(git)) else name
+        generation = (
+            resolve_generation(git, name, "a NAME argument")
+            if (name is None or name in active_generations(git))
+            else name
+        )
         await refuse_if_running(settings, [generation], f"stop {generation}")
         return lifecycle.stop(git.cwd, home, generation, log=_log(home))
 
@@ -205,8 +225,9 @@ def list_(
     for r in rows:
         tasks = ", ".join(f"{n} {s}" for s, n in sorted(r.tasks.items())) or "-"
         ahead = "-" if r.commits_ahead is None else str(r.commits_ahead)
-        table.add_row("*" if r.current else "", r.name, r.status.value, r.base_branch or "-",
-                      ahead, tasks)
+        table.add_row(
+            "*" if r.current else "", r.name, r.status.value, r.base_branch or "-", ahead, tasks
+        )
     out.print(table)
 
 
@@ -241,5 +262,8 @@ def reset(
         return lifecycle.reset(git.cwd, home, base=base, log=_log(home))
 
     abandoned = run_async(go())
-    out.print(f"abandoned {len(abandoned)} generation(s)" +
-              (f": {', '.join(abandoned)}" if abandoned else ""), highlight=False)
+    out.print(
+        f"abandoned {len(abandoned)} generation(s)"
+        + (f": {', '.join(abandoned)}" if abandoned else ""),
+        highlight=False,
+    )

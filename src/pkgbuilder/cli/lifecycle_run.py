@@ -38,9 +38,7 @@ def run_workflow_id(generation: str) -> str:
 
 
 async def _handle_if_running(client: Client, generation: str) -> WorkflowHandle[Any, Any] | None:
-    handle = client.get_workflow_handle_for(
-        GenerationRunWorkflow.run, run_workflow_id(generation)
-    )
+    handle = client.get_workflow_handle_for(GenerationRunWorkflow.run, run_workflow_id(generation))
     try:
         desc = await handle.describe()
     except RPCError:
@@ -81,17 +79,25 @@ async def _follow(handle: WorkflowHandle[Any, Any], generation: str, quiet: bool
             if not quiet:
                 why = f" — {task.reason}" if task.reason and task.status != "done" else ""
                 console.print(
-                    log_line(generation, f"{task.package}: {task.status.value}"
-                             f" (attempt {task.attempts}){why}"),
-                    markup=False, highlight=False, soft_wrap=True,
+                    log_line(
+                        generation,
+                        f"{task.package}: {task.status.value} (attempt {task.attempts}){why}",
+                    ),
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
                 )
         await asyncio.wait({result}, timeout=2.0)
     return await result
 
 
 async def _wait(
-    client: Client, settings: BuildSettings, handle: WorkflowHandle[Any, Any], generation: str,
-    quiet: bool, own_worker: bool,
+    client: Client,
+    settings: BuildSettings,
+    handle: WorkflowHandle[Any, Any],
+    generation: str,
+    quiet: bool,
+    own_worker: bool,
 ) -> GenerationRunResult:
     from pkgbuilder.runtime.client import has_dedicated_workers
 
@@ -164,9 +170,12 @@ def print_result(result: GenerationRunResult, as_json: bool) -> int:
     if as_json:
         print(json.dumps(result.to_json_dict(), indent=2))
     else:
-        out.print(f"generation {result.generation}: {len(result.done)} generated, "
-                  f"{len(result.failed)} failed, {len(result.blocked)} blocked, "
-                  f"{len(result.not_started)} left for a later run", highlight=False)
+        out.print(
+            f"generation {result.generation}: {len(result.done)} generated, "
+            f"{len(result.failed)} failed, {len(result.blocked)} blocked, "
+            f"{len(result.not_started)} left for a later run",
+            highlight=False,
+        )
         for name, why in {**result.failed, **result.blocked}.items():
             out.print(f"  {name}: {why}", highlight=False, markup=False)
     return 1 if result.failed or result.blocked else 0

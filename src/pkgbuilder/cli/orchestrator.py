@@ -48,11 +48,17 @@ from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 T = TypeVar("T")
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
-queue_app = typer.Typer(name="queue", help="Edit the embedded package queue "
-                        "($PKGBUILDER_HOME/queue.db) the orchestrator's poller reads.",
-                        no_args_is_help=True)
-app = typer.Typer(name="orchestrator", help="Run and control the continuous builder "
-                  "(ContinuousBuilderWorkflow) and its queue poller.", no_args_is_help=True)
+queue_app = typer.Typer(
+    name="queue",
+    help="Edit the embedded package queue "
+    "($PKGBUILDER_HOME/queue.db) the orchestrator's poller reads.",
+    no_args_is_help=True,
+)
+app = typer.Typer(
+    name="orchestrator",
+    help="Run and control the continuous builder (ContinuousBuilderWorkflow) and its queue poller.",
+    no_args_is_help=True,
+)
 
 WORKSPACE = typer.Option(Path("."), help="Where to read pkgbuilder.toml from.")
 CONFIG = typer.Option(None, help="Config file (default pkgbuilder.toml).")
@@ -65,10 +71,11 @@ def _settings(workspace: Path, config: Path | None) -> tuple[BuildSettings, Orch
 
 def _embedded_queue(orch: OrchestratorSettings) -> SqliteQueue:
     if orch.source is QueueSourceKind.MCP:
-        raise UserError("orchestrator.source is 'mcp': add packages through the packages API; "
-                        "'pkgbuilder queue' edits the embedded queue only.")
-    return SqliteQueue(Path(orch.queue_db).expanduser() if orch.queue_db
-                       else default_queue_db())
+        raise UserError(
+            "orchestrator.source is 'mcp': add packages through the packages API; "
+            "'pkgbuilder queue' edits the embedded queue only."
+        )
+    return SqliteQueue(Path(orch.queue_db).expanduser() if orch.queue_db else default_queue_db())
 
 
 def _queue_call(fn: Callable[[], T]) -> T:
@@ -99,8 +106,9 @@ def queue_add(
     queue = _embedded_queue(orch)
     _queue_call(lambda: queue.add(pkg))
     out.print(f"queued {pkg.name} (priority {pkg.priority}) in {queue.path}")
-    console.print("the poller delivers it on its next run; 'pkgbuilder orchestrator poll-now' "
-                  "delivers it now")
+    console.print(
+        "the poller delivers it on its next run; 'pkgbuilder orchestrator poll-now' delivers it now"
+    )
 
 
 @queue_app.command("list")
@@ -123,8 +131,9 @@ def queue_list(
         return
     table = Table("package", "priority", "status", "depends on", "error")
     for i in items:
-        table.add_row(i.name, str(i.priority), i.status.value, ", ".join(i.dependencies),
-                      (i.error or "")[:80])
+        table.add_row(
+            i.name, str(i.priority), i.status.value, ", ".join(i.dependencies), (i.error or "")[:80]
+        )
     out.print(table)
 
 
@@ -143,12 +152,17 @@ def queue_remove(name: str, workspace: Path = WORKSPACE, config: Path | None = C
 
 
 def _not_running(orch: OrchestratorSettings) -> UserError:
-    return UserError(f"No orchestrator is running (workflow id {orch.workflow_id}); start one "
-                     "with 'pkgbuilder orchestrator start --workspace PATH'.")
+    return UserError(
+        f"No orchestrator is running (workflow id {orch.workflow_id}); start one "
+        "with 'pkgbuilder orchestrator start --workspace PATH'."
+    )
 
 
-async def _control(settings: BuildSettings, orch: OrchestratorSettings,
-                   call: Callable[[WorkflowHandle[Any, Any]], Awaitable[T]]) -> T:
+async def _control(
+    settings: BuildSettings,
+    orch: OrchestratorSettings,
+    call: Callable[[WorkflowHandle[Any, Any]], Awaitable[T]],
+) -> T:
     """Run ``call`` on the orchestrator's handle, errors as one sentence."""
     async with temporal_client(settings) as (client, _):
         handle = client.get_workflow_handle_for(ContinuousBuilderWorkflow.run, orch.workflow_id)
@@ -162,8 +176,10 @@ async def _control(settings: BuildSettings, orch: OrchestratorSettings,
             if e.status is RPCStatusCode.NOT_FOUND:
                 raise _not_running(orch) from e
             if e.status is RPCStatusCode.DEADLINE_EXCEEDED:
-                raise UserError(f"The orchestrator did not answer; is a worker polling "
-                                f"'{settings.temporal.task_queue}' ('pkgbuilder worker')?") from e
+                raise UserError(
+                    f"The orchestrator did not answer; is a worker polling "
+                    f"'{settings.temporal.task_queue}' ('pkgbuilder worker')?"
+                ) from e
             raise
 
 
@@ -179,20 +195,28 @@ def _update(name: str, arg: Any = None) -> Callable[[WorkflowHandle[Any, Any]], 
 
 def _print_state(state: OrchestratorStatus) -> None:
     mode = mode_name(state.is_stopping, state.is_draining, state.is_paused)
-    out.print(f"[bold]{state.workflow_id}[/] {mode}: {len(state.active)}/{state.max_concurrent}"
-              f" building, {len(state.queue)} queued, {state.completed} completed, "
-              f"{state.failed} failed (run {state.runs}, workspace {state.workspace_root})")
+    out.print(
+        f"[bold]{state.workflow_id}[/] {mode}: {len(state.active)}/{state.max_concurrent}"
+        f" building, {len(state.queue)} queued, {state.completed} completed, "
+        f"{state.failed} failed (run {state.runs}, workspace {state.workspace_root})"
+    )
     if state.active:
         table = Table("building", "attempt", "since", "child workflow")
         for a in state.active:
-            table.add_row(a.name, str(a.attempt), a.started_at.strftime("%H:%M:%S"),
-                          a.child_workflow_id)
+            table.add_row(
+                a.name, str(a.attempt), a.started_at.strftime("%H:%M:%S"), a.child_workflow_id
+            )
         out.print(table)
     if state.queue:
         table = Table("queued", "priority", "attempts", "waiting for", "not before")
         for q in state.queue:
-            table.add_row(q.name, str(q.priority), str(q.attempts), ", ".join(q.waiting_for),
-                          q.not_before.strftime("%H:%M:%S") if q.not_before else "")
+            table.add_row(
+                q.name,
+                str(q.priority),
+                str(q.attempts),
+                ", ".join(q.waiting_for),
+                q.not_before.strftime("%H:%M:%S") if q.not_before else "",
+            )
         out.print(table)
     for f in state.recently_failed[-5:]:
         out.print(f"[red]failed[/] {f.name} after {f.attempts} attempt(s): {f.error}")
@@ -219,14 +243,17 @@ def start(
         async with temporal_client(settings) as (client, _):
             tq = settings.temporal.task_queue
             if not await has_dedicated_workers(client, settings.temporal.namespace, tq):
-                console.print(f"[yellow]warning:[/] no dedicated worker polls '{tq}' yet; "
-                              "builds start once 'pkgbuilder worker' runs")
+                console.print(
+                    f"[yellow]warning:[/] no dedicated worker polls '{tq}' yet; "
+                    "builds start once 'pkgbuilder worker' runs"
+                )
             attrs = await ensure_search_attributes(client, settings.temporal.namespace)
-            started = await boot.ensure_orchestrator(client, settings, str(workspace),
-                                                     concurrency=concurrency,
-                                                     search_attributes=attrs)
-            out.print(f"orchestrator {orch.workflow_id} "
-                      + ("started" if started else "already running"))
+            started = await boot.ensure_orchestrator(
+                client, settings, str(workspace), concurrency=concurrency, search_attributes=attrs
+            )
+            out.print(
+                f"orchestrator {orch.workflow_id} " + ("started" if started else "already running")
+            )
             if not started:
                 await _check_workspace(client, orch, workspace)
             if not started and concurrency is not None:
@@ -235,8 +262,10 @@ def start(
                 how = await boot.ensure_poll_schedule(client, settings, str(workspace), attrs)
                 await boot.set_poll_schedule_paused(client, settings, paused=False)
                 await boot.trigger_poll(client, settings)
-                out.print(f"poll schedule {orch.schedule_id} {how} (every "
-                          f"{orch.poll_interval_minutes:g} min); first poll triggered")
+                out.print(
+                    f"poll schedule {orch.schedule_id} {how} (every "
+                    f"{orch.poll_interval_minutes:g} min); first poll triggered"
+                )
 
     run_async(_run())
 
@@ -245,17 +274,21 @@ async def _check_workspace(client: Client, orch: OrchestratorSettings, workspace
     handle = client.get_workflow_handle_for(ContinuousBuilderWorkflow.run, orch.workflow_id)
     state = await handle.query(ContinuousBuilderWorkflow.get_state, rpc_timeout=UPDATE_TIMEOUT)
     if Path(state.workspace_root) != workspace:
-        console.print(f"[yellow]warning:[/] the running orchestrator builds "
-                      f"{state.workspace_root}, not {workspace}; drain it and start again to "
-                      "switch workspaces")
+        console.print(
+            f"[yellow]warning:[/] the running orchestrator builds "
+            f"{state.workspace_root}, not {workspace}; drain it and start again to "
+            "switch workspaces"
+        )
 
 
 async def _adjust(client: Client, orch: OrchestratorSettings, n: int) -> None:
     handle = client.get_workflow_handle_for(ContinuousBuilderWorkflow.run, orch.workflow_id)
     try:
-        await handle.execute_update(ContinuousBuilderWorkflow.adjust_concurrency,
-                                    ConcurrencyInput(max_concurrent=n),
-                                    rpc_timeout=UPDATE_TIMEOUT)
+        await handle.execute_update(
+            ContinuousBuilderWorkflow.adjust_concurrency,
+            ConcurrencyInput(max_concurrent=n),
+            rpc_timeout=UPDATE_TIMEOUT,
+        )
     except WorkflowUpdateFailedError as e:
         raise UserError(str(e.cause or e)) from e
     out.print(f"concurrency set to {n}")
@@ -287,20 +320,28 @@ def status(
     ended = desc.status.name if desc.status else "UNKNOWN"
     result = run_async(_last_result(settings, orch)) if ended == "COMPLETED" else None
     if as_json:
-        out.print_json(json.dumps({"running": False, "workflowId": orch.workflow_id,
-                                   "status": ended,
-                                   "result": result.to_json_dict() if result else None}))
+        out.print_json(
+            json.dumps(
+                {
+                    "running": False,
+                    "workflowId": orch.workflow_id,
+                    "status": ended,
+                    "result": result.to_json_dict() if result else None,
+                }
+            )
+        )
     else:
-        left = f"; {len(result.remaining_queue)} package(s) were left in its queue" \
-            if result else ""
+        left = (
+            f"; {len(result.remaining_queue)} package(s) were left in its queue" if result else ""
+        )
         reason = f" ({result.reason})" if result else ""
-        out.print(f"orchestrator {orch.workflow_id} is not running: last run {ended}"
-                  f"{reason}{left}")
+        out.print(f"orchestrator {orch.workflow_id} is not running: last run {ended}{reason}{left}")
     raise typer.Exit(1)
 
 
-async def _last_result(settings: BuildSettings, orch: OrchestratorSettings
-                       ) -> OrchestratorResult | None:
+async def _last_result(
+    settings: BuildSettings, orch: OrchestratorSettings
+) -> OrchestratorResult | None:
     async def call(handle: WorkflowHandle[Any, Any]) -> OrchestratorResult | None:
         try:
             result: OrchestratorResult = await handle.result(follow_runs=False)
@@ -321,10 +362,13 @@ def _simple(update: str, done: Callable[[Any], str]) -> Callable[..., None]:
 
 
 app.command("pause", help="Start no new builds (running ones finish).")(
-    _simple("pause", lambda s: f"paused; {len(s.active)} build(s) still running, "
-                               f"{len(s.queue)} queued"))
+    _simple(
+        "pause", lambda s: f"paused; {len(s.active)} build(s) still running, {len(s.queue)} queued"
+    )
+)
 app.command("resume", help="Start builds again after a pause.")(
-    _simple("resume", lambda s: f"resumed; {len(s.queue)} queued"))
+    _simple("resume", lambda s: f"resumed; {len(s.queue)} queued")
+)
 
 
 @app.command()
@@ -337,13 +381,17 @@ def drain(
     """Finish the running builds, start nothing new, then complete (for deploys)."""
     settings, orch = _settings(workspace, config)
     state = run_async(_control(settings, orch, _update("drain")))
-    out.print(f"draining: {len(state.active)} build(s) finishing, {len(state.queue)} "
-              "stay queued at the source")
+    out.print(
+        f"draining: {len(state.active)} build(s) finishing, {len(state.queue)} "
+        "stay queued at the source"
+    )
     if wait:
         result = run_async(_last_result(settings, orch))
         if result is not None:
-            out.print(f"drained: {result.completed} completed, {result.failed} failed, "
-                      f"{len(result.remaining_queue)} left queued")
+            out.print(
+                f"drained: {result.completed} completed, {result.failed} failed, "
+                f"{len(result.remaining_queue)} left queued"
+            )
 
 
 @app.command("emergency-stop")
@@ -360,22 +408,30 @@ def emergency_stop(workspace: Path = WORKSPACE, config: Path | None = CONFIG) ->
             return await set_poll_schedule_paused(client, settings, paused=True)
 
     paused = run_async(pause_schedule())
-    out.print(f"stopped: cancelled {len(stopped.cancelled)} build(s)"
-              + (f" ({', '.join(stopped.cancelled)})" if stopped.cancelled else "")
-              + f"; {len(stopped.remaining_queue)} left queued")
+    out.print(
+        f"stopped: cancelled {len(stopped.cancelled)} build(s)"
+        + (f" ({', '.join(stopped.cancelled)})" if stopped.cancelled else "")
+        + f"; {len(stopped.remaining_queue)} left queued"
+    )
     if paused:
-        console.print(f"poll schedule {orch.schedule_id} paused so it does not restart the "
-                      "orchestrator; 'pkgbuilder orchestrator start' resumes both")
+        console.print(
+            f"poll schedule {orch.schedule_id} paused so it does not restart the "
+            "orchestrator; 'pkgbuilder orchestrator start' resumes both"
+        )
 
 
 @app.command()
 @user_errors
-def concurrency(n: int = typer.Argument(..., min=1, max=64, help="Builds at once (1-64)."),
-                workspace: Path = WORKSPACE, config: Path | None = CONFIG) -> None:
+def concurrency(
+    n: int = typer.Argument(..., min=1, max=64, help="Builds at once (1-64)."),
+    workspace: Path = WORKSPACE,
+    config: Path | None = CONFIG,
+) -> None:
     """Change how many builds run at once (running builds are never cancelled)."""
     settings, orch = _settings(workspace, config)
-    state = run_async(_control(settings, orch, _update("adjust_concurrency",
-                                                       ConcurrencyInput(max_concurrent=n))))
+    state = run_async(
+        _control(settings, orch, _update("adjust_concurrency", ConcurrencyInput(max_concurrent=n)))
+    )
     out.print(f"concurrency set to {state.max_concurrent}")
 
 

@@ -42,10 +42,13 @@ def _secs(start: datetime | None, end: datetime | None) -> str:
 
 
 def state_header(state: SuiteState) -> str:
-    done = sum(1 for p in state.packages if p.status not in (PackageStatus.PENDING,
-                                                               PackageStatus.BUILDING))
-    return (f"suite {state.build_id} — {state.phase.value} — {done}/{len(state.packages)} "
-            f"done, {len(state.active)} building (max {state.max_concurrent})")
+    done = sum(
+        1 for p in state.packages if p.status not in (PackageStatus.PENDING, PackageStatus.BUILDING)
+    )
+    return (
+        f"suite {state.build_id} — {state.phase.value} — {done}/{len(state.packages)} "
+        f"done, {len(state.active)} building (max {state.max_concurrent})"
+    )
 
 
 def state_table(state: SuiteState) -> Group:
@@ -58,10 +61,14 @@ def state_table(state: SuiteState) -> Group:
     table.add_column("time", justify="right")
     table.add_column("note", overflow="fold", max_width=60)
     for p in state.packages:
-        table.add_row(p.name, p.category.value, f"[{_style(p.status)}]{p.status.value}[/]",
-                      _secs(p.start_time, p.end_time), p.error or "")
-    return Group(Text(state_header(state), style="bold", no_wrap=True, overflow="ellipsis"),
-                 table)
+        table.add_row(
+            p.name,
+            p.category.value,
+            f"[{_style(p.status)}]{p.status.value}[/]",
+            _secs(p.start_time, p.end_time),
+            p.error or "",
+        )
+    return Group(Text(state_header(state), style="bold", no_wrap=True, overflow="ellipsis"), table)
 
 
 class LineProgress:
@@ -98,8 +105,10 @@ def _package_line(p: PackageState) -> str:
 
 
 def summary_header(report: BuildReport) -> str:
-    head = (f"suite {report.build_id}: {report.successful} succeeded, {report.failed} failed, "
-            f"{report.blocked} blocked, {report.skipped} skipped")
+    head = (
+        f"suite {report.build_id}: {report.successful} succeeded, {report.failed} failed, "
+        f"{report.blocked} blocked, {report.skipped} skipped"
+    )
     cached = sum(1 for r in report.package_reports if r.status.value == "cached")
     if cached:
         head += f", {cached} cached"

@@ -26,11 +26,9 @@ def suite_page_path(root: Path, build_id: str | None) -> Path:
     summary when an older build wrote none."""
     from pkgbuilder.reporting.html import write_suite_pages
 
-    days = sorted((d for d in root.iterdir() if d.is_dir()), reverse=True) \
-        if root.is_dir() else []
+    days = sorted((d for d in root.iterdir() if d.is_dir()), reverse=True) if root.is_dir() else []
     for day in days:
-        summary = (day / "suites" / f"{build_id}.json") if build_id else \
-            day / "suite-summary.json"
+        summary = (day / "suites" / f"{build_id}.json") if build_id else day / "suite-summary.json"
         if not summary.is_file():
             continue
         report = _from_json(summary)
@@ -39,8 +37,9 @@ def suite_page_path(root: Path, build_id: str | None) -> Path:
             page = write_suite_pages(day, report)
         return page
     what = f"build {build_id}" if build_id else "any build"
-    raise UserError(f"No report of {what} under {root}; run 'pkgbuilder build' first (or pass "
-                    "--workspace).")
+    raise UserError(
+        f"No report of {what} under {root}; run 'pkgbuilder build' first (or pass --workspace)."
+    )
 
 
 def _generation_page_path(workspace: Path, session_id: str) -> Path:
@@ -50,8 +49,7 @@ def _generation_page_path(workspace: Path, session_id: str) -> Path:
 
     settings = settings_for(workspace)
     try:
-        path = state_path(state_dir(workspace, turn_based_config(settings).state_dir),
-                          session_id)
+        path = state_path(state_dir(workspace, turn_based_config(settings).state_dir), session_id)
         if not path.is_file():
             raise UserError(f"No generation session {session_id} in {path.parent}.")
         return write_generation_page(path)
@@ -64,8 +62,8 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def report(
         build_id: str | None = typer.Argument(
-            None, help="Build id, or a generation session id gen-<ms> (default: the newest "
-                       "build)."),
+            None, help="Build id, or a generation session id gen-<ms> (default: the newest build)."
+        ),
         open_: bool = typer.Option(False, "--open", help="Open the page in a browser."),
         workspace: Path = typer.Option(Path("."), help="Workspace (default: found from here)."),
     ) -> None:
@@ -84,5 +82,8 @@ def register(app: typer.Typer) -> None:
             page = suite_page_path(reports_root(root, settings.reports_root), build_id)
         out.print(str(page), highlight=False, soft_wrap=True)
         if open_ and not webbrowser.open(page.as_uri()):
-            console.print(f"no browser to open here; open {page.as_uri()} yourself",
-                          highlight=False, soft_wrap=True)
+            console.print(
+                f"no browser to open here; open {page.as_uri()} yourself",
+                highlight=False,
+                soft_wrap=True,
+            )

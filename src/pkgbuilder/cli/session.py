@@ -45,8 +45,12 @@ from pkgbuilder.vcs import GitFailed, NotARepository, Repository
 from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 
 # Failure types of the generation activities that are the user's to fix (exit code 2).
-USER_ERROR_TYPES = {ErrorType.ConfigError,
-    ErrorType.PlanError, ErrorType.GitStateError, ErrorType.GenerationInputError}
+USER_ERROR_TYPES = {
+    ErrorType.ConfigError,
+    ErrorType.PlanError,
+    ErrorType.GitStateError,
+    ErrorType.GenerationInputError,
+}
 
 
 def workflow_id_for(session_id: str, resumed_at_ms: int | None = None) -> str:
@@ -67,8 +71,9 @@ def _relative(workspace: Path, path: Path, what: str) -> str:
         raise UserError(f"The {what} {path} is outside the workspace {workspace}.") from None
 
 
-def _check_local(workspace: Path, plan_rel: str, name: str, pkg_rel: str,
-                 state: Path) -> str | None:
+def _check_local(
+    workspace: Path, plan_rel: str, name: str, pkg_rel: str, state: Path
+) -> str | None:
     """Fail fast, before anything starts: plan readable and valid, workspace in git.
 
     Returns the checked-out branch (None when HEAD is detached): the default base, fixed
@@ -76,22 +81,28 @@ def _check_local(workspace: Path, plan_rel: str, name: str, pkg_rel: str,
     """
     plan_file = workspace / plan_rel
     if not plan_file.is_file():
-        raise UserError(f"Plan file {plan_rel} does not exist; write it first (see 'Plan "
-                        "format' in docs/generation.md).")
+        raise UserError(
+            f"Plan file {plan_rel} does not exist; write it first (see 'Plan "
+            "format' in docs/generation.md)."
+        )
     try:
         plan_text = plan_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"Plan file {plan_rel} cannot be read as UTF-8 text ({e}).") from None
     plan = parse_plan(plan_text, plan_rel)
     if plan.package_name and plan.package_name != name:
-        raise UserError(f"Plan {plan_rel} is for '{plan.package_name}', not '{name}'; pass "
-                        "--name with the plan's name.")
+        raise UserError(
+            f"Plan {plan_rel} is for '{plan.package_name}', not '{name}'; pass "
+            "--name with the plan's name."
+        )
     git = Repository(workspace)
     try:
         git.toplevel()
     except (GitFailed, NotARepository):
-        raise UserError(f"{workspace} is not inside a git repository; generation commits each "
-                        "phase, so run 'git init' (and commit) first.") from None
+        raise UserError(
+            f"{workspace} is not inside a git repository; generation commits each "
+            "phase, so run 'git init' (and commit) first."
+        ) from None
     # What the session's setup would refuse, refused before it creates anything.
     prefix = toplevel_prefix(git, workspace, pkg_rel)
     exclude: list[str] = []
@@ -99,9 +110,11 @@ def _check_local(workspace: Path, plan_rel: str, name: str, pkg_rel: str,
         exclude.append(state.resolve().relative_to(git.toplevel()).as_posix())
     dirty = dirty_package_paths(git, prefix, exclude)
     if dirty:
-        raise UserError(f"The package directory {pkg_rel} has uncommitted changes "
-                        f"({', '.join(dirty[:5])}); commit or remove them before starting a "
-                        "generation (nothing was created).")
+        raise UserError(
+            f"The package directory {pkg_rel} has uncommitted changes "
+            f"({', '.join(dirty[:5])}); commit or remove them before starting a "
+            "generation (nothing was created)."
+        )
     return git.current_branch()
 
 
@@ -114,9 +127,11 @@ def _check_api_key(detach: bool) -> None:
     from pkgbuilder.llm.keys import API_KEY_VARS
 
     if not detach and not any(os.environ.get(v) for v in API_KEY_VARS):
-        raise UserError("No Anthropic API key: set ANTHROPIC_API_KEY (or CLAUDE_API_KEY) "
-                        "before starting a generation, or use --detach with a worker that "
-                        "has one (nothing was created).")
+        raise UserError(
+            "No Anthropic API key: set ANTHROPIC_API_KEY (or CLAUDE_API_KEY) "
+            "before starting a generation, or use --detach with a worker that "
+            "has one (nothing was created)."
+        )
 
 
 def _failure(err: WorkflowFailureError) -> tuple[str, int]:
@@ -128,12 +143,12 @@ def _failure(err: WorkflowFailureError) -> tuple[str, int]:
     return str(err), 1
 
 
-async def _live_context(client: Client, workflow_id: str, spath: Path
-                        ) -> GenerationContext | None:
+async def _live_context(client: Client, workflow_id: str, spath: Path) -> GenerationContext | None:
     """The workflow's live context (query), else the state file, else None."""
     try:
         ctx: GenerationContext | None = await client.get_workflow_handle(workflow_id).query(
-            TurnBasedGenerationWorkflow.get_state, rpc_timeout=timedelta(seconds=5))
+            TurnBasedGenerationWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
+        )
         if ctx is not None:
             return ctx
     except Exception:  # a query can race the first task, or no worker answers: use the file
@@ -144,8 +159,9 @@ async def _live_context(client: Client, workflow_id: str, spath: Path
         return None
 
 
-async def _follow(client: Client, workflow_id: str, spath: Path, as_json: bool,
-                  session_id: str) -> int:
+async def _follow(
+    client: Client, workflow_id: str, spath: Path, as_json: bool, session_id: str
+) -> int:
     handle = client.get_workflow_handle(workflow_id, result_type=GenerationResult)
     result_task = asyncio.ensure_future(handle.result())
     if not as_json:
@@ -161,9 +177,16 @@ async def _follow(client: Client, workflow_id: str, spath: Path, as_json: bool,
         message, code = _failure(e)
         ctx = await _live_context(client, workflow_id, spath)
         if as_json:
-            data = (result_from_context(ctx, str(spath), error=message).to_json_dict() if ctx
-                    else {"sessionId": session_id, "workflowId": workflow_id,
-                          "status": "failed", "error": message})
+            data = (
+                result_from_context(ctx, str(spath), error=message).to_json_dict()
+                if ctx
+                else {
+                    "sessionId": session_id,
+                    "workflowId": workflow_id,
+                    "status": "failed",
+                    "error": message,
+                }
+            )
             print(json.dumps(data, indent=2))
         elif ctx is not None:
             out.print(dashboard(ctx, "failed"))
@@ -186,9 +209,14 @@ async def _ensure_not_running(client: Client, workflow_id: str) -> bool:
     return desc.status == WorkflowExecutionStatus.RUNNING
 
 
-async def run_session(settings: BuildSettings, inp: TurnBasedGenerationInput, workflow_id: str,
-                      as_json: bool, detach: bool,
-                      original: GenerationContext | None = None) -> int:
+async def run_session(
+    settings: BuildSettings,
+    inp: TurnBasedGenerationInput,
+    workflow_id: str,
+    as_json: bool,
+    detach: bool,
+    original: GenerationContext | None = None,
+) -> int:
     """Start (or resume) a session's workflow and follow it; returns the exit code."""
     spath = state_path(inp.state_dir, inp.session_id)
     async with temporal_client(settings, allow_embedded=not detach) as (client, embedded):
@@ -202,9 +230,13 @@ async def run_session(settings: BuildSettings, inp: TurnBasedGenerationInput, wo
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
         tq = settings.temporal.task_queue
         need_worker = not detach and (
-            embedded or not await has_dedicated_workers(client, settings.temporal.namespace, tq))
+            embedded or not await has_dedicated_workers(client, settings.temporal.namespace, tq)
+        )
         await client.start_workflow(
-            TurnBasedGenerationWorkflow.run, inp, id=workflow_id, task_queue=tq,
+            TurnBasedGenerationWorkflow.run,
+            inp,
+            id=workflow_id,
+            task_queue=tq,
             static_summary=f"generate {inp.package_name} ({inp.session_id})",
         )
         if detach:
@@ -225,12 +257,16 @@ async def _refuse_concurrent(client: Client, directory: Path, workspace_root: st
     """Sessions share the checkout's HEAD: two at once in one checkout would fight over it."""
     sessions, _ = list_states(directory)
     for ctx in sessions:
-        if (ctx.status is SessionStatus.RUNNING and ctx.workspace_root == workspace_root
-                and await _ensure_not_running(client, ctx.workflow_id)):
+        if (
+            ctx.status is SessionStatus.RUNNING
+            and ctx.workspace_root == workspace_root
+            and await _ensure_not_running(client, ctx.workflow_id)
+        ):
             raise UserError(
                 f"Session {ctx.session_id} is still generating in this checkout; wait for it "
                 f"('pkgbuilder dashboard {ctx.session_id}') — use a separate worktree to "
-                "generate in parallel.")
+                "generate in parallel."
+            )
 
 
 def _announce(session_id: str, workflow_id: str, as_json: bool) -> None:
@@ -250,9 +286,11 @@ def register(app: typer.Typer) -> None:
         category: Category = typer.Option(..., "--category", help="Package category."),
         plan: Path = typer.Option(..., "--plan", help="Plan file (see docs/generation.md)."),
         path: str | None = typer.Option(
-            None, "--path", help="Package directory (default packages/<category>/<name>)."),
+            None, "--path", help="Package directory (default packages/<category>/<name>)."
+        ),
         phases: str | None = typer.Option(
-            None, "--phases", help="Run only these phases (comma-separated)."),
+            None, "--phases", help="Run only these phases (comma-separated)."
+        ),
         skip: str | None = typer.Option(None, "--skip", help="Skip these phases."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
         detach: bool = typer.Option(False, "--detach", help="Start and return."),
@@ -274,23 +312,32 @@ def register(app: typer.Typer) -> None:
             cfg = turn_based_config(settings)
             schedule(cfg, category)  # reject an empty selection before anything starts
             plan_rel = _relative(root, plan, "plan")
-            pkg_rel = _relative(root, Path(path or default_package_path(name, category)),
-                                "package path")
-            current = _check_local(root, plan_rel, name, pkg_rel,
-                                   state_dir(root, cfg.state_dir))
+            pkg_rel = _relative(
+                root, Path(path or default_package_path(name, category)), "package path"
+            )
+            current = _check_local(root, plan_rel, name, pkg_rel, state_dir(root, cfg.state_dir))
             _check_api_key(detach)
             base_branch = base or current
             if base_branch is None:
-                raise UserError("HEAD is detached; check out the base branch (e.g. 'git "
-                                "checkout main') or pass --base.")
+                raise UserError(
+                    "HEAD is detached; check out the base branch (e.g. 'git "
+                    "checkout main') or pass --base."
+                )
             session_id = f"gen-{int(time.time() * 1000)}"
             if Repository(root).branch_exists(branch_name(session_id)):
-                raise UserError(f"Branch {branch_name(session_id)} already exists; try again "
-                                "in a moment (nothing was created).")
+                raise UserError(
+                    f"Branch {branch_name(session_id)} already exists; try again "
+                    "in a moment (nothing was created)."
+                )
             inp = TurnBasedGenerationInput(
-                session_id=session_id, package_name=name, package_path=pkg_rel,
-                plan_path=plan_rel, category=category, workspace_root=str(root),
-                state_dir=str(state_dir(root, cfg.state_dir)), config=settings,
+                session_id=session_id,
+                package_name=name,
+                package_path=pkg_rel,
+                plan_path=plan_rel,
+                category=category,
+                workspace_root=str(root),
+                state_dir=str(state_dir(root, cfg.state_dir)),
+                config=settings,
                 base_branch=base_branch,
                 merge=False if no_merge else None,
             )
@@ -317,11 +364,18 @@ def register(app: typer.Typer) -> None:
             ctx = read_state(state_path(directory, check_session_id(session_id)))
             settings = settings_for(Path(ctx.workspace_root), config)
             inp = TurnBasedGenerationInput(
-                session_id=ctx.session_id, package_name=ctx.package_name,
-                package_path=ctx.package_path, plan_path=ctx.plan_path, category=ctx.category,
-                workspace_root=ctx.workspace_root, state_dir=str(directory), config=settings,
-                base_branch=ctx.base_branch, branch=ctx.branch,
-                merge=False if no_merge else None, resume_from_context=ctx,
+                session_id=ctx.session_id,
+                package_name=ctx.package_name,
+                package_path=ctx.package_path,
+                plan_path=ctx.plan_path,
+                category=ctx.category,
+                workspace_root=ctx.workspace_root,
+                state_dir=str(directory),
+                config=settings,
+                base_branch=ctx.base_branch,
+                branch=ctx.branch,
+                merge=False if no_merge else None,
+                resume_from_context=ctx,
             )
             return ctx, inp, workflow_id_for(ctx.session_id, int(time.time() * 1000))
 
@@ -342,8 +396,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps([c.to_json_dict() for c in found], indent=2))
         elif not found:
-            out.print(f"No generation sessions in {directory}; start one with 'pkgbuilder "
-                      "start'.")
+            out.print(f"No generation sessions in {directory}; start one with 'pkgbuilder start'.")
         else:
             out.print(sessions_table(found))
 
@@ -355,8 +408,9 @@ def register(app: typer.Typer) -> None:
         workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
     ) -> None:
         """The seed's dashboard, live: phases, commits, tokens, cost, failure."""
-        spath = _user(lambda: state_path(_state_dir(workspace.resolve()),
-                                         check_session_id(session_id)))
+        spath = _user(
+            lambda: state_path(_state_dir(workspace.resolve()), check_session_id(session_id))
+        )
         ctx = _user(lambda: read_state(spath))
         if once:
             out.print(dashboard(ctx))
@@ -386,8 +440,12 @@ async def _watch(spath: Path, interval: float) -> int:
                 except RPCError:
                     wf_status = "unknown to the server"
             live.update(dashboard(ctx, wf_status))
-            if ctx.status is not SessionStatus.RUNNING or wf_status in ("failed", "terminated",
-                                                                        "canceled", "timed_out"):
+            if ctx.status is not SessionStatus.RUNNING or wf_status in (
+                "failed",
+                "terminated",
+                "canceled",
+                "timed_out",
+            ):
                 return 0 if ctx.status is SessionStatus.COMPLETED else 1
             await asyncio.sleep(interval)
 

@@ -30,16 +30,22 @@ def phases_table(ctx: GenerationContext) -> Table:
     """One row per scheduled step: state, commit, files, tokens, cost, time."""
     table = Table(expand=False, header_style="bold")
     for col in ("#", "phase", "state", "commit", "files", "tokens", "cost $", "at"):
-        table.add_column(col, justify="right" if col in ("#", "files", "tokens", "cost $")
-                         else "left")
+        table.add_column(
+            col, justify="right" if col in ("#", "files", "tokens", "cost $") else "left"
+        )
     failed = ctx.failure_recovery
     for step in ctx.phases:
         done = ctx.step_of(step.phase)
         if done is not None:
             table.add_row(
-                str(step.step_number), step.phase.value, "[green]done[/]",
-                (done.commit or "—")[:8], str(len(done.files)), _tokens(done.usage.total),
-                f"{done.cost_usd:.4f}", _when(done.timestamp),
+                str(step.step_number),
+                step.phase.value,
+                "[green]done[/]",
+                (done.commit or "—")[:8],
+                str(len(done.files)),
+                _tokens(done.usage.total),
+                f"{done.cost_usd:.4f}",
+                _when(done.timestamp),
             )
             continue
         if failed is not None and failed.failed_step == step.step_number:
@@ -70,9 +76,12 @@ def dashboard(ctx: GenerationContext, workflow_status: str | None = None) -> Ren
     head.add_row("Completed", f"{len(ctx.completed_steps)} of {len(ctx.phases)} steps")
     head.add_row("Last commit", ctx.last_successful_commit or "—")
     u = ctx.total_usage
-    head.add_row("Tokens", f"{u.input_tokens} in / {u.output_tokens} out / "
-                           f"{u.cache_creation_input_tokens} cache write / "
-                           f"{u.cache_read_input_tokens} cache read")
+    head.add_row(
+        "Tokens",
+        f"{u.input_tokens} in / {u.output_tokens} out / "
+        f"{u.cache_creation_input_tokens} cache write / "
+        f"{u.cache_read_input_tokens} cache read",
+    )
     head.add_row("Cost", f"${ctx.total_cost_usd:.4f}")
     if ctx.validation is not None:
         v = ctx.validation
@@ -86,22 +95,33 @@ def dashboard(ctx: GenerationContext, workflow_status: str | None = None) -> Ren
     parts: list[RenderableType] = [head, phases_table(ctx)]
     if ctx.failure_recovery is not None:
         f = ctx.failure_recovery
-        parts.append(Panel(
-            Text.assemble(
-                ("FAILURE DETECTED\n", "bold red"),
-                f"Step: {f.failed_step} ({f.phase.value})\nError: {f.error}\n"
-                f"Retries: {f.retry_count}\n",
-                ("Resume with: ", "bold"), f"pkgbuilder resume {ctx.session_id}",
-            ),
-            border_style="red",
-        ))
+        parts.append(
+            Panel(
+                Text.assemble(
+                    ("FAILURE DETECTED\n", "bold red"),
+                    f"Step: {f.failed_step} ({f.phase.value})\nError: {f.error}\n"
+                    f"Retries: {f.retry_count}\n",
+                    ("Resume with: ", "bold"),
+                    f"pkgbuilder resume {ctx.session_id}",
+                ),
+                border_style="red",
+            )
+        )
     return Panel(Group(*parts), title="Turn-Based Generation Dashboard", border_style=style)
 
 
 def sessions_table(sessions: list[GenerationContext]) -> Table:
     table = Table(header_style="bold")
-    for col in ("session", "package", "status", "step", "current phase", "branch", "tokens",
-                "cost $"):
+    for col in (
+        "session",
+        "package",
+        "status",
+        "step",
+        "current phase",
+        "branch",
+        "tokens",
+        "cost $",
+    ):
         table.add_column(col)
     for c in sessions:
         style = _STATUS_STYLE.get(c.status, "white")
@@ -109,8 +129,13 @@ def sessions_table(sessions: list[GenerationContext]) -> Table:
         if c.failure_recovery is not None:
             current = f"{c.failure_recovery.phase.value} (failed)"
         table.add_row(
-            c.session_id, c.package_name, f"[{style}]{c.status.value}[/]",
-            f"{len(c.completed_steps)}/{len(c.phases)}", current, c.branch,
-            _tokens(c.total_usage.total), f"{c.total_cost_usd:.4f}",
+            c.session_id,
+            c.package_name,
+            f"[{style}]{c.status.value}[/]",
+            f"{len(c.completed_steps)}/{len(c.phases)}",
+            current,
+            c.branch,
+            _tokens(c.total_usage.total),
+            f"{c.total_cost_usd:.4f}",
         )
     return table

@@ -58,8 +58,11 @@ def register(app: typer.Typer) -> None:
         from pkgbuilder.config import find_workspace_root
 
         root = find_workspace_root(workspace)
-        raise typer.Exit(run_async(_status(settings, build_id, as_json,
-                                           workspace_flag(workspace.resolve()), root)))
+        raise typer.Exit(
+            run_async(
+                _status(settings, build_id, as_json, workspace_flag(workspace.resolve()), root)
+            )
+        )
 
     @app.command()
     def cancel(
@@ -83,9 +86,11 @@ async def _latest_build_id(client: Client, workspace: Path | None) -> str:
             return wf.id.removeprefix("suite-")
     if newest is not None:
         return newest.removeprefix("suite-")
-    raise UserError(f"No suite builds found in {pkgbuilder_home() / 'temporal.db'}; start one "
-                    "with 'pkgbuilder build' (or run this from the workspace, or pass "
-                    "--workspace).")
+    raise UserError(
+        f"No suite builds found in {pkgbuilder_home() / 'temporal.db'}; start one "
+        "with 'pkgbuilder build' (or run this from the workspace, or pass "
+        "--workspace)."
+    )
 
 
 async def _describe(handle: WorkflowHandle[Any, Any], bid: str) -> WorkflowExecutionDescription:
@@ -96,9 +101,11 @@ async def _describe(handle: WorkflowHandle[Any, Any], bid: str) -> WorkflowExecu
 
 
 def _no_worker(bid: str, task_queue: str, flag: str) -> str:
-    return (f"Build {bid} is unfinished and no live worker serves task queue '{task_queue}', "
-            f"so nothing runs it: resume it with 'pkgbuilder build --resume{flag}' (or start "
-            f"'pkgbuilder worker'), or cancel it with 'pkgbuilder cancel {bid}{flag}'.")
+    return (
+        f"Build {bid} is unfinished and no live worker serves task queue '{task_queue}', "
+        f"so nothing runs it: resume it with 'pkgbuilder build --resume{flag}' (or start "
+        f"'pkgbuilder worker'), or cancel it with 'pkgbuilder cancel {bid}{flag}'."
+    )
 
 
 async def _closed_summary(client: Client, handle: WorkflowHandle[Any, Any]) -> BuildReport | None:
@@ -106,8 +113,13 @@ async def _closed_summary(client: Client, handle: WorkflowHandle[Any, Any]) -> B
     return written_summary(inp) if inp is not None else None
 
 
-async def _status(settings: BuildSettings, build_id: str | None, as_json: bool,
-                  flag: str, workspace_root: Path | None = None) -> int:
+async def _status(
+    settings: BuildSettings,
+    build_id: str | None,
+    as_json: bool,
+    flag: str,
+    workspace_root: Path | None = None,
+) -> int:
     async with temporal_client(settings, allow_embedded=True) as (client, embedded):
         bid = build_id or await _latest_build_id(client, workspace_root)
         handle = client.get_workflow_handle(suite_workflow_id(bid), result_type=BuildReport)
@@ -117,19 +129,30 @@ async def _status(settings: BuildSettings, build_id: str | None, as_json: bool,
             if embedded or not await live_pollers(client, settings.temporal.namespace, tq):
                 message = _no_worker(bid, tq, flag)
                 if as_json:
-                    print(json.dumps({"buildId": bid, "status": "running", "liveWorker": False,
-                                      "message": message}))
+                    print(
+                        json.dumps(
+                            {
+                                "buildId": bid,
+                                "status": "running",
+                                "liveWorker": False,
+                                "message": message,
+                            }
+                        )
+                    )
                 else:
                     console.print(message, highlight=False, soft_wrap=True)
                 return 1
             try:
                 state: SuiteState = await handle.query(
-                    SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=QUERY_SECONDS))
+                    SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=QUERY_SECONDS)
+                )
             except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
                 raise UserError(
                     f"Build {bid} is running but its worker did not answer within "
                     f"{QUERY_SECONDS:.0f} s (it may be busy or have just stopped); try again, "
-                    f"or resume it with 'pkgbuilder build --resume{flag}'.", exit_code=1) from e
+                    f"or resume it with 'pkgbuilder build --resume{flag}'.",
+                    exit_code=1,
+                ) from e
             if as_json:
                 print(json.dumps(state.to_json_dict(), indent=2))
             else:
@@ -156,21 +179,23 @@ async def _cancel(settings: BuildSettings, build_id: str) -> int:
         desc = await _describe(handle, build_id)
         if desc.status != WorkflowExecutionStatus.RUNNING:
             status_name = desc.status.name.lower() if desc.status else "closed"
-            raise UserError(f"Build {build_id} is not running (it is {status_name}).",
-                            exit_code=1)
+            raise UserError(f"Build {build_id} is not running (it is {status_name}).", exit_code=1)
         await handle.cancel()
         console.print(f"cancellation requested for suite {build_id}")
         tq = desc.task_queue
-        live = not embedded and bool(await live_pollers(client, settings.temporal.namespace,
-                                                        tq))
+        live = not embedded and bool(await live_pollers(client, settings.temporal.namespace, tq))
         async with contextlib.AsyncExitStack() as stack:
             if not live:
-                await _run_worker(stack, client, settings, tq,
-                                  f"no live worker serves task queue '{tq}'")
+                await _run_worker(
+                    stack, client, settings, tq, f"no live worker serves task queue '{tq}'"
+                )
             closed = await _wait_closed(client, handle, stack, settings, tq, helped=not live)
         if not closed:
-            raise UserError(f"Cancellation of build {build_id} is requested; it completes when "
-                            f"a worker runs the suite ('pkgbuilder worker').", exit_code=1)
+            raise UserError(
+                f"Cancellation of build {build_id} is requested; it completes when "
+                f"a worker runs the suite ('pkgbuilder worker').",
+                exit_code=1,
+            )
         summary = await _closed_summary(client, handle)
         if summary is not None:
             print_report(summary, False)
@@ -178,18 +203,31 @@ async def _cancel(settings: BuildSettings, build_id: str) -> int:
         return 0
 
 
-async def _run_worker(stack: contextlib.AsyncExitStack, client: Client,
-                      settings: BuildSettings, task_queue: str, why: str) -> None:
+async def _run_worker(
+    stack: contextlib.AsyncExitStack,
+    client: Client,
+    settings: BuildSettings,
+    task_queue: str,
+    why: str,
+) -> None:
     from pkgbuilder.runtime.worker import running_workers
 
-    console.print(f"{why}: running one in-process until the cancellation completes",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"{why}: running one in-process until the cancellation completes",
+        highlight=False,
+        soft_wrap=True,
+    )
     await stack.enter_async_context(running_workers(client, settings, task_queue=task_queue))
 
 
-async def _wait_closed(client: Client, handle: WorkflowHandle[Any, Any],
-                       stack: contextlib.AsyncExitStack, settings: BuildSettings,
-                       task_queue: str, helped: bool) -> bool:
+async def _wait_closed(
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    stack: contextlib.AsyncExitStack,
+    settings: BuildSettings,
+    task_queue: str,
+    helped: bool,
+) -> bool:
     """Wait until the suite closed; when its cancellation waits for a worker that never
     picks it up (the one seen polling is gone), run one here."""
     result = asyncio.ensure_future(handle.result())
@@ -202,9 +240,14 @@ async def _wait_closed(client: Client, handle: WorkflowHandle[Any, Any],
                 return True
             if not helped and await waiting_tasks(client, [handle.id], UNSERVED_SECONDS):
                 helped = True
-                await _run_worker(stack, client, settings, task_queue,
-                                  f"the cancellation waited more than {UNSERVED_SECONDS:.0f} "
-                                  f"s for a worker on task queue '{task_queue}'")
+                await _run_worker(
+                    stack,
+                    client,
+                    settings,
+                    task_queue,
+                    f"the cancellation waited more than {UNSERVED_SECONDS:.0f} "
+                    f"s for a worker on task queue '{task_queue}'",
+                )
         return False
     finally:
         if not result.done():

@@ -76,8 +76,10 @@ async def waiting_tasks(client: Client, workflow_ids: list[str], older_than: flo
             continue
         raw = desc.raw_description
         task = raw.pending_workflow_task
-        if raw.HasField("pending_workflow_task") and \
-                task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED:
+        if (
+            raw.HasField("pending_workflow_task")
+            and task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+        ):
             age = (now - task.scheduled_time.ToDatetime(tzinfo=UTC)).total_seconds()
             if age > older_than:
                 waiting.append(f"a workflow task of {wf_id}")
@@ -85,9 +87,15 @@ async def waiting_tasks(client: Client, workflow_ids: list[str], older_than: flo
             if act.state != PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED:
                 continue
             # Since it could have been picked up: a retry waits for its backoff first.
-            since = [getattr(act, f).ToDatetime(tzinfo=UTC) for f in
-                     ("scheduled_time", "next_attempt_schedule_time", "last_attempt_complete_time")
-                     if act.HasField(f)]
+            since = [
+                getattr(act, f).ToDatetime(tzinfo=UTC)
+                for f in (
+                    "scheduled_time",
+                    "next_attempt_schedule_time",
+                    "last_attempt_complete_time",
+                )
+                if act.HasField(f)
+            ]
             if since and (now - max(since)).total_seconds() > older_than:
                 waiting.append(f"activity {act.activity_type.name} of {wf_id}")
     return waiting

@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
     def ui(
         build_id: str | None = typer.Argument(None, help="Show this build's suite workflow."),
         workspace: Path = typer.Option(Path("."), help="Workspace whose history to show."),
-        stop: bool = typer.Option(False, "--stop",
-                                  help="Stop the server a '--keep-server' build left running."),
+        stop: bool = typer.Option(
+            False, "--stop", help="Stop the server a '--keep-server' build left running."
+        ),
     ) -> None:
         """Serve the Temporal Web UI on this workspace's database (the history of every
         build), in the foreground until Ctrl-C; when a server already runs, say where."""
@@ -48,31 +49,52 @@ def register(app: typer.Typer) -> None:
         url = ui_url(settings, _suite_id(build_id))
         if asyncio.run(server_answers(address)):
             if is_local_address(address):
-                console.print(f"A Temporal server already runs at {address}: UI {url}",
-                              highlight=False, soft_wrap=True)
+                console.print(
+                    f"A Temporal server already runs at {address}: UI {url}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             else:
-                console.print(f"A Temporal server runs at {address}; open its Web UI there "
-                              f"(workflow {_suite_id(build_id) or 'list'}).",
-                              highlight=False, soft_wrap=True)
+                console.print(
+                    f"A Temporal server runs at {address}; open its Web UI there "
+                    f"(workflow {_suite_id(build_id) or 'list'}).",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             return
         if not is_local_address(address):
-            fail(f"No Temporal server answers at {address}; pkgbuilder only serves a UI "
-                 "for a local address.")
+            fail(
+                f"No Temporal server answers at {address}; pkgbuilder only serves a UI "
+                "for a local address."
+            )
         asyncio.run(wait_for_stopping_server(home))
         _, port = split_address(address)
         db = home / "temporal.db"
         try:
-            argv = dev_server_argv(port=port, ui_port=ui_port_for(settings), db=db,
-                                   namespace=settings.temporal.namespace)
+            argv = dev_server_argv(
+                port=port,
+                ui_port=ui_port_for(settings),
+                db=db,
+                namespace=settings.temporal.namespace,
+            )
         except BinaryNotFound as e:
             fail(str(e))
             return
-        console.print(f"starting the Temporal dev server on {db} …", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"starting the Temporal dev server on {db} …", highlight=False, soft_wrap=True
+        )
 
         def ready() -> None:
-            console.print(f"Temporal UI {url} on {db} (every build of this workspace); "
-                          "Ctrl-C stops it", highlight=False, soft_wrap=True)
+            console.print(
+                f"Temporal UI {url} on {db} (every build of this workspace); Ctrl-C stops it",
+                highlight=False,
+                soft_wrap=True,
+            )
 
-        raise typer.Exit(run_foreground(argv, quiet_log=home / "temporal-server.log",
-                                        on_ready=(ui_port_for(settings), ready)))
+        raise typer.Exit(
+            run_foreground(
+                argv,
+                quiet_log=home / "temporal-server.log",
+                on_ready=(ui_port_for(settings), ready),
+            )
+        )

@@ -195,8 +195,11 @@ def stop(root: Path, home: Path, name: str | None = None, log: Log = no_log) -> 
     git = open_repo(root)
     home = home.resolve()
     explicit = name
-    if explicit and naming.is_generation(explicit) and not git.branch_exists(explicit) and (
-        git.tag_exists(naming.tag_name(explicit, "merged"))
+    if (
+        explicit
+        and naming.is_generation(explicit)
+        and not git.branch_exists(explicit)
+        and (git.tag_exists(naming.tag_name(explicit, "merged")))
     ):
         record = ensure_record(git, home, explicit)
         if record.status != GenerationStatus.MERGED:

@@ -47,9 +47,9 @@ def _status(marks: set[str]) -> GenerationStatus:
     return GenerationStatus.ORPHANED
 
 
-def list_generations(root: Path, home: Path, include_abandoned: bool = False) -> list[
-    GenerationSummary
-]:
+def list_generations(
+    root: Path, home: Path, include_abandoned: bool = False
+) -> list[GenerationSummary]:
     """Active, merged and orphaned generations, oldest first (``include_abandoned`` adds the
     abandoned ones)."""
     git = open_repo(root)
@@ -155,7 +155,9 @@ def _remove_stray_task_branches(git: Repository, home: Path) -> None:
             if (
                 naming.is_generation(generation)
                 and child not in registered
-                and (git.tag_exists(naming.tag_name(generation, "abandoned"))
-                     or git.tag_exists(naming.tag_name(generation, "merged")))
+                and (
+                    git.tag_exists(naming.tag_name(generation, "abandoned"))
+                    or git.tag_exists(naming.tag_name(generation, "merged"))
+                )
             ):
                 remove_tree(child, root)

@@ -224,4 +224,3 @@ class MergeResult(Model):
     merge_commit: str
     files: list[str] = Field(default_factory=list)
     already_merged: bool = False
-

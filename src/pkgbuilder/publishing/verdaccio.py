@@ -104,9 +104,7 @@ def _npm_install(install_dir: Path) -> None:
     except FileNotFoundError:
         raise UserError("npm is not installed; the embedded registry needs Node.js.") from None
     except subprocess.TimeoutExpired:
-        raise UserError(
-            f"Installing verdaccio@{VERDACCIO_VERSION} took too long; retry."
-        ) from None
+        raise UserError(f"Installing verdaccio@{VERDACCIO_VERSION} took too long; retry.") from None
     if proc.returncode != 0 or _installed_version(install_dir) != VERDACCIO_VERSION:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise UserError(f"Installing verdaccio@{VERDACCIO_VERSION} failed: {last[0]}")

@@ -190,20 +190,32 @@ def finish_build(
     entry = build.entry
     entry.attempts = build.attempt
     if not notice.success:
-        attempt_failed(state, entry, notice.error or "the build failed", ctx,
-                       build.child_workflow_id)
+        attempt_failed(
+            state, entry, notice.error or "the build failed", ctx, build.child_workflow_id
+        )
         return build
     state.completed_count += 1
-    remember(state.recently_completed,
-             BuildRecord(name=entry.name, attempts=entry.attempts,
-                         child_workflow_id=build.child_workflow_id, finished_at=ctx.now),
-             ctx.settings.history_size)
+    remember(
+        state.recently_completed,
+        BuildRecord(
+            name=entry.name,
+            attempts=entry.attempts,
+            child_workflow_id=build.child_workflow_id,
+            finished_at=ctx.now,
+        ),
+        ctx.settings.history_size,
+    )
     report(state, entry, SourceStatus.PUBLISHED, None, ctx)
     return build
 
 
-def attempt_failed(state: OrchestratorState, entry: QueueEntry, error: str,
-                   ctx: OutcomeContext, child_id: str | None = None) -> None:
+def attempt_failed(
+    state: OrchestratorState,
+    entry: QueueEntry,
+    error: str,
+    ctx: OutcomeContext,
+    child_id: str | None = None,
+) -> None:
     """After ``entry.attempts`` failed attempts: queue the next one behind its backoff, or
     fail for good after the last."""
     entry.last_error = error
@@ -216,21 +228,35 @@ def attempt_failed(state: OrchestratorState, entry: QueueEntry, error: str,
         state.queue.append(entry)
 
 
-def fail_final(state: OrchestratorState, entry: QueueEntry, error: str, ctx: OutcomeContext,
-               child_id: str | None = None, block_dependents: bool = True) -> None:
+def fail_final(
+    state: OrchestratorState,
+    entry: QueueEntry,
+    error: str,
+    ctx: OutcomeContext,
+    child_id: str | None = None,
+    block_dependents: bool = True,
+) -> None:
     """Record a final failure (the entry is already out of the queue) and fail the queued
     packages that depend on it as blocked."""
     state.failed_count += 1
-    remember(state.recently_failed,
-             BuildRecord(name=entry.name, attempts=entry.attempts, child_workflow_id=child_id,
-                         finished_at=ctx.now, error=error),
-             ctx.settings.history_size)
+    remember(
+        state.recently_failed,
+        BuildRecord(
+            name=entry.name,
+            attempts=entry.attempts,
+            child_workflow_id=child_id,
+            finished_at=ctx.now,
+            error=error,
+        ),
+        ctx.settings.history_size,
+    )
     report(state, entry, SourceStatus.FAILED, error, ctx)
     if block_dependents:
         for dep in queued_dependents(state, entry.name):
             remove_entry(state, dep.name)
-            fail_final(state, dep, f"blocked: dependency {entry.name} failed", ctx,
-                       block_dependents=False)
+            fail_final(
+                state, dep, f"blocked: dependency {entry.name} failed", ctx, block_dependents=False
+            )
 
 
 def fail_stuck(state: OrchestratorState, ctx: OutcomeContext) -> list[str]:
@@ -239,18 +265,34 @@ def fail_stuck(state: OrchestratorState, ctx: OutcomeContext) -> list[str]:
     names = ", ".join(e.name for e in stuck)
     for entry in stuck:
         remove_entry(state, entry.name)
-        fail_final(state, entry, f"dependency cycle among queued packages: {names}", ctx,
-                   block_dependents=False)
+        fail_final(
+            state,
+            entry,
+            f"dependency cycle among queued packages: {names}",
+            ctx,
+            block_dependents=False,
+        )
     return [e.name for e in stuck]
 
 
-def report(state: OrchestratorState, entry: QueueEntry, status: SourceStatus,
-           error: str | None, ctx: OutcomeContext) -> None:
+def report(
+    state: OrchestratorState,
+    entry: QueueEntry,
+    status: SourceStatus,
+    error: str | None,
+    ctx: OutcomeContext,
+) -> None:
     """Queue a write-back to the source ``entry`` came from (kept until it succeeded)."""
-    state.pending_reports.append(SourceReport(
-        key=ctx.new_key(), name=entry.name, source_id=entry.source_id, status=status,
-        error=error, source=entry.source,
-    ))
+    state.pending_reports.append(
+        SourceReport(
+            key=ctx.new_key(),
+            name=entry.name,
+            source_id=entry.source_id,
+            status=status,
+            error=error,
+            source=entry.source,
+        )
+    )
 
 
 def details_line(state: OrchestratorState) -> str:
@@ -270,8 +312,9 @@ def result_of(state: OrchestratorState, reason: str, cancelled: list[str]) -> Or
     return OrchestratorResult(
         reason=reason,
         remaining_queue=[
-            QueuedPackage(name=e.name, priority=e.priority, dependencies=e.dependencies,
-                          source_id=e.source_id)
+            QueuedPackage(
+                name=e.name, priority=e.priority, dependencies=e.dependencies, source_id=e.source_id
+            )
             for e in sorted(state.queue, key=lambda e: (-e.priority, e.seq))
         ],
         cancelled=list(cancelled),
@@ -294,9 +337,7 @@ def status_view(
     """The ``get_state`` query result: the state, flattened for people and ``--json``."""
     queue = sorted(state.queue, key=lambda e: (-e.priority, e.seq))
     retry_counts = {e.name: e.attempts for e in state.queue if e.attempts}
-    retry_counts.update(
-        {n: b.attempt - 1 for n, b in state.active.items() if b.attempt > 1}
-    )
+    retry_counts.update({n: b.attempt - 1 for n, b in state.active.items() if b.attempt > 1})
     return OrchestratorStatus(
         workflow_id=workflow_id,
         run_id=run_id,

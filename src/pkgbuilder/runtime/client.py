@@ -69,8 +69,9 @@ async def connect(address: str, namespace: str = "default") -> Client:
 LIVE_POLLER_SECONDS = 70.0
 
 
-async def live_pollers(client: Client, namespace: str, task_queue: str,
-                       max_age: float = LIVE_POLLER_SECONDS) -> list[str]:
+async def live_pollers(
+    client: Client, namespace: str, task_queue: str, max_age: float = LIVE_POLLER_SECONDS
+) -> list[str]:
     """Identities of the workers that polled ``task_queue``'s workflow tasks within
     ``max_age`` seconds."""
     resp = await client.workflow_service.describe_task_queue(
@@ -82,9 +83,12 @@ async def live_pollers(client: Client, namespace: str, task_queue: str,
     )
     now = time.time()
     return [
-        poller.identity for poller in resp.pollers
-        if (not poller.HasField("last_access_time")
-            or now - poller.last_access_time.ToSeconds() <= max_age)
+        poller.identity
+        for poller in resp.pollers
+        if (
+            not poller.HasField("last_access_time")
+            or now - poller.last_access_time.ToSeconds() <= max_age
+        )
         and not _gone_here(poller.identity)
     ]
 
@@ -112,8 +116,10 @@ async def has_dedicated_workers(client: Client, namespace: str, task_queue: str)
     The in-process worker of another ``pkgbuilder build`` does not count: it stops when that
     command ends, and a build relying on it would then wait for a worker forever. Nor does
     the stale poller of a worker that died (see ``LIVE_POLLER_SECONDS``)."""
-    return any(IN_PROCESS_TAG not in identity
-               for identity in await live_pollers(client, namespace, task_queue))
+    return any(
+        IN_PROCESS_TAG not in identity
+        for identity in await live_pollers(client, namespace, task_queue)
+    )
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> bool:

@@ -62,8 +62,12 @@ def orchestrator_input(
     concurrency: int | None = None,
     search_attributes: bool = False,
 ) -> OrchestratorInput:
-    return OrchestratorInput(workspace_root=workspace_root, config=pin_queue_db(settings),
-                             max_concurrent=concurrency, search_attributes=search_attributes)
+    return OrchestratorInput(
+        workspace_root=workspace_root,
+        config=pin_queue_db(settings),
+        max_concurrent=concurrency,
+        search_attributes=search_attributes,
+    )
 
 
 async def orchestrator_running(client: Client, workflow_id: str) -> bool:
@@ -133,7 +137,9 @@ def poll_schedule(
 
 
 async def ensure_poll_schedule(
-    client: Client, settings: BuildSettings, workspace_root: str,
+    client: Client,
+    settings: BuildSettings,
+    workspace_root: str,
     search_attributes: bool = False,
 ) -> str:
     """Create the poll Schedule, or update it in place (keeping its paused state).
@@ -181,8 +187,7 @@ async def trigger_poll(client: Client, settings: BuildSettings) -> None:
     await _schedule_call(client, settings, "trigger")
 
 
-async def set_poll_schedule_paused(client: Client, settings: BuildSettings,
-                                   paused: bool) -> bool:
+async def set_poll_schedule_paused(client: Client, settings: BuildSettings, paused: bool) -> bool:
     """Pause or unpause the poll schedule; False when there is no schedule."""
     try:
         await _schedule_call(client, settings, "pause" if paused else "unpause")
@@ -192,7 +197,9 @@ async def set_poll_schedule_paused(client: Client, settings: BuildSettings,
 
 
 async def bootstrap(
-    client: Client, settings: BuildSettings, workspace_root: str,
+    client: Client,
+    settings: BuildSettings,
+    workspace_root: str,
     search_attributes: bool = False,
 ) -> list[str]:
     """The worker's start-up duty (seed: ensureOrchestratorRunning + poller): start the
@@ -202,12 +209,15 @@ async def bootstrap(
     root = orch.workspace or workspace_root
     done: list[str] = []
     if orch.auto_start:
-        started = await ensure_orchestrator(client, settings, root,
-                                            search_attributes=search_attributes)
-        done.append(f"orchestrator {orch.workflow_id} "
-                    + ("started" if started else "already running"))
+        started = await ensure_orchestrator(
+            client, settings, root, search_attributes=search_attributes
+        )
+        done.append(
+            f"orchestrator {orch.workflow_id} " + ("started" if started else "already running")
+        )
     if orch.poller_enabled:
         how = await ensure_poll_schedule(client, settings, root, search_attributes)
-        done.append(f"poll schedule {orch.schedule_id} {how} "
-                    f"(every {orch.poll_interval_minutes:g} min)")
+        done.append(
+            f"poll schedule {orch.schedule_id} {how} (every {orch.poll_interval_minutes:g} min)"
+        )
     return done

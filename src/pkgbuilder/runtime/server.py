@@ -85,8 +85,11 @@ def _answers(port: int) -> bool:
         return False
 
 
-def run_foreground(argv: list[str], quiet_log: Path | None = None,
-                   on_ready: tuple[int, Callable[[], None]] | None = None) -> int:
+def run_foreground(
+    argv: list[str],
+    quiet_log: Path | None = None,
+    on_ready: tuple[int, Callable[[], None]] | None = None,
+) -> int:
     """Run the dev server in the foreground until interrupted; returns its exit code.
 
     ``quiet_log``: append the server's own output there instead of the terminal.
@@ -98,9 +101,13 @@ def run_foreground(argv: list[str], quiet_log: Path | None = None,
         proc = subprocess.Popen(argv, preexec_fn=lambda: _die_with_parent(parent))
     else:
         with quiet_log.open("ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL,
-                                    preexec_fn=lambda: _die_with_parent(parent))
+            proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=lambda: _die_with_parent(parent),
+            )
     try:
         if on_ready is not None:  # (port, callback): say so once the server answers
             port, announce = on_ready
@@ -149,7 +156,10 @@ async def embedded_server(
     with log_path.open("ab") as log:
         parent = os.getpid()
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
             # It dies with the command that booted it, even a SIGKILLed one (unless kept).
             preexec_fn=None if keep else lambda: _die_with_parent(parent),
@@ -161,14 +171,16 @@ async def embedded_server(
     finally:
         if keep and proc.poll() is None:
             (db.parent / KEPT_MARKER).write_text(
-                f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(), encoding="utf-8")
+                f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(), encoding="utf-8"
+            )
         else:
             # The server takes about 1 s to shut down gracefully. A CLI command need not
             # wait: it leaves a marker, and the next boot on this database waits for that
             # server to be gone (``wait_for_stopping_server``).
             marker = db.parent / STOPPING_MARKER
-            marker.write_text(f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(),
-                              encoding="utf-8")
+            marker.write_text(
+                f"{proc.pid} {_start_ticks(proc.pid) or ''}".strip(), encoding="utf-8"
+            )
             proc.terminate()
 
 
@@ -236,8 +248,7 @@ async def wait_for_stopping_server(home: Path, timeout: float = 15.0) -> None:
 def kept_server_pid(home: Path) -> int | None:
     """The pid of the embedded server a command left running on this home, if it runs."""
     try:
-        pid_text, _, ticks = (home / KEPT_MARKER).read_text(encoding="utf-8").strip() \
-            .partition(" ")
+        pid_text, _, ticks = (home / KEPT_MARKER).read_text(encoding="utf-8").strip().partition(" ")
         pid = int(pid_text)
     except (OSError, ValueError):
         return None

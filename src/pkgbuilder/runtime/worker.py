@@ -139,4 +139,3 @@ async def running_workers(
             # block's own outcome here.
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await llm_task
-

@@ -41,8 +41,7 @@ def phase_commit_message(
     """The seed's commit message: subject, blank line, files, blank line, step trailer."""
     listed = ", ".join(files) if files else "none"
     return (
-        f"{phase_subject(phase, package_name)}\n\nFiles modified: {listed}\n\n"
-        f"{step_trailer(step)}"
+        f"{phase_subject(phase, package_name)}\n\nFiles modified: {listed}\n\n{step_trailer(step)}"
     )
 
 
@@ -87,8 +86,7 @@ def ensure_branch(git: Repository, branch: str, base_branch: str | None) -> tupl
         found = base_branch or (current if current and current != branch else None)
         if found is None:
             raise GenerationGitError(
-                f"Branch {branch} already exists; pass --base to name the branch it was "
-                "made from."
+                f"Branch {branch} already exists; pass --base to name the branch it was made from."
             )
         base = found
     base_commit = git.merge_base(base, branch) if git.branch_exists(base) else ""

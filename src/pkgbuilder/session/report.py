@@ -23,16 +23,23 @@ def step_reports(
     for step in ctx.phases:
         done = ctx.step_of(step.phase)
         if done is not None:
-            reports.append(StepReport(
-                phase=step.phase, step_number=step.step_number,
-                status="skipped" if step.phase in skipped else "completed",
-                commit=done.commit, files=len(done.files), usage=done.usage,
-                cost_usd=done.cost_usd, model_calls=done.model_calls,
-            ))
+            reports.append(
+                StepReport(
+                    phase=step.phase,
+                    step_number=step.step_number,
+                    status="skipped" if step.phase in skipped else "completed",
+                    commit=done.commit,
+                    files=len(done.files),
+                    usage=done.usage,
+                    cost_usd=done.cost_usd,
+                    model_calls=done.model_calls,
+                )
+            )
         else:
             status = "failed" if failed and failed.failed_step == step.step_number else "not-run"
-            reports.append(StepReport(phase=step.phase, step_number=step.step_number,
-                                      status=status))
+            reports.append(
+                StepReport(phase=step.phase, step_number=step.step_number, status=status)
+            )
     return reports
 
 
@@ -44,12 +51,21 @@ def result_from_context(
 ) -> GenerationResult:
     """The session's result (what ``pkgbuilder start --json`` prints)."""
     return GenerationResult(
-        session_id=ctx.session_id, workflow_id=ctx.workflow_id, package_name=ctx.package_name,
-        package_path=ctx.package_path, status=ctx.status, branch=ctx.branch,
-        base_branch=ctx.base_branch, merged=ctx.merge_commit is not None,
-        merge_commit=ctx.merge_commit, merge_instructions=ctx.merge_instructions,
-        validation=ctx.validation, steps=step_reports(ctx, skipped),
-        total_usage=ctx.total_usage, total_cost_usd=ctx.total_cost_usd, state_path=state_path,
+        session_id=ctx.session_id,
+        workflow_id=ctx.workflow_id,
+        package_name=ctx.package_name,
+        package_path=ctx.package_path,
+        status=ctx.status,
+        branch=ctx.branch,
+        base_branch=ctx.base_branch,
+        merged=ctx.merge_commit is not None,
+        merge_commit=ctx.merge_commit,
+        merge_instructions=ctx.merge_instructions,
+        validation=ctx.validation,
+        steps=step_reports(ctx, skipped),
+        total_usage=ctx.total_usage,
+        total_cost_usd=ctx.total_cost_usd,
+        state_path=state_path,
         error=error or (ctx.failure_recovery.error if ctx.failure_recovery else None),
         failure_recovery=ctx.failure_recovery,
     )

@@ -58,8 +58,11 @@ def resume_problems(
     try:
         git.toplevel()
     except (GitFailed, NotARepository):
-        return [*problems, f"Workspace {root} is not a git repository; resume from the "
-                           "repository the session ran in."]
+        return [
+            *problems,
+            f"Workspace {root} is not a git repository; resume from the "
+            "repository the session ran in.",
+        ]
     exclude = []
     if state_dir is not None:
         with contextlib.suppress(ValueError):

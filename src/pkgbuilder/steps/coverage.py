@@ -73,9 +73,7 @@ def read_coverage(package_dir: Path) -> CoverageResult:
             continue
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
-            result = (
-                parse_istanbul_summary(text) if rel.endswith(".json") else parse_lcov(text)
-            )
+            result = parse_istanbul_summary(text) if rel.endswith(".json") else parse_lcov(text)
         except (ValueError, KeyError, TypeError):
             continue
         if result.percent is not None:

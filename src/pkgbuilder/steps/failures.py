@@ -31,8 +31,13 @@ def classify_script_failure(script: str, output: str) -> FailureType:
     return FailureType.BUILD
 
 
-def failure_for(script: str, argv: list[str], output_tail: str, exit_code: int | None,
-                timeout_seconds: float | None = None) -> Failure:
+def failure_for(
+    script: str,
+    argv: list[str],
+    output_tail: str,
+    exit_code: int | None,
+    timeout_seconds: float | None = None,
+) -> Failure:
     kind = classify_script_failure(script, output_tail)
     what = f"'{script}'" if script else " ".join(argv)
     if timeout_seconds is not None:
@@ -56,7 +61,10 @@ def coverage_failure(percent: float | None, threshold: float) -> Failure:
 
 
 def coverage_failures(
-    percent: float | None, threshold: float, tests_ran: bool, enabled: bool,
+    percent: float | None,
+    threshold: float,
+    tests_ran: bool,
+    enabled: bool,
     require_report: bool,
 ) -> list[Failure]:
     """The coverage check of the quality step (pure: also evaluated inside workflows)."""

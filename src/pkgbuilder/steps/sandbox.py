@@ -33,8 +33,21 @@ def bwrap_path() -> str | None:
 @functools.lru_cache(maxsize=4)
 def _probe(bwrap: str) -> str | None:
     """None when ``bwrap`` can build our sandbox here, else why not."""
-    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--unshare-net", "--unshare-pid", "--die-with-parent", "--", "true"]
+    argv = [
+        bwrap,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-net",
+        "--unshare-pid",
+        "--die-with-parent",
+        "--",
+        "true",
+    ]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -72,18 +85,44 @@ def confined_argv(
     workspace and ``visible`` (e.g. the package-manager tool cache) readable again even when
     they lie under a hidden one, and only ``package_dir`` and ``tmp_dir`` writable. Later
     mounts win, so the order matters."""
-    out = [bwrap, "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
-           "--unshare-ipc", "--unshare-uts", "--ro-bind", "/", "/", "--dev", "/dev",
-           "--proc", "/proc"]
+    out = [
+        bwrap,
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+    ]
     for path in hidden:
         if path.is_dir():
             out += ["--tmpfs", str(path)]
     for path in visible or []:
         if path.is_dir():
             out += ["--ro-bind", str(path), str(path)]
-    out += ["--ro-bind", str(workspace_root), str(workspace_root),
-            "--bind", str(package_dir), str(package_dir),
-            "--bind", str(tmp_dir), str(tmp_dir),
-            "--setenv", "TMPDIR", str(tmp_dir),
-            "--chdir", str(package_dir), "--", *argv]
+    out += [
+        "--ro-bind",
+        str(workspace_root),
+        str(workspace_root),
+        "--bind",
+        str(package_dir),
+        str(package_dir),
+        "--bind",
+        str(tmp_dir),
+        str(tmp_dir),
+        "--setenv",
+        "TMPDIR",
+        str(tmp_dir),
+        "--chdir",
+        str(package_dir),
+        "--",
+        *argv,
+    ]
     return out

@@ -125,8 +125,9 @@ def _carries(pid: int, marker: bytes) -> bool:
         return False
 
 
-def step_processes(token: str | None, pgid: int | None = None,
-                   since: int | None = None) -> list[int]:
+def step_processes(
+    token: str | None, pgid: int | None = None, since: int | None = None
+) -> list[int]:
     """Pids (other than ours) in process group/session ``pgid`` or whose environment holds
     ``PKGBUILDER_STEP=<token>``; ``since`` (clock ticks): only processes started then or
     later (a step's descendants cannot be older than its main process; this keeps the scan
@@ -150,8 +151,9 @@ def step_processes(token: str | None, pgid: int | None = None,
     return found
 
 
-def kill_step_processes(token: str | None, pgid: int | None = None, rounds: int = 5,
-                        since: int | None = None) -> int:
+def kill_step_processes(
+    token: str | None, pgid: int | None = None, rounds: int = 5, since: int | None = None
+) -> int:
     """SIGKILL everything :func:`step_processes` finds, again until nothing is left (a
     forking daemon may spawn while it dies); returns how many were killed."""
     killed = 0

@@ -86,8 +86,16 @@ def commit_only(
     # --no-verify: hooks of the user's repository (lint-staged, ...) are not ours to run
     # here; pkgbuilder re-runs build, tests and quality checks right after such a commit.
     repo.run(
-        "commit", "--no-verify", "-q", "-m", subject, "-m", trailer,
-        "--only", "--", *literal(dirty),
+        "commit",
+        "--no-verify",
+        "-q",
+        "-m",
+        subject,
+        "-m",
+        trailer,
+        "--only",
+        "--",
+        *literal(dirty),
     )
     return CommitOutcome(repo.rev("HEAD"))
 
@@ -110,11 +118,26 @@ def commit_exact(
         present = [p for p in paths if (repo.cwd / p).exists() or f"{prefix}{p}" in tracked]
         if present:
             repo.run("add", "--all", "--", *literal(present))
-            out = repo.run("diff", "--cached", "--name-only", "-z", "--no-renames", "HEAD",
-                           "--", *literal(present))
+            out = repo.run(
+                "diff",
+                "--cached",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                "HEAD",
+                "--",
+                *literal(present),
+            )
             changed = sorted(z_list(out))
-    args = ["commit", "--quiet", "--no-verify", "--allow-empty", "--only",
-            "-m", message_for(changed)]
+    args = [
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "--allow-empty",
+        "--only",
+        "-m",
+        message_for(changed),
+    ]
     if changed:
         args += ["--", *(f":(top,literal){p}" for p in changed)]
     repo.run(*args)

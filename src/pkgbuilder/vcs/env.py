@@ -10,21 +10,23 @@ from pkgbuilder.steps.shell import is_secret_env_name
 # (GIT_CONFIG_COUNT & co. are how containers and CI set e.g. safe.directory): variables a hook
 # or a parent git process leaves behind. Inherited, they make a command act on another
 # repository (GIT_DIR, GIT_WORK_TREE), another index or other objects.
-GIT_LOCAL_ENV = frozenset({
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_DIR",
-    "GIT_GRAFT_FILE",
-    "GIT_IMPLICIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_INTERNAL_SUPER_PREFIX",
-    "GIT_NO_REPLACE_OBJECTS",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_PREFIX",
-    "GIT_REPLACE_REF_BASE",
-    "GIT_SHALLOW_FILE",
-    "GIT_WORK_TREE",
-})
+GIT_LOCAL_ENV = frozenset(
+    {
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_DIR",
+        "GIT_GRAFT_FILE",
+        "GIT_IMPLICIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_INTERNAL_SUPER_PREFIX",
+        "GIT_NO_REPLACE_OBJECTS",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_PREFIX",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_SHALLOW_FILE",
+        "GIT_WORK_TREE",
+    }
+)
 
 # The identity of pkgbuilder's commits where the repository (and the user) has none.
 FALLBACK_IDENTITY = ("pkgbuilder", "pkgbuilder@localhost")
@@ -35,9 +37,7 @@ def git_env() -> dict[str, str]:
     repository's code), repository-local variables removed, and nothing that could wait for
     a person (no credential prompt, no editor)."""
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in GIT_LOCAL_ENV and not is_secret_env_name(k)
+        k: v for k, v in os.environ.items() if k not in GIT_LOCAL_ENV and not is_secret_env_name(k)
     }
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_EDITOR"] = "true"  # every commit and merge passes its message; never wait

@@ -30,8 +30,12 @@ class ObjectReader:
         try:
             status, out, err = self._cmd.execute(
                 [self._cmd.GIT_PYTHON_GIT_EXECUTABLE or "git", *argv],
-                with_extended_output=True, with_exceptions=False, stdout_as_string=False,
-                strip_newline_in_stdout=False, kill_after_timeout=self.timeout)
+                with_extended_output=True,
+                with_exceptions=False,
+                stdout_as_string=False,
+                strip_newline_in_stdout=False,
+                kill_after_timeout=self.timeout,
+            )
         except GitCommandNotFound as e:
             raise GitNotInstalled("git is not installed (or not on PATH).") from e
         except GitCommandError as e:
@@ -79,8 +83,12 @@ class ObjectReader:
     def commit_of(self, ref: str) -> str | None:
         """The commit ``ref`` names, None when it names none."""
         try:
-            return self._bytes("rev-parse", "--verify", "--quiet",
-                               f"{ref}^{{commit}}").decode().strip() or None
+            return (
+                self._bytes("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+                .decode()
+                .strip()
+                or None
+            )
         except GitFailed:
             return None
 

@@ -33,8 +33,18 @@ from pkgbuilder.vcs.porcelain import Worktree, porcelain_paths, worktree_list, z
 DEFAULT_TIMEOUT = 120.0
 # Commands that record an author, committer or tagger.
 _IDENTITY_COMMANDS = frozenset(
-    {"am", "cherry-pick", "commit", "commit-tree", "merge", "notes", "rebase", "revert",
-     "stash", "tag"}
+    {
+        "am",
+        "cherry-pick",
+        "commit",
+        "commit-tree",
+        "merge",
+        "notes",
+        "rebase",
+        "revert",
+        "stash",
+        "tag",
+    }
 )
 # git's words for "another process holds the lock".
 _BUSY_MARKERS = ("index.lock", ".lock': File exists", "cannot lock ref")

@@ -24,9 +24,8 @@ async def notify_orchestrator(workflow_id: str, result: PackageBuildResult) -> N
         error=result.error,
     )
     try:
-        await workflow.get_external_workflow_handle(workflow_id).signal(
-            "build_finished", notice
-        )
+        await workflow.get_external_workflow_handle(workflow_id).signal("build_finished", notice)
     except Exception as e:  # the target is gone: nobody is waiting for this build
-        workflow.logger.warning("could not report %s to %s: %s", result.package_name,
-                                workflow_id, e)
+        workflow.logger.warning(
+            "could not report %s to %s: %s", result.package_name, workflow_id, e
+        )

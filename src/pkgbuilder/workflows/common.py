@@ -23,8 +23,11 @@ SHELL_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
-    non_retryable_error_types=(ErrorType.WorkspaceError,
-        ErrorType.MissingTool, ErrorType.ConfigError),
+    non_retryable_error_types=(
+        ErrorType.WorkspaceError,
+        ErrorType.MissingTool,
+        ErrorType.ConfigError,
+    ),
 )
 
 FILE_RETRY = RetryPolicy(
@@ -73,7 +76,5 @@ def paid_usage(error: BaseException) -> tuple[TokenUsage, float]:
     if isinstance(cause, ApplicationError):
         for detail in cause.details or ():
             if isinstance(detail, dict) and "usage" in detail:
-                return TokenUsage.model_validate(detail["usage"]), float(
-                    detail.get("costUsd", 0.0)
-                )
+                return TokenUsage.model_validate(detail["usage"]), float(detail.get("costUsd", 0.0))
     return TokenUsage(), 0.0

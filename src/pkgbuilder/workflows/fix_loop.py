@@ -34,9 +34,14 @@ with workflow.unsafe.imports_passed_through():
 
 # Another attempt cannot succeed after these: the package fails with the reason. A bad
 # response reaches the workflow only after its own capped retries (a proxy in the way).
-STOP_LOOP_ERROR_TYPES = frozenset({ErrorType.MissingApiKey,
-    ErrorType.ModelRequestRejected, ErrorType.SpendLimitReached,
-                                   ErrorType.BadApiResponse})
+STOP_LOOP_ERROR_TYPES = frozenset(
+    {
+        ErrorType.MissingApiKey,
+        ErrorType.ModelRequestRejected,
+        ErrorType.SpendLimitReached,
+        ErrorType.BadApiResponse,
+    }
+)
 
 
 async def run_fix_attempt(inp: FixAttemptInput) -> FixAttemptOutcome:

@@ -77,8 +77,11 @@ GIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=5,
-    non_retryable_error_types=(ErrorType.UserError,
-        ErrorType.TaskRejected, ErrorType.WorkspaceError),
+    non_retryable_error_types=(
+        ErrorType.UserError,
+        ErrorType.TaskRejected,
+        ErrorType.WorkspaceError,
+    ),
 )
 TURN_BASED_WORKFLOW = "TurnBasedGenerationWorkflow"
 
@@ -127,8 +130,13 @@ class GenerationRunWorkflow:
     async def run(self, inp: GenerationRunInput) -> GenerationRunResult:
         planned: PlanTasksResult = await self._git(
             acts.plan_generation_tasks,
-            PlanTasksInput(repo=inp.repo, home=inp.home, generation=inp.generation,
-                           plan_path=inp.plan_path, retry_failed=inp.retry_failed),
+            PlanTasksInput(
+                repo=inp.repo,
+                home=inp.home,
+                generation=inp.generation,
+                plan_path=inp.plan_path,
+                retry_failed=inp.retry_failed,
+            ),
         )
         self._tasks = {t.package: t for t in planned.tasks}
         self._plan_path = planned.plan_path
@@ -144,14 +152,21 @@ class GenerationRunWorkflow:
         running: dict[asyncio.Task[None], str] = {}
         while True:
             ready = [
-                p for p in order
-                if self._tasks[p].status == TaskStatus.PENDING and p not in self._active
-                and all(self._tasks[d].status == TaskStatus.DONE
-                        for d in self._tasks[p].dependencies if d in self._tasks)
+                p
+                for p in order
+                if self._tasks[p].status == TaskStatus.PENDING
+                and p not in self._active
+                and all(
+                    self._tasks[d].status == TaskStatus.DONE
+                    for d in self._tasks[p].dependencies
+                    if d in self._tasks
+                )
             ]
             ready.sort(key=lambda p: (p not in was_pending, order.index(p)))
-            while ready and len(running) < inp.parallel and (
-                inp.max_packages is None or started < inp.max_packages
+            while (
+                ready
+                and len(running) < inp.parallel
+                and (inp.max_packages is None or started < inp.max_packages)
             ):
                 name = ready.pop(0)
                 started += 1
@@ -261,24 +276,33 @@ class GenerationRunWorkflow:
         t = self._inp.config.timeouts
         graph: WorkspaceGraph = await self._git(
             acts.describe_task_package,
-            DescribeTaskInput(worktree=wt.worktree, package=task.package, path=task.path,
-                              plan_path=self._plan_path),
+            DescribeTaskInput(
+                worktree=wt.worktree,
+                package=task.package,
+                path=task.path,
+                plan_path=self._plan_path,
+            ),
         )
-        log_dir = (f"{self._inp.home}/generations/{self._inp.generation}/logs/"
-                   f"{task.slug}-{task.attempts}")
+        log_dir = (
+            f"{self._inp.home}/generations/{self._inp.generation}/logs/{task.slug}-{task.attempts}"
+        )
         install = await run_shell_step(
             build_acts.install_workspace,
-            InstallInput(workspace_root=wt.worktree, package_manager=graph.package_manager,
-                         timeout_seconds=t.install_seconds, log_dir=log_dir),
-            t.install_seconds, t.heartbeat_seconds,
+            InstallInput(
+                workspace_root=wt.worktree,
+                package_manager=graph.package_manager,
+                timeout_seconds=t.install_seconds,
+                log_dir=log_dir,
+            ),
+            t.install_seconds,
+            t.heartbeat_seconds,
         )
         self._check("install", install)
         restored, hashes = await self._restore_builds(wt, graph, log_dir)
         for node in graph.packages:
             if node.name in restored:
                 continue  # its build outputs came from the build cache
-            built = await self._step(build_acts.build_package, "build", node, graph, wt,
-                                     log_dir)
+            built = await self._step(build_acts.build_package, "build", node, graph, wt, log_dir)
             if node.name in hashes:
                 await self._store_build(wt, node, hashes[node.name], built, log_dir)
         own = graph.by_name()[task.package]
@@ -293,8 +317,9 @@ class GenerationRunWorkflow:
         cache = config.cache.model_copy(update={"dir": f"{self._inp.home}/cache"})
         return config.model_copy(update={"cache": cache})
 
-    async def _restore_builds(self, wt: TaskWorktree, graph: WorkspaceGraph, log_dir: str
-                              ) -> tuple[set[str], dict[str, PackageHashes]]:
+    async def _restore_builds(
+        self, wt: TaskWorktree, graph: WorkspaceGraph, log_dir: str
+    ) -> tuple[set[str], dict[str, PackageHashes]]:
         """Restore every build of the gate that the build cache holds (one activity); a
         cache that cannot be used means building everything, never a failed gate."""
         if not self._inp.config.cache.enabled:
@@ -302,11 +327,16 @@ class GenerationRunWorkflow:
         try:
             res: ResolveCacheResult = await workflow.execute_activity(
                 cache_acts.resolve_cache,
-                ResolveCacheInput(workspace_root=wt.worktree, packages=graph.packages,
-                                  names=[p.name for p in graph.packages],
-                                  package_manager=graph.package_manager,
-                                  settings=self._cache_settings(), build_id="", log_root=None,
-                                  build_only=True),
+                ResolveCacheInput(
+                    workspace_root=wt.worktree,
+                    packages=graph.packages,
+                    names=[p.name for p in graph.packages],
+                    package_manager=graph.package_manager,
+                    settings=self._cache_settings(),
+                    build_id="",
+                    log_root=None,
+                    build_only=True,
+                ),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
                 retry_policy=GIT_RETRY,
@@ -315,17 +345,30 @@ class GenerationRunWorkflow:
             if is_cancelled_exception(e):
                 raise
             return set(), {}
-        return ({lk.package for lk in res.lookups if lk.hit},
-                {lk.package: lk.hashes for lk in res.lookups})
+        return (
+            {lk.package for lk in res.lookups if lk.hit},
+            {lk.package: lk.hashes for lk in res.lookups},
+        )
 
-    async def _store_build(self, wt: TaskWorktree, node: PackageNode, hashes: PackageHashes,
-                           built: StepResult, log_dir: str) -> None:
+    async def _store_build(
+        self,
+        wt: TaskWorktree,
+        node: PackageNode,
+        hashes: PackageHashes,
+        built: StepResult,
+        log_dir: str,
+    ) -> None:
         try:
             await workflow.execute_activity(
                 cache_acts.save_cache,
-                SaveCacheInput(workspace_root=wt.worktree, package=node, hashes=hashes,
-                               steps=CachedSteps(build=built), settings=self._cache_settings(),
-                               log_dir=None),
+                SaveCacheInput(
+                    workspace_root=wt.worktree,
+                    package=node,
+                    hashes=hashes,
+                    steps=CachedSteps(build=built),
+                    settings=self._cache_settings(),
+                    log_dir=None,
+                ),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
                 retry_policy=GIT_RETRY,
@@ -348,10 +391,16 @@ class GenerationRunWorkflow:
         result = await run_shell_step(
             fn,
             # The task's worktree holds model-written code: scripts run confined.
-            PackageStepInput(workspace_root=wt.worktree, package=node,
-                             package_manager=graph.package_manager, settings=self._inp.config,
-                             log_dir=log_dir, model_changed=True),
-            seconds, t.heartbeat_seconds,
+            PackageStepInput(
+                workspace_root=wt.worktree,
+                package=node,
+                package_manager=graph.package_manager,
+                settings=self._inp.config,
+                log_dir=log_dir,
+                model_changed=True,
+            ),
+            seconds,
+            t.heartbeat_seconds,
         )
         self._check(f"{step} of {node.name}", result)
         return result
@@ -367,13 +416,20 @@ class GenerationRunWorkflow:
     async def _git(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         """A lifecycle activity: heartbeats (a dead worker is noticed quickly), capped retries."""
         return await workflow.execute_activity(
-            fn, arg, start_to_close_timeout=GIT_TIMEOUT, retry_policy=GIT_RETRY,
+            fn,
+            arg,
+            start_to_close_timeout=GIT_TIMEOUT,
+            retry_policy=GIT_RETRY,
             heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
         )
 
     def _ref(self, task: TaskRecord) -> TaskRef:
-        return TaskRef(repo=self._inp.repo, home=self._inp.home,
-                       generation=self._inp.generation, package=task.package)
+        return TaskRef(
+            repo=self._inp.repo,
+            home=self._inp.home,
+            generation=self._inp.generation,
+            package=task.package,
+        )
 
     async def _remove(self, task: TaskRecord, keep_branch: bool) -> None:
         await self._git(
@@ -384,17 +440,20 @@ class GenerationRunWorkflow:
     async def _record(self, task: TaskRecord) -> None:
         await self._git(
             acts.record_task_status,
-            RecordTaskInput(repo=self._inp.repo, home=self._inp.home,
-                            generation=self._inp.generation, task=task),
+            RecordTaskInput(
+                repo=self._inp.repo, home=self._inp.home, generation=self._inp.generation, task=task
+            ),
         )
 
     async def _log(self, message: str) -> None:
         workflow.logger.info(log_line(self._inp.generation, message, workflow.now()))
         await workflow.execute_activity(
             acts.log_generation_event,
-            GenerationLogInput(home=self._inp.home, generation=self._inp.generation,
-                               message=message),
-            start_to_close_timeout=LOG_TIMEOUT, retry_policy=GIT_RETRY,
+            GenerationLogInput(
+                home=self._inp.home, generation=self._inp.generation, message=message
+            ),
+            start_to_close_timeout=LOG_TIMEOUT,
+            retry_policy=GIT_RETRY,
         )
 
     async def _block_dependents(self, failed: str) -> None:

@@ -55,12 +55,16 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.queue import store as bq
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
 
-RESOLVE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5,
-                            non_retryable_error_types=(ErrorType.WorkspaceError,))
+RESOLVE_RETRY = RetryPolicy(
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=(ErrorType.WorkspaceError,),
+)
 # Write-backs matter (the source keeps listing a package until it hears back), so they
 # retry for a day; permanent source errors are raised non-retryable by the activity.
-REPORT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5),
-                           maximum_interval=timedelta(minutes=5))
+REPORT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)
+)
 WATCH_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
 
@@ -123,8 +127,11 @@ class ContinuousBuilderWorkflow:
     def get_state(self) -> OrchestratorStatus:
         info = workflow.info()
         return bq.status_view(
-            self._state, workflow_id=info.workflow_id, run_id=info.run_id,
-            workspace_root=self._inp.workspace_root, builds_this_run=self._builds_this_run,
+            self._state,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            workspace_root=self._inp.workspace_root,
+            builds_this_run=self._builds_this_run,
             run_started_at=self._run_started_at,
         )
 
@@ -157,8 +164,10 @@ class ContinuousBuilderWorkflow:
     def _validate_resume(self) -> None:
         self._reject_when_ending("resume")
         if self._state.is_draining:
-            raise ValueError("Cannot resume: the orchestrator is draining; start a new one "
-                             "once it has completed.")
+            raise ValueError(
+                "Cannot resume: the orchestrator is draining; start a new one "
+                "once it has completed."
+            )
 
     @workflow.update
     def drain(self) -> OrchestratorStatus:
@@ -179,8 +188,10 @@ class ContinuousBuilderWorkflow:
     def _validate_concurrency(self, inp: ConcurrencyInput) -> None:
         self._reject_when_ending("change the concurrency")
         if not MIN_CONCURRENCY <= inp.max_concurrent <= MAX_CONCURRENCY:
-            raise ValueError(f"Concurrency must be between {MIN_CONCURRENCY} and "
-                             f"{MAX_CONCURRENCY} (got {inp.max_concurrent}).")
+            raise ValueError(
+                f"Concurrency must be between {MIN_CONCURRENCY} and "
+                f"{MAX_CONCURRENCY} (got {inp.max_concurrent})."
+            )
 
     @workflow.update
     async def emergency_stop(self) -> EmergencyStopResult:
@@ -193,8 +204,10 @@ class ContinuousBuilderWorkflow:
             self._state.active.clear()
             await self._cancel_builds(builds)
             self._cancelled += [b.entry.name for b in builds]
-            return EmergencyStopResult(cancelled=[b.entry.name for b in builds],
-                                       remaining_queue=[e.name for e in self._state.queue])
+            return EmergencyStopResult(
+                cancelled=[b.entry.name for b in builds],
+                remaining_queue=[e.name for e in self._state.queue],
+            )
 
     @emergency_stop.validator
     def _validate_emergency_stop(self) -> None:
@@ -206,8 +219,9 @@ class ContinuousBuilderWorkflow:
     @workflow.run
     async def run(self, inp: OrchestratorInput) -> OrchestratorResult:
         if self._config_error:
-            raise ApplicationError(self._config_error,
-            type=ErrorType.ConfigError, non_retryable=True)
+            raise ApplicationError(
+                self._config_error, type=ErrorType.ConfigError, non_retryable=True
+            )
         if inp.search_attributes:
             workflow.upsert_search_attributes([sa.KIND.value_set("orchestrator")])
         for build in self._state.active.values():
@@ -240,8 +254,9 @@ class ContinuousBuilderWorkflow:
                 # child closing, a poll) fails that task, and with it the caller's update.
                 await workflow.sleep(timedelta(seconds=1))
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                return bq.result_of(s, "emergency-stop" if s.is_stopping else "drained",
-                                    self._cancelled)
+                return bq.result_of(
+                    s, "emergency-stop" if s.is_stopping else "drained", self._cancelled
+                )
             if self._should_continue_as_new():
                 # Never leave an update half-done across runs.
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -290,8 +305,9 @@ class ContinuousBuilderWorkflow:
         except ActivityError as e:
             for entry in entries:
                 entry.attempts += 1
-                bq.attempt_failed(self._state, entry, f"cannot read the workspace: "
-                                                      f"{_cause(e)}", self._ctx())
+                bq.attempt_failed(
+                    self._state, entry, f"cannot read the workspace: {_cause(e)}", self._ctx()
+                )
             self._dirty = True
             return
         self._state.package_manager = res.package_manager
@@ -302,9 +318,12 @@ class ContinuousBuilderWorkflow:
         for name in res.missing:
             missing = bq.remove_entry(self._state, name)
             if missing is not None:
-                bq.fail_final(self._state, missing, f"{name} is not a package of the "
-                                                    f"workspace {self._inp.workspace_root}",
-                              self._ctx())
+                bq.fail_final(
+                    self._state,
+                    missing,
+                    f"{name} is not a package of the workspace {self._inp.workspace_root}",
+                    self._ctx(),
+                )
 
     async def _start_ready(self) -> None:
         s = self._state
@@ -323,8 +342,9 @@ class ContinuousBuilderWorkflow:
         me = workflow.info().workflow_id
         child_id = f"{me}-{slugify(entry.name)[:60]}-a{attempt}-{workflow.uuid4().hex[:8]}"
         # Active before the first await: a re-delivery meanwhile is ignored, not queued.
-        s.active[entry.name] = ActiveBuild(entry=entry, child_workflow_id=child_id,
-                                           attempt=attempt, started_at=workflow.now())
+        s.active[entry.name] = ActiveBuild(
+            entry=entry, child_workflow_id=child_id, attempt=attempt, started_at=workflow.now()
+        )
         child_input = PackageBuildInput(
             build_id=child_id,
             package=entry.resolved.node,
@@ -354,19 +374,28 @@ class ContinuousBuilderWorkflow:
     async def _await_child(self, handle: Any, child_id: str, name: str) -> None:
         try:
             result = await handle
-            notice = BuildFinished(child_workflow_id=child_id, package_name=name,
-                                   success=result.success, error=result.error)
+            notice = BuildFinished(
+                child_workflow_id=child_id,
+                package_name=name,
+                success=result.success,
+                error=result.error,
+            )
         except ChildWorkflowError as e:
-            notice = BuildFinished(child_workflow_id=child_id, package_name=name,
-                                   success=False, error=f"the build workflow failed: {_cause(e)}")
+            notice = BuildFinished(
+                child_workflow_id=child_id,
+                package_name=name,
+                success=False,
+                error=f"the build workflow failed: {_cause(e)}",
+            )
         self._on_finished(notice)
 
     async def _watch(self, build: ActiveBuild) -> None:
         try:
             notice = await workflow.execute_activity(
                 queue_acts.watch_package_build,
-                WatchBuildInput(child_workflow_id=build.child_workflow_id,
-                                package_name=build.entry.name),
+                WatchBuildInput(
+                    child_workflow_id=build.child_workflow_id, package_name=build.entry.name
+                ),
                 start_to_close_timeout=timedelta(days=7),
                 heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=WATCH_RETRY,
@@ -388,8 +417,9 @@ class ContinuousBuilderWorkflow:
     # -- outcomes ----------------------------------------------------------------------
 
     def _ctx(self) -> bq.OutcomeContext:
-        return bq.OutcomeContext(now=workflow.now(), settings=self._settings,
-                                 new_key=lambda: str(workflow.uuid4()))
+        return bq.OutcomeContext(
+            now=workflow.now(), settings=self._settings, new_key=lambda: str(workflow.uuid4())
+        )
 
     def _on_finished(self, notice: BuildFinished) -> None:
         if bq.finish_build(self._state, notice, self._ctx()) is not None:
@@ -412,8 +442,11 @@ class ContinuousBuilderWorkflow:
                 retry_policy=REPORT_RETRY,
             )
         except ActivityError as e:
-            workflow.logger.warning("could not write the outcome of %s back to the queue "
-                                    "source: %s", report.name, _cause(e))
+            workflow.logger.warning(
+                "could not write the outcome of %s back to the queue source: %s",
+                report.name,
+                _cause(e),
+            )
         self._state.pending_reports = [
             r for r in self._state.pending_reports if r.key != report.key
         ]

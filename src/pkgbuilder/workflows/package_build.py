@@ -73,14 +73,23 @@ RESULT_TAIL_CHARS = 600
 
 
 def _compact(report: PackageBuildReport) -> PackageBuildReport:
-    failures = [f.model_copy(update={"output_tail": f.output_tail[-RESULT_TAIL_CHARS:]})
-                for f in report.failures]
+    failures = [
+        f.model_copy(update={"output_tail": f.output_tail[-RESULT_TAIL_CHARS:]})
+        for f in report.failures
+    ]
     return report.model_copy(update={"failures": failures})
 
 
 # Failure types a model can fix; install/dependency/publish problems it cannot.
-FIXABLE = frozenset({FailureType.BUILD, FailureType.TYPESCRIPT, FailureType.LINT,
-                     FailureType.TEST, FailureType.COVERAGE})
+FIXABLE = frozenset(
+    {
+        FailureType.BUILD,
+        FailureType.TYPESCRIPT,
+        FailureType.LINT,
+        FailureType.TEST,
+        FailureType.COVERAGE,
+    }
+)
 
 
 class StepFailed(Exception):
@@ -132,8 +141,11 @@ class PackageBuildWorkflow:
         self._search_attributes = inp.search_attributes
         if inp.search_attributes:
             workflow.upsert_search_attributes(
-                [sa.PACKAGE_NAME.value_set(pkg.name), sa.BUILD_ID.value_set(inp.build_id),
-                 sa.KIND.value_set("package")]
+                [
+                    sa.PACKAGE_NAME.value_set(pkg.name),
+                    sa.BUILD_ID.value_set(inp.build_id),
+                    sa.KIND.value_set("package"),
+                ]
             )
         date = inp.report_date or start.strftime("%Y-%m-%d")
         root = str(reports_root(inp.workspace_root, inp.config.reports_root))
@@ -194,8 +206,9 @@ class PackageBuildWorkflow:
         report.duration = int((end - report.start_time).total_seconds() * 1000)
         self._set_phase("report")
         # The outcome, for the UI's list filter (PkgStatus = "failed") and at a glance.
-        workflow.set_current_details(f"**{report.status.value}**"
-                                     + (f" — {report.error}" if report.error else ""))
+        workflow.set_current_details(
+            f"**{report.status.value}**" + (f" — {report.error}" if report.error else "")
+        )
         if self._search_attributes:
             workflow.upsert_search_attributes([sa.STATUS.value_set(report.status.value)])
         try:
@@ -221,8 +234,7 @@ class PackageBuildWorkflow:
 
     def _span(self, name: str, start: datetime, ok: bool = True) -> None:
         if self._report is not None:
-            self._report.steps.append(StepSpan(name=name, start=start, end=workflow.now(),
-                                               ok=ok))
+            self._report.steps.append(StepSpan(name=name, start=start, end=workflow.now(), ok=ok))
 
     async def _step(
         self, activity: Callable[[Any], Awaitable[StepResult]], arg: Any, seconds: int, hb: int
@@ -233,8 +245,9 @@ class PackageBuildWorkflow:
             self._span(self._phase, start, result.ok)
         return result
 
-    async def _pipeline(self, inp: PackageBuildInput, report: PackageBuildReport,
-                        log_dir: str) -> None:
+    async def _pipeline(
+        self, inp: PackageBuildInput, report: PackageBuildReport, log_dir: str
+    ) -> None:
         pkg = inp.package
         t = inp.config.timeouts
         hb = t.heartbeat_seconds
@@ -252,10 +265,14 @@ class PackageBuildWorkflow:
             self._set_phase("install")
             inst = await self._step(
                 build_acts.install_workspace,
-                InstallInput(workspace_root=inp.workspace_root,
-                             package_manager=inp.package_manager,
-                             timeout_seconds=t.install_seconds, log_dir=log_dir),
-                t.install_seconds, hb,
+                InstallInput(
+                    workspace_root=inp.workspace_root,
+                    package_manager=inp.package_manager,
+                    timeout_seconds=t.install_seconds,
+                    log_dir=log_dir,
+                ),
+                t.install_seconds,
+                hb,
             )
             report.build_metrics.install_time = inst.duration_ms
             if not inst.ok:
@@ -263,22 +280,25 @@ class PackageBuildWorkflow:
         # The build step first verifies that every workspace dependency exists and was
         # built (one activity round trip less per package than a separate check).
         step_in = PackageStepInput(
-            workspace_root=inp.workspace_root, package=pkg,
-            package_manager=inp.package_manager, settings=inp.config, log_dir=log_dir,
+            workspace_root=inp.workspace_root,
+            package=pkg,
+            package_manager=inp.package_manager,
+            settings=inp.config,
+            log_dir=log_dir,
             dependencies=inp.dependency_nodes,
         )
         failures = await self._checks(step_in, report)
         # Fix loop (Claude layer) — up to fix.maxAttempts attempts.
         failures = await self._fix_loop(inp, step_in, report, failures)
         if failures:
-            raise StepFailed(failures[0].type.value if len(failures) == 1 else "quality",
-                             failures)
+            raise StepFailed(failures[0].type.value if len(failures) == 1 else "quality", failures)
         if hashes is not None and report.cache is not None:
             await self._save(inp, report, hashes, log_dir)
         await self._publish(inp, report)
 
-    async def _lookup(self, inp: PackageBuildInput, report: PackageBuildReport,
-                      log_dir: str) -> PackageHashes | None:
+    async def _lookup(
+        self, inp: PackageBuildInput, report: PackageBuildReport, log_dir: str
+    ) -> PackageHashes | None:
         """Hash and look up this one package; on a hit its outputs and logs are restored
         and the report says ``cached``. None when the cache cannot be used."""
         self._phase = "cache"
@@ -286,10 +306,15 @@ class PackageBuildWorkflow:
         try:
             res: ResolveCacheResult = await workflow.execute_activity(
                 cache_acts.resolve_cache,
-                ResolveCacheInput(workspace_root=inp.workspace_root, packages=[],
-                                  names=[inp.package.name], package_manager=inp.package_manager,
-                                  settings=inp.config, build_id=inp.build_id,
-                                  log_root=log_dir.rsplit("/", 1)[0]),
+                ResolveCacheInput(
+                    workspace_root=inp.workspace_root,
+                    packages=[],
+                    names=[inp.package.name],
+                    package_manager=inp.package_manager,
+                    settings=inp.config,
+                    build_id=inp.build_id,
+                    log_root=log_dir.rsplit("/", 1)[0],
+                ),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=inp.config.timeouts.heartbeat_seconds),
                 retry_policy=FILE_RETRY,
@@ -304,8 +329,9 @@ class PackageBuildWorkflow:
         report.cache.warnings.extend(res.warnings)
         lookup = res.lookups[0]
         if lookup.hit:
-            cached = cached_report(inp.package, lookup, inp.config, report.workflow_id,
-                                   workflow.now(), inp.waited_for)
+            cached = cached_report(
+                inp.package, lookup, inp.config, report.workflow_id, workflow.now(), inp.waited_for
+            )
             report.quality = cached.quality
             report.cache = cached.cache
             assert report.cache is not None
@@ -318,8 +344,13 @@ class PackageBuildWorkflow:
             report.cache.reason = lookup.reason
         return lookup.hashes
 
-    async def _save(self, inp: PackageBuildInput, report: PackageBuildReport,
-                    hashes: PackageHashes, log_dir: str) -> None:
+    async def _save(
+        self,
+        inp: PackageBuildInput,
+        report: PackageBuildReport,
+        hashes: PackageHashes,
+        log_dir: str,
+    ) -> None:
         """Store the passing steps under their task hashes (never after a fix attempt:
         the sources changed since they were hashed). A failing store is a warning."""
         assert report.cache is not None
@@ -332,11 +363,18 @@ class PackageBuildWorkflow:
         try:
             saved: SaveCacheResult = await workflow.execute_activity(
                 cache_acts.save_cache,
-                SaveCacheInput(workspace_root=inp.workspace_root, package=inp.package,
-                               hashes=hashes, settings=inp.config, log_dir=log_dir,
-                               steps=CachedSteps(build=self._steps["build"],
-                                                 test=self._steps["test"],
-                                                 quality=self._steps.get("quality"))),
+                SaveCacheInput(
+                    workspace_root=inp.workspace_root,
+                    package=inp.package,
+                    hashes=hashes,
+                    settings=inp.config,
+                    log_dir=log_dir,
+                    steps=CachedSteps(
+                        build=self._steps["build"],
+                        test=self._steps["test"],
+                        quality=self._steps.get("quality"),
+                    ),
+                ),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=inp.config.timeouts.heartbeat_seconds),
                 retry_policy=FILE_RETRY,
@@ -346,14 +384,12 @@ class PackageBuildWorkflow:
                 raise
             cause = e.cause
             msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
-            report.cache.warnings.append(f"could not store {inp.package.name} in the cache: "
-                                         f"{msg}")
+            report.cache.warnings.append(f"could not store {inp.package.name} in the cache: {msg}")
             return
         report.cache.stored, report.cache.uploaded = saved.stored, saved.uploaded
         report.cache.warnings.extend(saved.warnings)
 
-    async def _checks(self, step_in: PackageStepInput,
-                      report: PackageBuildReport) -> list[Failure]:
+    async def _checks(self, step_in: PackageStepInput, report: PackageBuildReport) -> list[Failure]:
         """build → test → quality; returns the failures (empty when all passed)."""
         t = step_in.settings.timeouts
         hb = t.heartbeat_seconds
@@ -380,13 +416,20 @@ class PackageBuildWorkflow:
                 failures.extend(test.failures)
             else:
                 self._tolerated = list(test.failures)
-                workflow.logger.warning("tests of %s failed (failOnError=false)",
-                                        step_in.package.name)
-        elif test.skipped and step_in.settings.publishing.require_tests and \
-                step_in.settings.publishing.enabled:
-            failures.append(Failure(type=FailureType.TEST,
-                                    message="the package has no test script and "
-                                            "publishing.requireTests is on"))
+                workflow.logger.warning(
+                    "tests of %s failed (failOnError=false)", step_in.package.name
+                )
+        elif (
+            test.skipped
+            and step_in.settings.publishing.require_tests
+            and step_in.settings.publishing.enabled
+        ):
+            failures.append(
+                Failure(
+                    type=FailureType.TEST,
+                    message="the package has no test script and publishing.requireTests is on",
+                )
+            )
         self._set_phase("quality")
         settings = step_in.settings
         category = step_in.package.category
@@ -394,17 +437,28 @@ class PackageBuildWorkflow:
         report.quality.coverage_threshold = threshold
         if not has_quality_commands(settings, step_in.package):
             # Nothing to run: the coverage check alone is pure, no activity round trip.
-            failures.extend(coverage_failures(
-                test.coverage_percent, threshold, not test.skipped,
-                settings.testing.enable_coverage, settings.testing.require_coverage_report))
+            failures.extend(
+                coverage_failures(
+                    test.coverage_percent,
+                    threshold,
+                    not test.skipped,
+                    settings.testing.enable_coverage,
+                    settings.testing.require_coverage_report,
+                )
+            )
             return failures
-        quality_in = step_in.model_copy(update={
-            "coverage_percent": test.coverage_percent,
-            "tests_ran": not test.skipped,
-        })
-        quality = await self._step(build_acts.quality_check_package, quality_in,
-                                   settings.timeouts.quality_seconds,
-                                   settings.timeouts.heartbeat_seconds)
+        quality_in = step_in.model_copy(
+            update={
+                "coverage_percent": test.coverage_percent,
+                "tests_ran": not test.skipped,
+            }
+        )
+        quality = await self._step(
+            build_acts.quality_check_package,
+            quality_in,
+            settings.timeouts.quality_seconds,
+            settings.timeouts.heartbeat_seconds,
+        )
         self._steps["quality"] = quality
         report.build_metrics.quality_check_time = quality.duration_ms
         report.quality.lint_score = quality.lint_score
@@ -412,8 +466,13 @@ class PackageBuildWorkflow:
         failures.extend(quality.failures)
         return failures
 
-    async def _fix_loop(self, inp: PackageBuildInput, step_in: PackageStepInput,
-                        report: PackageBuildReport, failures: list[Failure]) -> list[Failure]:
+    async def _fix_loop(
+        self,
+        inp: PackageBuildInput,
+        step_in: PackageStepInput,
+        report: PackageBuildReport,
+        failures: list[Failure],
+    ) -> list[Failure]:
         """Up to ``fix.maxAttempts`` Claude attempts: classify → prompt → apply + commit →
         re-run the checks. Stops early when another attempt cannot help (no API key)."""
         cfg = inp.config.fix
@@ -424,16 +483,18 @@ class PackageBuildWorkflow:
             attempt += 1
             self._set_phase(f"fix-{attempt}")
             fix_start = workflow.now()
-            outcome = await run_fix_attempt(FixAttemptInput(
-                build_id=inp.build_id,
-                workspace_root=inp.workspace_root,
-                package_name=inp.package.name,
-                package_path=inp.package.path,
-                plan_path=inp.package.plan_path,
-                failures=[f for f in failures if f.type in FIXABLE],
-                attempt=attempt,
-                config=inp.config,
-            ))
+            outcome = await run_fix_attempt(
+                FixAttemptInput(
+                    build_id=inp.build_id,
+                    workspace_root=inp.workspace_root,
+                    package_name=inp.package.name,
+                    package_path=inp.package.path,
+                    plan_path=inp.package.plan_path,
+                    failures=[f for f in failures if f.type in FIXABLE],
+                    attempt=attempt,
+                    config=inp.config,
+                )
+            )
             record = outcome.attempt
             self._span(f"fix-{attempt}", fix_start, record.succeeded)
             report.fix_attempts.append(record)
@@ -455,8 +516,9 @@ class PackageBuildWorkflow:
         if not publishing.publishing_active(inp.config) or inp.defer_publish:
             return
         if self._tolerated:
-            report.publish_detail = ("not published: its tests failed (tolerated by "
-                                     "testing.failOnError=false)")
+            report.publish_detail = (
+                "not published: its tests failed (tolerated by testing.failOnError=false)"
+            )
             return
         self._set_phase("publish")
         publish_start = workflow.now()
@@ -476,6 +538,13 @@ class PackageBuildWorkflow:
         report.publish = result.outcome
         report.publish_detail = result.message
         if result.outcome is PublishOutcome.FAILED:
-            raise StepFailed("publish", [Failure(type=FailureType.PUBLISH, message=result.message,
-                                                 output_tail=result.output_tail)])
-
+            raise StepFailed(
+                "publish",
+                [
+                    Failure(
+                        type=FailureType.PUBLISH,
+                        message=result.message,
+                        output_tail=result.output_tail,
+                    )
+                ],
+            )

@@ -24,8 +24,11 @@ with workflow.unsafe.imports_passed_through():
     )
 
 # A poll that cannot reach the source gives up quickly: the next tick tries again.
-FETCH_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=4,
-                          non_retryable_error_types=(ErrorType.ConfigError,))
+FETCH_RETRY = RetryPolicy(
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+    non_retryable_error_types=(ErrorType.ConfigError,),
+)
 SIGNAL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 
 

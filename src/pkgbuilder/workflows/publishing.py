@@ -42,8 +42,12 @@ PUBLISH_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
-    non_retryable_error_types=(ErrorType.MissingTool,
-        ErrorType.PackFailed, ErrorType.WorkspaceError, ErrorType.ConfigError),
+    non_retryable_error_types=(
+        ErrorType.MissingTool,
+        ErrorType.PackFailed,
+        ErrorType.WorkspaceError,
+        ErrorType.ConfigError,
+    ),
 )
 
 

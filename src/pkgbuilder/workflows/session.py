@@ -105,10 +105,15 @@ class TurnBasedGenerationWorkflow:
             if inp.resume_from_context is not None:
                 # The schedule (phases, step numbers) is the session's; budgets and
                 # temperatures configured now win, so raising a budget and resuming works.
-                phases = [p.model_copy(update={
-                    "max_tokens": cfg.token_budgets.get(p.phase, p.max_tokens),
-                    "temperature": cfg.temperatures.get(p.phase, p.temperature),
-                }) for p in inp.resume_from_context.phases]
+                phases = [
+                    p.model_copy(
+                        update={
+                            "max_tokens": cfg.token_budgets.get(p.phase, p.max_tokens),
+                            "temperature": cfg.temperatures.get(p.phase, p.temperature),
+                        }
+                    )
+                    for p in inp.resume_from_context.phases
+                ]
             else:
                 phases = schedule(cfg, inp.category)
         except ConfigError as e:
@@ -116,14 +121,18 @@ class TurnBasedGenerationWorkflow:
         self._inp, self._cfg = inp, cfg
         self._state_path = str(state_path(inp.state_dir, inp.session_id))
         if inp.search_attributes:
-            workflow.upsert_search_attributes([
-                sa.BUILD_ID.value_set(inp.session_id), sa.PACKAGE_NAME.value_set(inp.package_name),
-                sa.KIND.value_set("generation"),
-            ])
+            workflow.upsert_search_attributes(
+                [
+                    sa.BUILD_ID.value_set(inp.session_id),
+                    sa.PACKAGE_NAME.value_set(inp.package_name),
+                    sa.KIND.value_set("generation"),
+                ]
+            )
         self._ctx = ctx = await self._act(
             gen_acts.prepare_generation_session,
-            PrepareSessionInput(generation=inp, workflow_id=workflow.info().workflow_id,
-                                phases=phases),
+            PrepareSessionInput(
+                generation=inp, workflow_id=workflow.info().workflow_id, phases=phases
+            ),
         )
         done = ctx.completed_phases()
         for step in ctx.phases:
@@ -141,7 +150,8 @@ class TurnBasedGenerationWorkflow:
                     f"Step {step.step_number} ({step.phase.value}) of session {ctx.session_id} "
                     f"failed: {error_message(e).rstrip('.')}. Fix the cause and run "
                     f"'pkgbuilder resume {ctx.session_id}'.",
-                    type=ErrorType.GenerationFailed, non_retryable=True,
+                    type=ErrorType.GenerationFailed,
+                    non_retryable=True,
                 ) from e
             except asyncio.CancelledError:
                 await self._record_failure(step, PhaseFailed("the workflow was cancelled"))
@@ -194,7 +204,8 @@ class TurnBasedGenerationWorkflow:
                             f"the model's {step.phase.value} answer still lacked "
                             f"{'; '.join(missing)} after it was asked again "
                             f"({reasks} re-ask{'s' if reasks != 1 else ''}); nothing was "
-                            "applied") from e
+                            "applied"
+                        ) from e
                     raise
             reasks += 1
             usage, cost = usage + call.usage, cost + call.cost_usd
@@ -222,15 +233,18 @@ class TurnBasedGenerationWorkflow:
             # Counted in the totals at once: a later failure must not lose what was paid.
             self._count(call.usage, call.cost_usd)
             usage, cost, calls = usage + call.usage, cost + call.cost_usd, calls + call.model_calls
-            applied = await self._apply(step, call, fix_attempt=attempt,
-                                        fix_types=sorted({f.type.value for f in failures}))
+            applied = await self._apply(
+                step, call, fix_attempt=attempt, fix_types=sorted({f.type.value for f in failures})
+            )
             changed.update(applied.files)
             failures, coverage = await run_checks(inp, ctx, self._log_dir(f"validation-{attempt}"))
         ctx.validation = ValidationOutcome(
-            passed=not failures, fix_attempts=attempt, coverage_percent=coverage,
+            passed=not failures,
+            fix_attempts=attempt,
+            coverage_percent=coverage,
             failure_types=sorted({f.type.value for f in failures}),
-            message="; ".join(f.message for f in failures[:3]) or "install, build, tests and "
-            "quality checks passed",
+            message="; ".join(f.message for f in failures[:3])
+            or "install, build, tests and quality checks passed",
         )
         if failures:
             raise PhaseFailed(
@@ -238,13 +252,14 @@ class TurnBasedGenerationWorkflow:
                 f"attempt{'s' if attempt != 1 else ''}"
             )
         applied = await self._apply(step, None, extra_files=sorted(changed))
-        self._complete(step, applied.commit, sorted(changed), None, usage, cost, calls,
-                       counted=True)
+        self._complete(
+            step, applied.commit, sorted(changed), None, usage, cost, calls, counted=True
+        )
 
     async def _merge(self, step: ScheduledPhase) -> None:
         ctx, inp = self._ctx, self._inp
         assert ctx is not None
-        how = (f"git checkout {ctx.base_branch} && git merge --no-ff {ctx.branch}")
+        how = f"git checkout {ctx.base_branch} && git merge --no-ff {ctx.branch}"
         merge = inp.merge if inp.merge is not None else self._cfg.merge
         reason = None
         if ctx.branch == ctx.base_branch:
@@ -260,17 +275,25 @@ class TurnBasedGenerationWorkflow:
             if failures:
                 raise PhaseFailed(
                     "changes made after BUILD_VALIDATION break the package ("
-                    + "; ".join(f.message for f in failures[:3]) + f"); fix them on {ctx.branch}"
+                    + "; ".join(f.message for f in failures[:3])
+                    + f"); fix them on {ctx.branch}"
                 )
         if reason is not None:
             ctx.merge_instructions = f"Not merged: {reason}. To merge: {how}"
             self._complete(step, None, [], None)
             return
-        result = await self._act(gen_acts.merge_generation_branch, MergeInput(
-            workspace_root=ctx.workspace_root, package_name=ctx.package_name,
-            package_path=ctx.package_path, branch=ctx.branch, base_branch=ctx.base_branch,
-            base_commit=ctx.base_commit, step_number=step.step_number,
-        ))
+        result = await self._act(
+            gen_acts.merge_generation_branch,
+            MergeInput(
+                workspace_root=ctx.workspace_root,
+                package_name=ctx.package_name,
+                package_path=ctx.package_path,
+                branch=ctx.branch,
+                base_branch=ctx.base_branch,
+                base_commit=ctx.base_commit,
+                step_number=step.step_number,
+            ),
+        )
         ctx.merge_commit = result.merge_commit
         ctx.merge_instructions = None
         self._complete(step, result.merge_commit, result.files, None)
@@ -278,8 +301,9 @@ class TurnBasedGenerationWorkflow:
     def _changed_after_validation(self) -> bool:
         assert self._ctx is not None
         v = self._ctx.step_of(GenerationPhase.BUILD_VALIDATION)
-        return v is None or any(s.files for s in self._ctx.completed_steps
-                                if s.step_number > v.step_number)
+        return v is None or any(
+            s.files for s in self._ctx.completed_steps if s.step_number > v.step_number
+        )
 
     # ---- activities ---------------------------------------------------------------------------
 
@@ -288,23 +312,36 @@ class TurnBasedGenerationWorkflow:
             # The heartbeat timeout is what lets a retry start soon after a worker dies
             # mid-step; these git/file steps are short (seconds) and heartbeat where they
             # can take longer (apply → commit).
-            fn, arg, start_to_close_timeout=GEN_TIMEOUT, retry_policy=GEN_RETRY,
+            fn,
+            arg,
+            start_to_close_timeout=GEN_TIMEOUT,
+            retry_policy=GEN_RETRY,
             heartbeat_timeout=timedelta(seconds=self._inp.config.timeouts.heartbeat_seconds),
         )
 
-    async def _prompt(self, step: ScheduledPhase, failures: list[Failure] | None = None,
-                      attempt: int = 0, review_response_path: str | None = None,
-                      existing_only: bool = False, reask: int = 0,
-                      missing: list[str] | None = None) -> PhasePromptResult:
+    async def _prompt(
+        self,
+        step: ScheduledPhase,
+        failures: list[Failure] | None = None,
+        attempt: int = 0,
+        review_response_path: str | None = None,
+        existing_only: bool = False,
+        reask: int = 0,
+        missing: list[str] | None = None,
+    ) -> PhasePromptResult:
         assert self._ctx is not None
         arg = PhasePromptInput(
-            context=self._ctx, phase=step,
+            context=self._ctx,
+            phase=step,
             prompt_file_budget_chars=self._cfg.prompt_file_budget_chars,
             coverage_target=self._inp.config.testing.threshold_for(self._ctx.category),
-            failures=failures or [], attempt=attempt,
+            failures=failures or [],
+            attempt=attempt,
             max_attempts=self._cfg.validation_fix_attempts,
-            review_response_path=review_response_path, existing_only=existing_only,
-            reask=reask, missing=missing or [],
+            review_response_path=review_response_path,
+            existing_only=existing_only,
+            reask=reask,
+            missing=missing or [],
         )
         result: PhasePromptResult = await self._act(gen_acts.prepare_phase_request, arg)
         return result
@@ -314,30 +351,47 @@ class TurnBasedGenerationWorkflow:
         try:
             result: LLMCallResult = await workflow.execute_activity(
                 CALL_LLM_ACTIVITY,
-                LLMCallInput(request_path=prompt.request_path,
-                             request_sha256=prompt.request_sha256, llm=settings.llm),
-                result_type=LLMCallResult, **llm_activity_options(settings),
+                LLMCallInput(
+                    request_path=prompt.request_path,
+                    request_sha256=prompt.request_sha256,
+                    llm=settings.llm,
+                ),
+                result_type=LLMCallResult,
+                **llm_activity_options(settings),
             )
         except ActivityError as e:
             self._count(*paid_usage(e))
             raise
         return result
 
-    async def _apply(self, step: ScheduledPhase, call: LLMCallResult | None, *,
-                     plan_check: bool = False, fix_attempt: int | None = None,
-                     fix_types: list[str] | None = None,
-                     extra_files: list[str] | None = None) -> ApplyPhaseResult:
+    async def _apply(
+        self,
+        step: ScheduledPhase,
+        call: LLMCallResult | None,
+        *,
+        plan_check: bool = False,
+        fix_attempt: int | None = None,
+        fix_types: list[str] | None = None,
+        extra_files: list[str] | None = None,
+    ) -> ApplyPhaseResult:
         ctx, fix = self._ctx, self._inp.config.fix
         assert ctx is not None
         arg = ApplyPhaseInput(
-            workspace_root=ctx.workspace_root, package_path=ctx.package_path,
-            package_name=ctx.package_name, branch=ctx.branch, base_commit=ctx.base_commit,
-            phase=step.phase, step_number=step.step_number,
+            workspace_root=ctx.workspace_root,
+            package_path=ctx.package_path,
+            package_name=ctx.package_name,
+            branch=ctx.branch,
+            base_commit=ctx.base_commit,
+            phase=step.phase,
+            step_number=step.step_number,
             response_path=call.response_path if call else None,
             request_sha256=call.request_sha256 if call else None,
-            fix_attempt=fix_attempt, fix_types=fix_types or [], extra_files=extra_files or [],
+            fix_attempt=fix_attempt,
+            fix_types=fix_types or [],
+            extra_files=extra_files or [],
             plan_path=ctx.plan_path if plan_check else None,
-            max_files=fix.max_files_per_response, max_file_bytes=fix.max_file_bytes,
+            max_files=fix.max_files_per_response,
+            max_file_bytes=fix.max_file_bytes,
             max_total_bytes=fix.max_response_bytes,
         )
         result: ApplyPhaseResult = await self._act(gen_acts.apply_generation_phase, arg)
@@ -349,28 +403,44 @@ class TurnBasedGenerationWorkflow:
         await workflow.execute_activity(
             gen_acts.save_generation_state,
             SaveStateInput(state_path=self._state_path, context=self._ctx),
-            start_to_close_timeout=timedelta(minutes=1), retry_policy=GEN_RETRY,
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=GEN_RETRY,
         )
 
     # ---- bookkeeping --------------------------------------------------------------------------
 
-    def _complete(self, step: ScheduledPhase, commit: str | None, files: list[str],
-                  call: LLMCallResult | None, usage: TokenUsage | None = None,
-                  cost: float = 0.0, calls: int = 0, counted: bool = False) -> None:
+    def _complete(
+        self,
+        step: ScheduledPhase,
+        commit: str | None,
+        files: list[str],
+        call: LLMCallResult | None,
+        usage: TokenUsage | None = None,
+        cost: float = 0.0,
+        calls: int = 0,
+        counted: bool = False,
+    ) -> None:
         """Record a finished step (``counted``: its tokens are already in the totals)."""
         ctx = self._ctx
         assert ctx is not None
         usage = usage or TokenUsage()
         if call is not None:
             usage, cost, calls = usage + call.usage, cost + call.cost_usd, calls + call.model_calls
-        ctx.completed_steps.append(CompletedStep(
-            phase=step.phase, step_number=step.step_number,
-            description=spec(step.phase).description, files=files, commit=commit,
-            timestamp=int(workflow.now().timestamp() * 1000), usage=usage,
-            cost_usd=round(cost, 6), model_calls=calls,
-            summary=call.summary[:SUMMARY_CHARS] if call else "",
-            response_path=call.response_path if call else None,
-        ))
+        ctx.completed_steps.append(
+            CompletedStep(
+                phase=step.phase,
+                step_number=step.step_number,
+                description=spec(step.phase).description,
+                files=files,
+                commit=commit,
+                timestamp=int(workflow.now().timestamp() * 1000),
+                usage=usage,
+                cost_usd=round(cost, 6),
+                model_calls=calls,
+                summary=call.summary[:SUMMARY_CHARS] if call else "",
+                response_path=call.response_path if call else None,
+            )
+        )
         if commit:
             ctx.last_successful_commit = commit
         ctx.failure_recovery = None
@@ -388,8 +458,11 @@ class TurnBasedGenerationWorkflow:
         prev = ctx.failure_recovery
         retries = prev.retry_count + 1 if prev and prev.failed_step == step.step_number else 1
         ctx.failure_recovery = FailureRecovery(
-            failed_step=step.step_number, phase=step.phase, error=error_message(e),
-            retry_count=retries, timestamp=int(workflow.now().timestamp() * 1000),
+            failed_step=step.step_number,
+            phase=step.phase,
+            error=error_message(e),
+            retry_count=retries,
+            timestamp=int(workflow.now().timestamp() * 1000),
         )
         ctx.status = SessionStatus.FAILED
         self._detail = f"failed at step {step.step_number} ({step.phase.value})"
@@ -400,10 +473,10 @@ class TurnBasedGenerationWorkflow:
 
     def _announce(self, step: ScheduledPhase, extra: str = "") -> None:
         assert self._ctx is not None
-        self._detail = (f"step {step.step_number}/{len(self._ctx.phases)}: "
-                        f"{step.phase.value}{extra}")
+        self._detail = f"step {step.step_number}/{len(self._ctx.phases)}: {step.phase.value}{extra}"
         workflow.set_current_details(
-            f"{self._ctx.package_name} ({self._ctx.session_id}) — {self._detail}")
+            f"{self._ctx.package_name} ({self._ctx.session_id}) — {self._detail}"
+        )
         if self._inp.search_attributes:
             workflow.upsert_search_attributes([sa.BUILD_PHASE.value_set(step.phase.value)])
 

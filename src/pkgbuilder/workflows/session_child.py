@@ -67,27 +67,45 @@ async def generate_package(
     result: GenerationResult = await workflow.execute_child_workflow(
         TurnBasedGenerationWorkflow.run,
         TurnBasedGenerationInput(
-            session_id=session_id, package_name=node.name, package_path=node.path,
-            plan_path=node.plan_path, category=node.category,
-            workspace_root=inp.workspace_root, state_dir=_state_dir(inp), config=inp.config,
-            in_place=True, dependencies=list(node.dependencies),
-            package_manager=package_manager, search_attributes=inp.search_attributes,
+            session_id=session_id,
+            package_name=node.name,
+            package_path=node.path,
+            plan_path=node.plan_path,
+            category=node.category,
+            workspace_root=inp.workspace_root,
+            state_dir=_state_dir(inp),
+            config=inp.config,
+            in_place=True,
+            dependencies=list(node.dependencies),
+            package_manager=package_manager,
+            search_attributes=inp.search_attributes,
         ),
         id=f"generate-{inp.build_id}-{name_slug(node.name)}",
         static_summary=f"generate {node.name} ({session_id}) in suite {inp.build_id}",
     )
     target: ValidationTargetResult = await workflow.execute_activity(
         gen_acts.describe_generated_package,
-        ValidationTargetInput(workspace_root=inp.workspace_root, package_path=node.path,
-                              package_name=node.name, category=node.category,
-                              dependencies=list(node.dependencies)),
+        ValidationTargetInput(
+            workspace_root=inp.workspace_root,
+            package_path=node.path,
+            package_name=node.name,
+            category=node.category,
+            dependencies=list(node.dependencies),
+        ),
         start_to_close_timeout=timedelta(minutes=1),
         retry_policy=FILE_RETRY,
     )
     if target.node is None:
         why = target.failures[0].message if target.failures else "no package.json"
-        raise ApplicationError(f"generated {node.name} ({result.session_id}) cannot be built: "
-                               f"{why}", type=ErrorType.GenerationFailed, non_retryable=True)
-    return node.model_copy(update={
-        "exists": True, "version": target.node.version, "scripts": target.node.scripts,
-    })
+        raise ApplicationError(
+            f"generated {node.name} ({result.session_id}) cannot be built: {why}",
+            type=ErrorType.GenerationFailed,
+            non_retryable=True,
+        )
+    return node.model_copy(
+        update={
+            "exists": True,
+            "version": target.node.version,
+            "scripts": target.node.scripts,
+        }
+    )

@@ -31,9 +31,13 @@ async def run_checks(
     """install → build → test (+coverage) → quality; returns (failures, coverage percent)."""
     target: ValidationTargetResult = await workflow.execute_activity(
         gen_acts.describe_generated_package,
-        ValidationTargetInput(workspace_root=ctx.workspace_root, package_path=ctx.package_path,
-                              package_name=ctx.package_name, category=ctx.category,
-                              dependencies=inp.dependencies),
+        ValidationTargetInput(
+            workspace_root=ctx.workspace_root,
+            package_path=ctx.package_path,
+            package_name=ctx.package_name,
+            category=ctx.category,
+            dependencies=inp.dependencies,
+        ),
         start_to_close_timeout=timedelta(minutes=1),
         retry_policy=FILE_RETRY,
     )
@@ -43,16 +47,27 @@ async def run_checks(
     hb = t.heartbeat_seconds
     install = await run_shell_step(
         build_acts.install_workspace,
-        InstallInput(workspace_root=target.install_root, package_manager=inp.package_manager,
-                     timeout_seconds=t.install_seconds, log_dir=log_dir, update_lockfile=True),
-        t.install_seconds, hb,
+        InstallInput(
+            workspace_root=target.install_root,
+            package_manager=inp.package_manager,
+            timeout_seconds=t.install_seconds,
+            log_dir=log_dir,
+            update_lockfile=True,
+        ),
+        t.install_seconds,
+        hb,
     )
     if not install.ok:
         return install.failures, None
     # The whole package is model-written: its scripts run confined (see sandbox.py).
-    step_in = PackageStepInput(workspace_root=ctx.workspace_root, package=target.node,
-                               package_manager=inp.package_manager, settings=inp.config,
-                               log_dir=log_dir, model_changed=True)
+    step_in = PackageStepInput(
+        workspace_root=ctx.workspace_root,
+        package=target.node,
+        package_manager=inp.package_manager,
+        settings=inp.config,
+        log_dir=log_dir,
+        model_changed=True,
+    )
     build = await run_shell_step(build_acts.build_package, step_in, t.build_seconds, hb)
     if not build.ok:
         return build.failures, None
@@ -60,13 +75,14 @@ async def run_checks(
     failures = list(test.failures) if not test.ok else []
     if test.skipped:
         # A generated package without tests is not validated, whatever the settings say.
-        failures.append(Failure(type=FailureType.TEST,
-                                message="package.json has no 'test' script"))
+        failures.append(Failure(type=FailureType.TEST, message="package.json has no 'test' script"))
     quality = await run_shell_step(
         build_acts.quality_check_package,
-        step_in.model_copy(update={"coverage_percent": test.coverage_percent,
-                                   "tests_ran": not test.skipped}),
-        t.quality_seconds, hb,
+        step_in.model_copy(
+            update={"coverage_percent": test.coverage_percent, "tests_ran": not test.skipped}
+        ),
+        t.quality_seconds,
+        hb,
     )
     failures.extend(quality.failures)
     return failures, test.coverage_percent

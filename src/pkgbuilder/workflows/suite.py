@@ -73,8 +73,11 @@ class SuiteBuildWorkflow:
         # State that depends on the input is set here, before any signal, query or run.
         self._inp = inp
         self._max_concurrent = inp.config.max_concurrent_builds
-        self._state = SuiteState(build_id=inp.build_id, workspace_root=inp.workspace_root,
-                                 max_concurrent=self._max_concurrent)
+        self._state = SuiteState(
+            build_id=inp.build_id,
+            workspace_root=inp.workspace_root,
+            max_concurrent=self._max_concurrent,
+        )
         self._graph: WorkspaceGraph | None = None  # set by INITIALIZE
         self._results: dict[str, PackageBuildResult] = {}
         self._published_identical: set[str] = set()
@@ -125,8 +128,11 @@ class SuiteBuildWorkflow:
         if self._state.error == "cancelled":
             return "cancelled"
         bad = any(p.status not in DONE_OK for p in self._state.packages)
-        return "failed" if bad or self._state.error or self._state.verify_passed is False \
+        return (
+            "failed"
+            if bad or self._state.error or self._state.verify_passed is False
             else "success"
+        )
 
     def _enter(self, phase: SuitePhase) -> None:
         self._state.phase = phase
@@ -153,21 +159,25 @@ class SuiteBuildWorkflow:
             # task-queue round trip); shell steps and children go through the server.
             graph: WorkspaceGraph = await workflow.execute_local_activity(
                 workspace_acts.discover_workspace_activity,
-                DiscoverInput(workspace_root=inp.workspace_root, plan_path=inp.plan_path,
-                              only=inp.only, depends_on=inp.config.graph.depends_on),
+                DiscoverInput(
+                    workspace_root=inp.workspace_root,
+                    plan_path=inp.plan_path,
+                    only=inp.only,
+                    depends_on=inp.config.graph.depends_on,
+                ),
                 start_to_close_timeout=SHORT_TIMEOUT,
                 retry_policy=FILE_RETRY,
             )
         except ActivityError as e:
             cause = e.cause
             if isinstance(cause, ApplicationError):
-                raise ApplicationError(cause.message, type=cause.type,
-                                       non_retryable=True) from e
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from e
             raise
         self._graph = graph
         self._state.packages = [
-            PackageState(name=p.name, version=p.version, category=p.category,
-                         dependencies=p.dependencies)
+            PackageState(
+                name=p.name, version=p.version, category=p.category, dependencies=p.dependencies
+            )
             for p in graph.packages
         ]
         estimates = await workflow.execute_local_activity(
@@ -189,11 +199,14 @@ class SuiteBuildWorkflow:
             if session_child.wants_generation(self._inp.config, node):
                 continue
             if not node.exists:
-                self._fail(node.name, "the master plan lists it but its directory "
-                           f"{node.path} does not exist (enable turnBasedGeneration to "
-                           "generate it)", None)
-        self._published_identical = await publishing.skip_published(self._inp, graph,
-                                                                    self._state)
+                self._fail(
+                    node.name,
+                    "the master plan lists it but its directory "
+                    f"{node.path} does not exist (enable turnBasedGeneration to "
+                    "generate it)",
+                    None,
+                )
+        self._published_identical = await publishing.skip_published(self._inp, graph, self._state)
 
     async def _install(self, graph: WorkspaceGraph) -> InstallSummary:
         """Install the workspace once, before any child starts (workspaces link packages)."""
@@ -201,20 +214,30 @@ class SuiteBuildWorkflow:
         log_dir = f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}"
         result = await run_shell_step(
             build_acts.install_workspace,
-            InstallInput(workspace_root=self._inp.workspace_root,
-                         package_manager=graph.package_manager,
-                         timeout_seconds=t.install_seconds, log_dir=log_dir),
-            t.install_seconds, t.heartbeat_seconds,
+            InstallInput(
+                workspace_root=self._inp.workspace_root,
+                package_manager=graph.package_manager,
+                timeout_seconds=t.install_seconds,
+                log_dir=log_dir,
+            ),
+            t.install_seconds,
+            t.heartbeat_seconds,
         )
         failure = result.failures[0] if result.failures else None
         if not result.ok and failure is None:
-            failure = Failure(type=FailureType.INSTALL, message="the workspace install failed",
-                              output_tail=result.output_tail[-4000:])
+            failure = Failure(
+                type=FailureType.INSTALL,
+                message="the workspace install failed",
+                output_tail=result.output_tail[-4000:],
+            )
         summary = InstallSummary(
-            ok=result.ok, skipped=result.skipped, tool=result.detail if not result.skipped
-            else None, duration_ms=result.duration_ms,
+            ok=result.ok,
+            skipped=result.skipped,
+            tool=result.detail if not result.skipped else None,
+            duration_ms=result.duration_ms,
             failure=failure.model_copy(update={"output_tail": failure.output_tail[-4000:]})
-            if failure else None,
+            if failure
+            else None,
             log_path=None if result.skipped else f"{log_dir}/install.log",
         )
         self._state.install = summary
@@ -234,8 +257,9 @@ class SuiteBuildWorkflow:
                 for name in pending:
                     state = self._pkg(name)
                     state.status = PackageStatus.BLOCKED
-                    state.error = ("not built: the workspace install failed (see install "
-                                   "in the suite summary)")
+                    state.error = (
+                        "not built: the workspace install failed (see install in the suite summary)"
+                    )
                 return
         # Waits are measured from here: the install is its own line in the summary.
         build_start = workflow.now()
@@ -247,8 +271,9 @@ class SuiteBuildWorkflow:
             ready = self._ready()
             # Restored and nothing to publish now (the suite package publishes in COMPLETE):
             # final at once, no child, no slot.
-            final = [n for n in ready if n in self._hits
-                     and (not publish_hits or n == suite_package)]
+            final = [
+                n for n in ready if n in self._hits and (not publish_hits or n == suite_package)
+            ]
             if final:
                 for name in final:
                     self._mark_cached(name, end_times)
@@ -261,8 +286,9 @@ class SuiteBuildWorkflow:
                     state.status = PackageStatus.BUILDING
                     state.start_time = workflow.now()
                     self._state.active.append(name)
-                    running[asyncio.create_task(
-                        self._publish_hit(node, graph.package_manager))] = name
+                    running[asyncio.create_task(self._publish_hit(node, graph.package_manager))] = (
+                        name
+                    )
                     continue
                 # Marked building now, not when the task first runs, so that the details
                 # and queries of this workflow task already show it.
@@ -271,16 +297,15 @@ class SuiteBuildWorkflow:
                 state.start_time = workflow.now()
                 state.workflow_id = f"build-{self._inp.build_id}-{name_slug(name)}"
                 self._state.active.append(name)
-                task = asyncio.create_task(self._run_child(node, graph, nodes, build_start,
-                                                           end_times))
+                task = asyncio.create_task(
+                    self._run_child(node, graph, nodes, build_start, end_times)
+                )
                 running[task] = name
             self._update_details()
             if not running:
                 break
             try:
-                done, _ = await workflow.wait(
-                    list(running), return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
                 # Cancel every running child and wait until each has recorded its
                 # cancellation (and written its report) before the suite closes.
@@ -314,8 +339,11 @@ class SuiteBuildWorkflow:
         failed after its build succeeded."""
         if state.status in DONE_OK:
             return True
-        return (state.status is PackageStatus.FAILED and state.name in self._built
-                and not self._gates_tests(state.name))
+        return (
+            state.status is PackageStatus.FAILED
+            and state.name in self._built
+            and not self._gates_tests(state.name)
+        )
 
     def _warn(self, text: str) -> None:
         if text not in self._state.cache_warnings:
@@ -329,10 +357,14 @@ class SuiteBuildWorkflow:
             res: ResolveCacheResult = await workflow.execute_activity(
                 cache_acts.resolve_cache,
                 ResolveCacheInput(
-                    workspace_root=self._inp.workspace_root, packages=graph.packages,
-                    names=names, package_manager=graph.package_manager, settings=cfg,
+                    workspace_root=self._inp.workspace_root,
+                    packages=graph.packages,
+                    names=names,
+                    package_manager=graph.package_manager,
+                    settings=cfg,
                     build_id=self._inp.build_id,
-                    log_root=f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}"),
+                    log_root=f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}",
+                ),
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=cfg.timeouts.heartbeat_seconds),
                 retry_policy=FILE_RETRY,
@@ -355,10 +387,12 @@ class SuiteBuildWorkflow:
                 # Final only once its dependencies are usable in this run: a dependency
                 # that fails still blocks it (see _build).
                 self._hits[lookup.package] = PackageBuildResult(
-                    package_name=lookup.package, success=True, status=PackageStatus.CACHED,
+                    package_name=lookup.package,
+                    success=True,
+                    status=PackageStatus.CACHED,
                     build_succeeded=True,
-                    report=cached_report(nodes[lookup.package], lookup, cfg, "",
-                                         workflow.now()))
+                    report=cached_report(nodes[lookup.package], lookup, cfg, "", workflow.now()),
+                )
 
     def _mark_cached(self, name: str, end_times: dict[str, datetime]) -> None:
         now = workflow.now()
@@ -370,30 +404,45 @@ class SuiteBuildWorkflow:
         self._results[name] = result
         self._built.add(name)
 
-    async def _publish_hit(self, node: PackageNode, package_manager: PackageManager
-                           ) -> PackageBuildResult:
+    async def _publish_hit(
+        self, node: PackageNode, package_manager: PackageManager
+    ) -> PackageBuildResult:
         """Publishing is never cached: a restored package still goes through the publish
         step (which checks the registry first), once its dependencies are done."""
         result = self._hits[node.name]
         report = result.report
         try:
             published = await publishing.publish_package(
-                self._inp.config, self._inp.build_id, self._inp.workspace_root, node,
-                package_manager)
+                self._inp.config,
+                self._inp.build_id,
+                self._inp.workspace_root,
+                node,
+                package_manager,
+            )
         except ActivityError as e:
             if is_cancelled_exception(e):
                 raise
             cause = e.cause
             msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
             report.publish = PublishOutcome.FAILED
-            return result.model_copy(update={"success": False, "status": PackageStatus.FAILED,
-                                             "error": f"publish: {msg}"})
+            return result.model_copy(
+                update={
+                    "success": False,
+                    "status": PackageStatus.FAILED,
+                    "error": f"publish: {msg}",
+                }
+            )
         report.publish = published.outcome
         report.publish_detail = published.message
         report.build_metrics.publish_time = published.duration_ms
         if published.outcome is PublishOutcome.FAILED:
-            return result.model_copy(update={"success": False, "status": PackageStatus.FAILED,
-                                             "error": f"publish: {published.message}"})
+            return result.model_copy(
+                update={
+                    "success": False,
+                    "status": PackageStatus.FAILED,
+                    "error": f"publish: {published.message}",
+                }
+            )
         return result
 
     async def _write_cached_reports(self) -> None:
@@ -402,8 +451,11 @@ class SuiteBuildWorkflow:
             return
         written = await workflow.execute_local_activity(
             report_acts.write_package_reports,
-            WritePackageReportsInput(reports=[self._results[n].report for n in names],
-                                     reports_root=self._reports_root, date=self._date),
+            WritePackageReportsInput(
+                reports=[self._results[n].report for n in names],
+                reports_root=self._reports_root,
+                date=self._date,
+            ),
             start_to_close_timeout=SHORT_TIMEOUT,
             retry_policy=FILE_RETRY,
         )
@@ -413,7 +465,8 @@ class SuiteBuildWorkflow:
     def _ready(self) -> list[str]:
         by_name = {p.name: p for p in self._state.packages}
         ready = [
-            p.name for p in self._state.packages
+            p.name
+            for p in self._state.packages
             if p.status is PackageStatus.PENDING
             and all(self._usable(by_name[d]) for d in p.dependencies if d in by_name)
         ]
@@ -422,17 +475,25 @@ class SuiteBuildWorkflow:
         ready.sort(key=lambda n: (-self._priority.get(n, 0.0), order.get(n, 0), n))
         return ready
 
-    async def _run_child(self, node: PackageNode, graph: WorkspaceGraph,
-                         nodes: dict[str, PackageNode], build_start: datetime,
-                         end_times: dict[str, datetime]) -> PackageBuildResult:
+    async def _run_child(
+        self,
+        node: PackageNode,
+        graph: WorkspaceGraph,
+        nodes: dict[str, PackageNode],
+        build_start: datetime,
+        end_times: dict[str, datetime],
+    ) -> PackageBuildResult:
         state = self._pkg(node.name)
         if session_child.wants_generation(self._inp.config, node):  # issue 4
             node = await session_child.generate_package(
-                self._inp, node, graph.package_manager, graph.packages.index(node))
+                self._inp, node, graph.package_manager, graph.packages.index(node)
+            )
         waited = [
-            WaitedFor(package_name=d, wait_time=int(
-                (end_times[d] - build_start).total_seconds() * 1000))
-            for d in node.dependencies if d in end_times
+            WaitedFor(
+                package_name=d, wait_time=int((end_times[d] - build_start).total_seconds() * 1000)
+            )
+            for d in node.dependencies
+            if d in end_times
         ]
         child_input = PackageBuildInput(
             build_id=self._inp.build_id,
@@ -513,11 +574,15 @@ class SuiteBuildWorkflow:
         t = self._inp.config.verify.timeout_seconds
         result = await run_shell_step(
             build_acts.run_suite_command,
-            CommandInput(workspace_root=self._inp.workspace_root, argv=cmd, timeout_seconds=t,
-                         package_manager=self._discovered.package_manager,
-                         log_path=f"{self._reports_root}/{self._date}/logs/"
-                                  f"{self._inp.build_id}/verify.log"),
-            t, self._inp.config.timeouts.heartbeat_seconds,
+            CommandInput(
+                workspace_root=self._inp.workspace_root,
+                argv=cmd,
+                timeout_seconds=t,
+                package_manager=self._discovered.package_manager,
+                log_path=f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}/verify.log",
+            ),
+            t,
+            self._inp.config.timeouts.heartbeat_seconds,
         )
         self._state.verify_passed = result.ok
         self._state.verify_output = result.output_tail[-2000:]
@@ -528,15 +593,17 @@ class SuiteBuildWorkflow:
         graph = self._graph  # absent when cancelled during INITIALIZE
         if graph is not None and not self._state.error:
             suite_published = await publishing.publish_suite_package(
-                self._inp, graph, self._state, self._results, self._published_identical)
+                self._inp, graph, self._state, self._results, self._published_identical
+            )
         reports = [self._package_report(p) for p in self._state.packages]
         for rep in reports:
             if rep.package_name not in self._results:
                 # Blocked (or never started) packages get their report file too.
                 await workflow.execute_local_activity(
                     report_acts.write_package_report,
-                    WritePackageReportInput(report=rep, reports_root=self._reports_root,
-                                            date=self._date),
+                    WritePackageReportInput(
+                        report=rep, reports_root=self._reports_root, date=self._date
+                    ),
                     start_to_close_timeout=SHORT_TIMEOUT,
                     retry_policy=FILE_RETRY,
                 )
@@ -555,8 +622,9 @@ class SuiteBuildWorkflow:
         summary.cache_warnings = list(self._state.cache_warnings)
         written = await workflow.execute_local_activity(
             report_acts.write_suite_summary,
-            WriteSuiteSummaryInput(report=summary, reports_root=self._reports_root,
-                                   date=self._date),
+            WriteSuiteSummaryInput(
+                report=summary, reports_root=self._reports_root, date=self._date
+            ),
             start_to_close_timeout=SHORT_TIMEOUT,
             retry_policy=FILE_RETRY,
         )
@@ -571,8 +639,11 @@ class SuiteBuildWorkflow:
         result = self._results.get(p.name)
         if result is not None:
             rep = result.report.model_copy()
-            rep.status = p.status if p.status not in (PackageStatus.SUCCESS,
-                                                      PackageStatus.CACHED) else rep.status
+            rep.status = (
+                p.status
+                if p.status not in (PackageStatus.SUCCESS, PackageStatus.CACHED)
+                else rep.status
+            )
             if p.error and rep.error is None:
                 rep.error = p.error
             return rep
@@ -583,15 +654,13 @@ class SuiteBuildWorkflow:
             "start_time": p.start_time,
             "end_time": p.end_time if p.start_time else None,
             "duration": int((p.end_time - p.start_time).total_seconds() * 1000)
-            if p.start_time is not None and p.end_time is not None else 0,
+            if p.start_time is not None and p.end_time is not None
+            else 0,
             "status": p.status,
             "error": p.error,
             "dependencies": p.dependencies,
             "blocked_by": p.blocked_by,
             "category": p.category,
         }
-        fields.update(publishing.plan_skip_fields(p.name, self._published_identical,
-                                                  self._graph))
+        fields.update(publishing.plan_skip_fields(p.name, self._published_identical, self._graph))
         return PackageBuildReport.model_validate(fields)
-
-

@@ -355,7 +355,8 @@ def workspace_package_dirs(root: Path) -> list[str]:
     if declared is None:
         return []
     return [
-        rel for rel in matching_directories(root, declared[0])
+        rel
+        for rel in matching_directories(root, declared[0])
         if (root / rel / "package.json").is_file()
     ]
 
@@ -400,8 +401,11 @@ def _declared_extra_edges(
     for manifest in discovered.values():
         settings = manifest.data.get("pkgbuilder")
         if manifest.name in names and isinstance(settings, dict) and "dependsOn" in settings:
-            add(manifest.name, settings["dependsOn"],
-                f"pkgbuilder.dependsOn in {manifest.rel}/package.json")
+            add(
+                manifest.name,
+                settings["dependsOn"],
+                f"pkgbuilder.dependsOn in {manifest.rel}/package.json",
+            )
     for package, deps in configured.items():
         if package not in names:
             raise WorkspaceError(
@@ -424,7 +428,8 @@ def _with_extra_edges(
         extra.setdefault(package, set()).update(deps)
     out = [
         n.model_copy(update={"dependencies": sorted(set(n.dependencies) | extra[n.name])})
-        if extra.get(n.name) else n
+        if extra.get(n.name)
+        else n
         for n in nodes
     ]
     return out, hints.tests_gate

@@ -21,8 +21,21 @@ from pkgbuilder.workspace.graph import transitive_dependencies
 SOURCE_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
 # Build output and tests: a test importing a sibling's sources is common and runs after
 # every build anyway; what orders builds is what the build itself reads.
-SKIP_DIRS = {"node_modules", "dist", "build", "coverage", "lib-cov", "out", "__tests__",
-             "__mocks__", "__fixtures__", "test", "tests", "fixtures", "e2e"}
+SKIP_DIRS = {
+    "node_modules",
+    "dist",
+    "build",
+    "coverage",
+    "lib-cov",
+    "out",
+    "__tests__",
+    "__mocks__",
+    "__fixtures__",
+    "test",
+    "tests",
+    "fixtures",
+    "e2e",
+}
 _TEST_FILE = re.compile(r"\.(?:test|spec)\.[cm]?[jt]sx?$")
 MAX_FILE_BYTES = 512 * 1024
 MAX_FILES_PER_PACKAGE = 2000
@@ -37,8 +50,11 @@ def _sources(package_dir: Path) -> list[Path]:
     for current, dirs, files in os.walk(package_dir):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
         for name in sorted(files):
-            if (name.endswith(SOURCE_SUFFIXES) and not name.endswith(".d.ts")
-                    and not _TEST_FILE.search(name)):
+            if (
+                name.endswith(SOURCE_SUFFIXES)
+                and not name.endswith(".d.ts")
+                and not _TEST_FILE.search(name)
+            ):
                 found.append(Path(current) / name)
                 if len(found) >= MAX_FILES_PER_PACKAGE:
                     return found

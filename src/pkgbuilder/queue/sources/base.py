@@ -46,9 +46,7 @@ def default_queue_db(env: Mapping[str, str] | None = None) -> Path:
     return pkgbuilder_home(dict(os.environ) if env is None else dict(env)) / "queue.db"
 
 
-def open_source(
-    settings: QueueSourceSettings, env: Mapping[str, str] | None = None
-) -> QueueSource:
+def open_source(settings: QueueSourceSettings, env: Mapping[str, str] | None = None) -> QueueSource:
     """The source ``settings`` describe; ``env`` supplies the MCP token (default os.environ).
 
     Raises:

@@ -44,9 +44,7 @@ def parse_build_queue(payload: Any) -> FetchQueueResult:
     bare list). Invalid items are listed in ``rejected`` instead of failing the poll."""
     items = payload.get("packages") if isinstance(payload, dict) else payload
     if not isinstance(items, list):
-        raise QueueSourceError(
-            "The build queue answer holds no 'packages' list.", permanent=True
-        )
+        raise QueueSourceError("The build queue answer holds no 'packages' list.", permanent=True)
     result = FetchQueueResult()
     for item in items:
         if not isinstance(item, dict):
@@ -96,13 +94,11 @@ class McpQueueSource:
         self._token = token
 
     @classmethod
-    def from_settings(
-        cls, settings: McpSourceSettings, env: Mapping[str, str]
-    ) -> McpQueueSource:
+    def from_settings(cls, settings: McpSourceSettings, env: Mapping[str, str]) -> McpQueueSource:
         if not settings.url:
             raise QueueSourceError(
                 "orchestrator.mcp.url is not set; configure the packages MCP server URL "
-                "or use orchestrator.source = \"sqlite\".",
+                'or use orchestrator.source = "sqlite".',
                 permanent=True,
             )
         return cls(settings, settings.url, env.get(settings.token_env) or None)
@@ -137,8 +133,11 @@ class McpQueueSource:
     def _translate(self, exc: BaseException, tool: str, statuses: list[int]) -> QueueSourceError:
         if isinstance(exc, QueueSourceError):
             return exc
-        code = exc.response.status_code if isinstance(exc, httpx2.HTTPStatusError) else (
-            statuses[0] if statuses else None)
+        code = (
+            exc.response.status_code
+            if isinstance(exc, httpx2.HTTPStatusError)
+            else (statuses[0] if statuses else None)
+        )
         if code is not None:
             if code in (401, 403):
                 return QueueSourceError(
@@ -156,8 +155,7 @@ class McpQueueSource:
             )
         # Connection refused, timeouts, broken streams: worth retrying.
         return QueueSourceError(
-            f"Cannot reach the packages MCP server at {self.url}: "
-            f"{type(exc).__name__}: {exc}"[:400]
+            f"Cannot reach the packages MCP server at {self.url}: {type(exc).__name__}: {exc}"[:400]
         )
 
     async def fetch(self, limit: int) -> FetchQueueResult:

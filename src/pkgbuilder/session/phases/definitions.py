@@ -92,7 +92,9 @@ class PhaseSpec:
 
 _SPECS: tuple[PhaseSpec, ...] = (
     PhaseSpec(
-        GenerationPhase.PLANNING, 5000, 0.3,
+        GenerationPhase.PLANNING,
+        5000,
+        0.3,
         "Created package plan and architecture blueprint",
         "Turn the plan into an architecture blueprint for this package: modules and their "
         "responsibilities, the public API (every Core Interface with its fields), the data "
@@ -102,7 +104,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         requires=(FileRequirement("the architecture blueprint", ("docs/architecture.md",)),),
     ),
     PhaseSpec(
-        GenerationPhase.FOUNDATION, 3000, 0.2,
+        GenerationPhase.FOUNDATION,
+        3000,
+        0.2,
         "Generated configuration files",
         "Write the package's configuration: package.json (name exactly as given, version "
         "0.1.0, description, main/exports/types as the language needs, 'build' and 'test' "
@@ -114,7 +118,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("docs/architecture.md",),
     ),
     PhaseSpec(
-        GenerationPhase.TYPES, 4000, 0.2,
+        GenerationPhase.TYPES,
+        4000,
+        0.2,
         "Generated type definitions",
         "Write the type definitions of every Core Interface of the plan (TypeScript "
         "interfaces/types, or JSDoc @typedef in a JavaScript module that exports nothing "
@@ -123,14 +129,18 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("docs/architecture.md", "package.json", "tsconfig*.json"),
     ),
     PhaseSpec(
-        GenerationPhase.CORE_IMPLEMENTATION, 8000, 0.3,
+        GenerationPhase.CORE_IMPLEMENTATION,
+        8000,
+        0.3,
         "Implemented core functionality",
         "Implement the main functionality: every file of the plan's Implementation Files, "
         "complete and working, using the types already written. No placeholders, no TODOs.",
         shows=("docs/architecture.md", "package.json", *TYPE_FILES),
     ),
     PhaseSpec(
-        GenerationPhase.ENTRY_POINT, 2000, 0.2,
+        GenerationPhase.ENTRY_POINT,
+        2000,
+        0.2,
         "Created entry point barrel file",
         "Write the entry point (src/index.*) that re-exports the public API; make sure "
         "package.json's main/exports point at what the build produces.",
@@ -138,7 +148,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("package.json", *SOURCES),
     ),
     PhaseSpec(
-        GenerationPhase.UTILITIES, 4000, 0.3,
+        GenerationPhase.UTILITIES,
+        4000,
+        0.3,
         "Generated utility functions",
         "Extract or add the small helper functions the implementation needs (src/utils.* or "
         "src/utils/), and update the implementation files to use them. Skip what would be "
@@ -146,7 +158,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("docs/architecture.md", *SOURCES),
     ),
     PhaseSpec(
-        GenerationPhase.ERROR_HANDLING, 3000, 0.3,
+        GenerationPhase.ERROR_HANDLING,
+        3000,
+        0.3,
         "Created error classes",
         "Create the package's error classes (src/errors.*: a base error with a stable 'code' "
         "plus specific subclasses) and make the implementation throw them where it throws "
@@ -155,7 +169,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=SOURCES,
     ),
     PhaseSpec(
-        GenerationPhase.TESTING, 6000, 0.3,
+        GenerationPhase.TESTING,
+        6000,
+        0.3,
         "Generated test suite",
         "Write the test suite for the test runner package.json's 'test' script uses: unit "
         "tests for every exported function and error path, reaching the coverage target. "
@@ -164,7 +180,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("package.json", *CONFIGS[1:], *SOURCES),
     ),
     PhaseSpec(
-        GenerationPhase.DOCUMENTATION, 3000, 0.4,
+        GenerationPhase.DOCUMENTATION,
+        3000,
+        0.4,
         "Wrote README and documentation",
         "Write README.md: what the package does, installation, a quick start, the API "
         "reference of every export, errors, and how to run the tests.",
@@ -172,7 +190,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("package.json", "src/index.*", *TYPE_FILES, *ERROR_FILES, "docs/architecture.md"),
     ),
     PhaseSpec(
-        GenerationPhase.EXAMPLES, 4000, 0.4,
+        GenerationPhase.EXAMPLES,
+        4000,
+        0.4,
         "Created usage examples",
         "Write runnable usage examples under examples/ that import the package's public API "
         "the way a user would, covering the main use cases and one error case.",
@@ -180,7 +200,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("package.json", "README.md", "src/index.*", *TYPE_FILES),
     ),
     PhaseSpec(
-        GenerationPhase.INTEGRATION_REVIEW, 4000, 0.3,
+        GenerationPhase.INTEGRATION_REVIEW,
+        4000,
+        0.3,
         "Reviewed integrations",
         f"Review the whole package as it is now: exports vs README, package.json scripts and "
         f"entry points vs the files that exist, imports that do not resolve, untested paths, "
@@ -191,14 +213,18 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("package.json", *SOURCES, *TESTS, "README.md", "examples/**", *CONFIGS[1:]),
     ),
     PhaseSpec(
-        GenerationPhase.CRITICAL_FIXES, 5000, 0.3,
+        GenerationPhase.CRITICAL_FIXES,
+        5000,
+        0.3,
         "Fixed issues from review",
         "Fix the findings of the integration review below, most severe first. Change only "
         "what a finding asks for; keep the tests passing.",
         shows=(REVIEW_FILE, "package.json", *SOURCES, *TESTS),
     ),
     PhaseSpec(
-        GenerationPhase.BUILD_VALIDATION, 4000, 0.3,
+        GenerationPhase.BUILD_VALIDATION,
+        4000,
+        0.3,
         "Validated build and tests",
         "The package's real install, build and tests were run and failed; the output is "
         "below. Fix the cause in the package's files (code, tests or configuration) so that "
@@ -206,7 +232,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("package.json", *CONFIGS[1:], *SOURCES, *TESTS),
     ),
     PhaseSpec(
-        GenerationPhase.FINAL_POLISH, 3000, 0.3,
+        GenerationPhase.FINAL_POLISH,
+        3000,
+        0.3,
         "Final quality pass",
         "Final pass: package.json metadata (description, keywords, license, files), a "
         "CHANGELOG.md entry for 0.1.0, and README accuracy. Do not change behaviour: the "
@@ -214,7 +242,9 @@ _SPECS: tuple[PhaseSpec, ...] = (
         shows=("package.json", "README.md", "CHANGELOG.md", "src/index.*"),
     ),
     PhaseSpec(
-        GenerationPhase.MERGE, 0, 0.0,
+        GenerationPhase.MERGE,
+        0,
+        0.0,
         "Merged generation branch",
         "",
         calls_model=False,

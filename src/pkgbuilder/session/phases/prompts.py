@@ -78,8 +78,9 @@ def render_completed(steps: Sequence[CompletedStep]) -> str:
     for s in steps:
         files = ", ".join(s.files[:20]) + (" …" if len(s.files) > 20 else "")
         summary = s.summary.strip().replace("\n", " ")[:600] or s.description
-        lines.append(f"{s.step_number}. {s.phase.value}: {summary}" +
-                     (f" (files: {files})" if files else ""))
+        lines.append(
+            f"{s.step_number}. {s.phase.value}: {summary}" + (f" (files: {files})" if files else "")
+        )
     return "\n".join(lines)
 
 
@@ -90,18 +91,22 @@ def render_review(review: ModelResponse | None) -> str:
             "## Integration review findings\n\nNo integration review ran in this session "
             "(the phase was skipped); review the files yourself and fix what is broken."
         )
-    parts = ["## Integration review findings (the INTEGRATION_REVIEW phase's answer)",
-             f"Summary: {review.summary.strip()}"]
+    parts = [
+        "## Integration review findings (the INTEGRATION_REVIEW phase's answer)",
+        f"Summary: {review.summary.strip()}",
+    ]
     if review.suggestions:
-        parts.append("Findings:\n" + "\n".join(f"{i}. {s}" for i, s in
-                                              enumerate(review.suggestions, 1)))
+        parts.append(
+            "Findings:\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(review.suggestions, 1))
+        )
     if review.questions:
         parts.append("Open questions:\n" + "\n".join(f"- {q}" for q in review.questions))
     return "\n\n".join(parts)
 
 
-def required_files(phase: GenerationPhase, implementation_files: Sequence[str]) -> list[
-        FileRequirement]:
+def required_files(
+    phase: GenerationPhase, implementation_files: Sequence[str]
+) -> list[FileRequirement]:
     """The phase's required outputs; CORE_IMPLEMENTATION must produce the plan's files."""
     reqs = list(spec(phase).requires)
     if phase is GenerationPhase.CORE_IMPLEMENTATION:
@@ -147,10 +152,14 @@ def build_phase_request(
     if failures:
         content.append(PromptBlock(text=render_failures(failures)))
     if missing:
-        content.append(PromptBlock(
-            text="Your previous answer to this phase did not include every required file; "
-            "nothing of it was applied. Missing:\n" + "\n".join(f"- {m}" for m in missing)
-            + "\nAnswer again with the complete set of files of this phase, including these."))
+        content.append(
+            PromptBlock(
+                text="Your previous answer to this phase did not include every required file; "
+                "nothing of it was applied. Missing:\n"
+                + "\n".join(f"- {m}" for m in missing)
+                + "\nAnswer again with the complete set of files of this phase, including these."
+            )
+        )
     content.append(
         PromptBlock(
             text=f"Do the {phase.value} phase now and answer with the JSON object of the "

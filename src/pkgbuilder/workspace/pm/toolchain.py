@@ -54,8 +54,13 @@ def _version_of(argv: list[str], cwd: Path) -> str | None:
     env = {**os.environ, "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0"}
     try:
         out = subprocess.run(
-            [*argv, "--version"], cwd=cwd, env=env, capture_output=True, text=True,
-            timeout=VERSION_TIMEOUT, check=False,
+            [*argv, "--version"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -132,17 +137,29 @@ def _install_into_cache(cache: Path, manager: PackageManager, version: str) -> P
         (prefix / "package.json").write_text('{"private": true}\n')
         try:
             done = subprocess.run(
-                ["npm", "install", "--no-save", "--no-audit", "--no-fund",
-                 "--no-package-lock", _npm_package(manager, version)],
-                cwd=prefix, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False,
+                [
+                    "npm",
+                    "install",
+                    "--no-save",
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-package-lock",
+                    _npm_package(manager, version),
+                ],
+                cwd=prefix,
+                capture_output=True,
+                text=True,
+                timeout=INSTALL_TIMEOUT,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return exe if done.returncode == 0 and exe.exists() else None
 
 
-def resolve_tool(root: Path, manager: PackageManager, manifest: dict[str, Any] | None,
-                 home: Path | None = None) -> Tool:
+def resolve_tool(
+    root: Path, manager: PackageManager, manifest: dict[str, Any] | None, home: Path | None = None
+) -> Tool:
     """The package manager binary to use for the workspace at ``root``.
 
     Raises:
@@ -159,8 +176,13 @@ def resolve_tool(root: Path, manager: PackageManager, manifest: dict[str, Any] |
         if isinstance(yarn_path, str) and (root / yarn_path).is_file():
             release = (root / yarn_path).resolve()
             node = shutil.which("node") or "node"
-            return Tool(manager, (node, str(release)), _version_of([node, str(release)], root),
-                        "yarnPath", requested)
+            return Tool(
+                manager,
+                (node, str(release)),
+                _version_of([node, str(release)], root),
+                "yarnPath",
+                requested,
+            )
     path_version = _version_of([on_path], root) if on_path else None
     if on_path and (requested is None or path_version == requested):
         return Tool(manager, (on_path,), path_version, "PATH", requested)
@@ -168,8 +190,7 @@ def resolve_tool(root: Path, manager: PackageManager, manifest: dict[str, Any] |
     cache = tools_cache(home)
     exe = _cached(cache, manager, want)
     if exe.exists() or _install_into_cache(cache, manager, want):
-        return Tool(manager, (str(exe),), _version_of([str(exe)], root), "tool cache",
-                    requested)
+        return Tool(manager, (str(exe),), _version_of([str(exe)], root), "tool cache", requested)
     corepack = shutil.which("corepack")
     if corepack:
         version = _version_of([corepack, manager.value], root)
