@@ -15,7 +15,8 @@ timestamps (server-up runs):
     overhead          span - activity run (workflow tasks, dispatch, report)
     wf tasks          workflow task scheduled -> completed, summed per child
     dispatch          activity scheduled -> started, summed per child
-    hand-over         a child's start - its last dependency's close (parent's reaction)
+    after deps        a child's start - its last dependency's close (the parent's reaction,
+                      plus any wait for a free slot under the concurrency limit)
 
 Usage::
 
@@ -290,7 +291,7 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
     ]
     out = {k: statistics.mean(v) for k, v in sums.items() if v}
     if handover:
-        out["handover"] = statistics.median(handover)
+        out["afterDeps"] = statistics.median(handover)
     out["children"] = float(len(spans))
     return out
 
