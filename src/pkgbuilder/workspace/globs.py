@@ -9,6 +9,7 @@ and hidden directories are never workspace packages.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -17,23 +18,23 @@ _GLOB_CHARS = set("*?[{")
 _SKIP_DIRS = {"node_modules"}
 
 
-def _expand_braces(pattern: str) -> list[str]:
+def expand_braces(pattern: str) -> list[str]:
+    """``a{b,c}d`` -> ``[abd, acd]`` (nested and repeated groups too)."""
     start = pattern.find("{")
     end = pattern.find("}", start)
     if start < 0 or end < 0:
         return [pattern]
     head, body, tail = pattern[:start], pattern[start + 1 : end], pattern[end + 1 :]
-    return [x for alt in body.split(",") for x in _expand_braces(head + alt + tail)]
+    return [x for alt in body.split(",") for x in expand_braces(head + alt + tail)]
 
 
-def _segments_match(pattern: list[str], path: list[str]) -> bool:
+def segments_match(pattern: Sequence[str], path: Sequence[str]) -> bool:
+    """Do path segments match pattern segments (``**`` spans any number of them)?"""
     if not pattern:
         return not path
     if pattern[0] == "**":
-        return any(_segments_match(pattern[1:], path[i:]) for i in range(len(path) + 1))
-    return (
-        bool(path) and fnmatchcase(path[0], pattern[0]) and _segments_match(pattern[1:], path[1:])
-    )
+        return any(segments_match(pattern[1:], path[i:]) for i in range(len(path) + 1))
+    return bool(path) and fnmatchcase(path[0], pattern[0]) and segments_match(pattern[1:], path[1:])
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class WorkspaceGlob:
         negated = text.startswith("!")
         body = text[1:].strip() if negated else text
         body = body.removeprefix("./").rstrip("/")
-        return cls(negated, tuple(tuple(p.split("/")) for p in _expand_braces(body)))
+        return cls(negated, tuple(tuple(p.split("/")) for p in expand_braces(body)))
 
     @property
     def literal(self) -> str | None:
@@ -59,7 +60,7 @@ class WorkspaceGlob:
 
     def matches(self, rel: str) -> bool:
         parts = rel.split("/")
-        return any(_segments_match(list(alt), parts) for alt in self.alternatives)
+        return any(segments_match(list(alt), parts) for alt in self.alternatives)
 
 
 def _walk(root: Path, segments: tuple[str, ...]) -> set[str]:
