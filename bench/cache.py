@@ -42,9 +42,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.suite_makespan import (  # noqa: E402
     BenchPackage,
     _run,
-    _wait_for_port,
     free_port,
     generate_dag,
+    start_server,
     write_monorepo,
 )
 from tests.support.remote_cache import running_remote_cache  # noqa: E402
@@ -232,23 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 "REMOTE_CACHE_TEAM": "pkgbuilder",
                 "PKGBUILDER_CACHE_SIGNATURE_KEY": "bench-key",
             }
-            home.mkdir(parents=True)
-            server = subprocess.Popen(
-                [
-                    str(exe),
-                    "server",
-                    "--port",
-                    str(port),
-                    "--headless",
-                    "--db",
-                    str(home / "temporal.db"),
-                ],
-                env=pb_env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            _wait_for_port(port)
-            time.sleep(1.0)
+            server = start_server([str(exe)], home, port, pb_env)
             tb_env = {
                 **base_env,
                 "TURBO_API": rc.url,

@@ -45,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from suite_makespan import (
     BenchPackage,
-    _wait_for_port,
     dag_figures,
     free_port,
     generate_dag,
+    start_server,
     write_monorepo,
 )
 
@@ -174,23 +174,7 @@ class Server:
             "TEMPORAL_ADDRESS": f"localhost:{self.port}",
             "PKGBUILDER_HEADLESS": "1",
         }
-        home.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                self.exe,
-                "server",
-                "--port",
-                str(self.port),
-                "--headless",
-                "--db",
-                str(home / "temporal.db"),
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_port(self.port)
-        time.sleep(1.0)
+        self.proc = start_server([self.exe], home, self.port, self.env)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -287,6 +287,23 @@ def _wait_for_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"no server on port {port} after {timeout:.0f}s")
 
 
+def start_server(
+    command: list[str], home: Path, port: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """A headless ``pkgbuilder server`` on ``port`` with its database in ``home``, once it
+    accepts connections (the benches' "server up" setup)."""
+    home.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [*command, "server", "--port", str(port), "--headless", "--db", str(home / "temporal.db")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_port(port)
+    time.sleep(1.0)  # namespace registration
+    return proc
+
+
 def run_build(
     root: Path, concurrency: int, home: Path, server: str = "embedded"
 ) -> tuple[float, int, str, str]:
@@ -306,25 +323,7 @@ def run_build(
         "TEMPORAL_ADDRESS": f"localhost:{port}",
         "PKGBUILDER_HEADLESS": "1",
     }
-    server_proc = None
-    if server == "running":
-        home.mkdir(parents=True, exist_ok=True)
-        server_proc = subprocess.Popen(
-            [
-                *command,
-                "server",
-                "--port",
-                str(port),
-                "--headless",
-                "--db",
-                str(home / "temporal.db"),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_port(port)
-        time.sleep(1.0)  # namespace registration
+    server_proc = start_server(command, home, port, env) if server == "running" else None
     # --force: the makespan is about builds that run, never cache hits of an earlier run.
     argv = [*command, "build", str(root), "--json", "--concurrency", str(concurrency), "--force"]
     try:

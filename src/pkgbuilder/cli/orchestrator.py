@@ -18,7 +18,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pkgbuilder.cli.common import (
@@ -43,6 +42,7 @@ from pkgbuilder.models.orchestrator import (
 )
 from pkgbuilder.queue.sources.base import QueueSourceError, default_queue_db
 from pkgbuilder.queue.sources.sqlite import SqliteQueue
+from pkgbuilder.workflows.common import failure_message
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 
 T = TypeVar("T")
@@ -169,8 +169,7 @@ async def _control(
         try:
             return await call(handle)
         except WorkflowUpdateFailedError as e:
-            cause = e.cause
-            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            msg = failure_message(e.cause or e)
             raise UserError(msg) from e
         except RPCError as e:
             if e.status is RPCStatusCode.NOT_FOUND:

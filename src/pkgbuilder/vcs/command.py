@@ -31,6 +31,7 @@ from git.exc import (
 from git.refs.symbolic import SymbolicReference
 
 from pkgbuilder.vcs.env import git_env
+from pkgbuilder.vcs.errors import GitNotInstalled, NotARepository
 
 
 class ScrubbedGit(git.cmd.Git):
@@ -93,6 +94,33 @@ class ScrubbedGit(git.cmd.Git):
         if with_extended_output:
             return proc.returncode, stdout_value, safe_decode(err)
         return stdout_value
+
+    def run(
+        self, cwd: Path, argv: list[str], timeout: float, *, binary: bool = False
+    ) -> tuple[int, str | bytes, str]:
+        """Run ``git ARGV`` in ``cwd``; (status, stdout, stderr). The one place the vcs layer
+        maps GitPython's exceptions: a missing git or directory, and a timeout (raised as
+        :class:`GitTimeout`, which each caller turns into its own error type)."""
+        if not cwd.is_dir():
+            raise NotARepository(f"{cwd} is not a directory, so not a git repository.")
+        try:
+            status, out, err = self.execute(
+                [self.GIT_PYTHON_GIT_EXECUTABLE or "git", *argv],
+                with_extended_output=True,
+                with_exceptions=False,
+                stdout_as_string=not binary,
+                strip_newline_in_stdout=False,
+                kill_after_timeout=timeout,
+            )
+        except GitCommandNotFound as e:
+            raise GitNotInstalled("git is not installed (or not on PATH).") from e
+        except GitCommandError as e:  # only raised for a timeout here
+            raise GitTimeout(f"timed out after {timeout:.0f}s") from e
+        return int(status), out, str(err)
+
+
+class GitTimeout(Exception):
+    """``ScrubbedGit.run`` hit its timeout (the message says after how long)."""
 
 
 class ScrubbedRepo(git.Repo):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pkgbuilder.vcs.command import GitCommandError, GitCommandNotFound, ScrubbedGit
-from pkgbuilder.vcs.errors import GitFailed, GitNotInstalled, NotARepository
+from pkgbuilder.vcs.command import GitTimeout, ScrubbedGit
+from pkgbuilder.vcs.errors import GitFailed, NotARepository
 
 DEFAULT_TIMEOUT = 120.0
 SUBMODULE = b"160000"
@@ -24,25 +24,15 @@ class ObjectReader:
         self._cmd.update_environment(GIT_OPTIONAL_LOCKS="0")
 
     def _bytes(self, *args: str) -> bytes:
-        if not self.cwd.is_dir():
-            raise NotARepository(f"{self.cwd} is not a directory, so not a git repository.")
         argv = list(args)
         try:
-            status, out, err = self._cmd.execute(
-                [self._cmd.GIT_PYTHON_GIT_EXECUTABLE or "git", *argv],
-                with_extended_output=True,
-                with_exceptions=False,
-                stdout_as_string=False,
-                strip_newline_in_stdout=False,
-                kill_after_timeout=self.timeout,
-            )
-        except GitCommandNotFound as e:
-            raise GitNotInstalled("git is not installed (or not on PATH).") from e
-        except GitCommandError as e:
-            raise GitFailed(argv, self.cwd, -1, f"timed out after {self.timeout:.0f}s") from e
+            status, out, err = self._cmd.run(self.cwd, argv, self.timeout, binary=True)
+        except GitTimeout as e:
+            raise GitFailed(argv, self.cwd, -1, str(e)) from e
         if status != 0:
-            raise GitFailed(argv, self.cwd, int(status), str(err))
-        return bytes(out)
+            raise GitFailed(argv, self.cwd, status, err)
+        assert isinstance(out, bytes)
+        return out
 
     @staticmethod
     def _entries(raw: bytes) -> list[tuple[bytes, str]]:

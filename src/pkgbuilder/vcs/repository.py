@@ -13,8 +13,7 @@ from pathlib import Path
 
 from pkgbuilder.util.filelock import file_lock
 from pkgbuilder.vcs.command import (
-    GitCommandError,
-    GitCommandNotFound,
+    GitTimeout,
     ScrubbedGit,
     ScrubbedRepo,
     SymbolicReference,
@@ -97,22 +96,11 @@ class Repository:
         return self._execute(list(args))[0] == 0
 
     def _execute(self, argv: list[str]) -> tuple[int, str, str]:
-        if not self.cwd.is_dir():
-            raise NotARepository(f"{self.cwd} is not a directory, so not a git repository.")
-        executable = self._cmd.GIT_PYTHON_GIT_EXECUTABLE or "git"
         try:
-            status, out, err = self._cmd.execute(
-                [executable, *argv],
-                with_extended_output=True,
-                with_exceptions=False,
-                kill_after_timeout=self.timeout,
-                strip_newline_in_stdout=False,
-            )
-        except GitCommandNotFound as e:
-            raise GitNotInstalled("git is not installed (or not on PATH).") from e
-        except GitCommandError as e:  # only raised for a timeout here
-            raise GitBusy(argv, self.cwd, -1, f"timed out after {self.timeout:.0f}s") from e
-        return int(status), str(out), str(err)
+            status, out, err = self._cmd.run(self.cwd, argv, self.timeout)
+        except GitTimeout as e:
+            raise GitBusy(argv, self.cwd, -1, str(e)) from e
+        return status, str(out), err
 
     def _ensure_identity(self) -> None:
         """Commits made by pkgbuilder must not fail on a machine without a git identity."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from pkgbuilder.errors import ErrorType
 
@@ -78,3 +78,13 @@ def paid_usage(error: BaseException) -> tuple[TokenUsage, float]:
             if isinstance(detail, dict) and "usage" in detail:
                 return TokenUsage.model_validate(detail["usage"]), float(detail.get("costUsd", 0.0))
     return TokenUsage(), 0.0
+
+
+def failure_message(e: BaseException) -> str:
+    """The message of what really failed: through activity and child-workflow failures down
+    to the ``ApplicationError`` a step raised, else the innermost error's text. The one
+    helper that turns a failure into the sentence reports and warnings carry."""
+    cause: BaseException = e
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.workflows.common import (
         FILE_RETRY,
         SHORT_TIMEOUT,
+        failure_message,
         run_shell_step,
     )
     from pkgbuilder.workflows.fix_loop import run_fix_attempt
@@ -171,8 +172,7 @@ class PackageBuildWorkflow:
                 report.error = f"{self._phase}: cancelled"
                 await self._finish(report, start, root, date)
                 raise asyncio.CancelledError() from e
-            cause = e.cause
-            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            msg = failure_message(e)
             report.error = f"{self._phase}: {msg}"
         except asyncio.CancelledError:
             report.status = PackageStatus.CANCELLED
@@ -322,8 +322,7 @@ class PackageBuildWorkflow:
         except ActivityError as e:
             if is_cancelled_exception(e):
                 raise
-            cause = e.cause
-            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            msg = failure_message(e)
             report.cache.warnings.append(f"the build cache could not be used: {msg}")
             return None
         report.cache.warnings.extend(res.warnings)
@@ -382,8 +381,7 @@ class PackageBuildWorkflow:
         except ActivityError as e:
             if is_cancelled_exception(e):
                 raise
-            cause = e.cause
-            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            msg = failure_message(e)
             report.cache.warnings.append(f"could not store {inp.package.name} in the cache: {msg}")
             return
         report.cache.stored, report.cache.uploaded = saved.stored, saved.uploaded
@@ -530,8 +528,7 @@ class PackageBuildWorkflow:
         except ActivityError as e:
             if is_cancelled_exception(e):
                 raise
-            cause = e.cause
-            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            msg = failure_message(e)
             report.publish = PublishOutcome.FAILED
             raise StepFailed("publish", [Failure(type=FailureType.PUBLISH, message=msg)]) from e
         report.build_metrics.publish_time = result.duration_ms

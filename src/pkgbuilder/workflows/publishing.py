@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 from pkgbuilder.errors import ErrorType
 
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         PublishPackageInput,
         PublishPackageResult,
     )
+    from pkgbuilder.workflows.common import failure_message
 
 # The seed retried a failed publish once; a worker crash uses up an attempt as well, so two
 # retries. Retrying is safe: the activity asks the registry before it publishes.
@@ -183,9 +184,8 @@ async def publish_suite_package(
         )
         outcome, message = result.outcome, result.message
     except ActivityError as e:
-        cause = e.cause
         outcome = PublishOutcome.FAILED
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+        message = failure_message(e)
     if name in results:
         results[name].report.publish = outcome
         results[name].report.publish_detail = message

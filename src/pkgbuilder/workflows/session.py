@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.session.phases.definitions import GenerationPhase, spec
     from pkgbuilder.session.report import result_from_context
     from pkgbuilder.session.state import state_path
-    from pkgbuilder.workflows.common import paid_usage
+    from pkgbuilder.workflows.common import failure_message, paid_usage
     from pkgbuilder.workflows.session_validation import run_checks
 
 GEN_RETRY = RetryPolicy(
@@ -71,16 +71,6 @@ MAX_REASKS = 1
 
 class PhaseFailed(Exception):
     """A step cannot complete; the message is the one sentence recorded for the operator."""
-
-
-def error_message(e: BaseException) -> str:
-    """The innermost useful message of an activity/child failure."""
-    cause: BaseException | None = e
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or e)
 
 
 @workflow.defn
@@ -148,7 +138,7 @@ class TurnBasedGenerationWorkflow:
                 await self._record_failure(step, e)
                 raise ApplicationError(
                     f"Step {step.step_number} ({step.phase.value}) of session {ctx.session_id} "
-                    f"failed: {error_message(e).rstrip('.')}. Fix the cause and run "
+                    f"failed: {failure_message(e).rstrip('.')}. Fix the cause and run "
                     f"'pkgbuilder resume {ctx.session_id}'.",
                     type=ErrorType.GenerationFailed,
                     non_retryable=True,
@@ -460,7 +450,7 @@ class TurnBasedGenerationWorkflow:
         ctx.failure_recovery = FailureRecovery(
             failed_step=step.step_number,
             phase=step.phase,
-            error=error_message(e),
+            error=failure_message(e),
             retry_count=retries,
             timestamp=int(workflow.now().timestamp() * 1000),
         )
@@ -494,4 +484,4 @@ def _missing_outputs(e: ActivityError) -> list[str] | None:
     return None
 
 
-__all__ = ["TurnBasedGenerationConfig", "TurnBasedGenerationWorkflow", "error_message"]
+__all__ = ["TurnBasedGenerationConfig", "TurnBasedGenerationWorkflow"]

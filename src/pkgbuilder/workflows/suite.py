@@ -58,7 +58,12 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.models.steps import CommandInput, InstallInput
     from pkgbuilder.reporting.build_reports import build_suite_report, reports_root
     from pkgbuilder.workflows import publishing, session_child
-    from pkgbuilder.workflows.common import FILE_RETRY, SHORT_TIMEOUT, run_shell_step
+    from pkgbuilder.workflows.common import (
+        FILE_RETRY,
+        SHORT_TIMEOUT,
+        failure_message,
+        run_shell_step,
+    )
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
     from pkgbuilder.workspace.graph import critical_path_priority, transitive_dependents
 
@@ -373,8 +378,7 @@ class SuiteBuildWorkflow:
         except ActivityError as e:
             if is_cancelled_exception(e):
                 raise
-            cause = e.cause
-            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            msg = failure_message(e)
             self._warn(f"the build cache could not be used, building everything: {msg}")
             return
         for text in res.warnings:
@@ -422,8 +426,7 @@ class SuiteBuildWorkflow:
         except ActivityError as e:
             if is_cancelled_exception(e):
                 raise
-            cause = e.cause
-            msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            msg = failure_message(e)
             report.publish = PublishOutcome.FAILED
             return result.model_copy(
                 update={
@@ -527,8 +530,7 @@ class SuiteBuildWorkflow:
         try:
             result = task.result()
         except (ChildWorkflowError, ActivityError, ApplicationError) as e:
-            cause = e.cause if isinstance(e, (ChildWorkflowError, ActivityError)) else e
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            message = failure_message(e)
             self._fail(name, f"child workflow failed: {message}", state.start_time)
             return
         self._results[name] = result
