@@ -248,12 +248,15 @@ async def test_worker_killed_during_publish_ends_with_each_version_published_onc
             id=f"suite-{build_id}",
             task_queue=tq,
         )
+        seen: int | None = None
         for _ in range(1200):  # bounded: at most ~120 s
-            if _publish_process(url) is not None or first.poll() is not None:
+            seen = _publish_process(url)
+            if seen is not None or first.poll() is not None:
                 break
             await asyncio.sleep(0.1)
         assert first.poll() is None, log.read_text()[-2000:]
-        assert _publish_process(url) is not None, "no npm publish was seen"
+        # The pid found above (a second scan could miss an npm publish that just finished).
+        assert seen is not None, "no npm publish was seen"
         first.send_signal(signal.SIGKILL)  # the worker dies; its npm child finishes alone
         first.wait(timeout=30)
         second = _start_worker(address, tq, ws, token, log)
