@@ -49,6 +49,13 @@ class TemporalSettings(Model):
     namespace: str = "default"
     task_queue: str = DEFAULT_TASK_QUEUE
     llm_task_queue: str = DEFAULT_LLM_TASK_QUEUE
+    # The package steps of `build --fleet` suites (served by `worker --fleet`); default
+    # "<taskQueue>-fleet".
+    fleet_task_queue: str | None = None
+
+    @property
+    def fleet_queue(self) -> str:
+        return self.fleet_task_queue or f"{self.task_queue}-fleet"
 
 
 class TestingSettings(Model):

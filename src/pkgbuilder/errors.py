@@ -27,6 +27,8 @@ class ErrorType(StrEnum):
 
     # the model API answered with something that is not a Messages API response
     BadApiResponse = "BadApiResponse"
+    # a fleet worker's checkout is not at the suite's commit, or is dirty (retried elsewhere)
+    CheckoutMismatch = "CheckoutMismatch"
     ConfigError = "ConfigError"  # a configuration value is invalid (exit 2)
     ConnectionError = "ConnectionError"  # the model API could not be reached (retried)
     GenerationFailed = "GenerationFailed"  # a generation session ended failed

@@ -65,17 +65,17 @@ def hash_packages(
     return hasher, out
 
 
-def _limits(settings: BuildSettings) -> Limits:
+def limits_for(settings: BuildSettings) -> Limits:
     cap = settings.cache.max_artifact_mb * 1024 * 1024
     return Limits(max_archive_bytes=cap, max_unpacked_bytes=4 * cap)
 
 
 def remote_for(settings: BuildSettings) -> RemoteCache | None:
     cfg = remote_config(settings.cache.remote)
-    return RemoteCache(cfg, _limits(settings).max_archive_bytes) if cfg else None
+    return RemoteCache(cfg, limits_for(settings).max_archive_bytes) if cfg else None
 
 
-class _Warnings:
+class Warnings:
     def __init__(self) -> None:
         self.items: list[str] = []
         self._lock = threading.Lock()
@@ -86,36 +86,14 @@ class _Warnings:
                 self.items.append(text)
 
 
-def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
-    """Hash ``inp.names``, record the manifests, and restore every package whose build and
-    test artifacts are both in the local or remote cache."""
-    settings = inp.settings
-    root = Path(inp.workspace_root)
-    started = time.perf_counter()
-    hasher, hashes = hash_packages(WorkingTree(root), inp.packages, settings, inp.names)
-    store = LocalStore.from_settings(settings.cache, root)
-    for name in inp.names:
-        store.put_manifest(hasher.manifest(name, "build"))
-        store.put_manifest(hasher.manifest(name, "test"))
-    store.record_build(
-        inp.build_id, {n: {"build": h.build, "test": h.test} for n, h in hashes.items()}
-    )
-    result = ResolveCacheResult(hash_ms=_ms(started))
-    warnings = _Warnings()
-    if settings.cache.force or not settings.cache.enabled:
-        reason = "--force" if settings.cache.force else "the cache is off"
-        result.lookups = [
-            PackageLookup(package=n, hashes=h, reason=reason) for n, h in hashes.items()
-        ]
-        return result
-    restore_start = time.perf_counter()
+def fetch_artifacts(
+    wanted: list[str], store: LocalStore, settings: BuildSettings, warnings: Warnings
+) -> tuple[dict[str, bytes], dict[str, CacheSource]]:
+    """The artifacts of ``wanted`` task hashes found in the local cache, then (the rest, in
+    parallel) in the remote one, and where each came from. Nothing is verified or
+    extracted here; a remote that fails is a warning."""
     blobs: dict[str, bytes] = {}
     sources: dict[str, CacheSource] = {}
-
-    def needed(h: PackageHashes) -> tuple[str, ...]:
-        return (h.build,) if inp.build_only else (h.build, h.test)
-
-    wanted = [t for n in inp.names for t in needed(hashes[n])]
     if settings.cache.local_read:
         for task_hash in wanted:
             data = store.get(task_hash)
@@ -139,9 +117,41 @@ def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
                     warnings.add(warning)
                 if data is not None:
                     blobs[fetched], sources[fetched] = data, CacheSource.REMOTE
+    return blobs, sources
+
+
+def resolve(inp: ResolveCacheInput) -> ResolveCacheResult:
+    """Hash ``inp.names``, record the manifests, and restore every package whose build and
+    test artifacts are both in the local or remote cache."""
+    settings = inp.settings
+    root = Path(inp.workspace_root)
+    started = time.perf_counter()
+    hasher, hashes = hash_packages(WorkingTree(root), inp.packages, settings, inp.names)
+    store = LocalStore.from_settings(settings.cache, root)
+    for name in inp.names:
+        store.put_manifest(hasher.manifest(name, "build"))
+        store.put_manifest(hasher.manifest(name, "test"))
+    store.record_build(
+        inp.build_id, {n: {"build": h.build, "test": h.test} for n, h in hashes.items()}
+    )
+    result = ResolveCacheResult(hash_ms=_ms(started))
+    warnings = Warnings()
+    if settings.cache.force or not settings.cache.enabled:
+        reason = "--force" if settings.cache.force else "the cache is off"
+        result.lookups = [
+            PackageLookup(package=n, hashes=h, reason=reason) for n, h in hashes.items()
+        ]
+        return result
+    restore_start = time.perf_counter()
+
+    def needed(h: PackageHashes) -> tuple[str, ...]:
+        return (h.build,) if inp.build_only else (h.build, h.test)
+
+    wanted = [t for n in inp.names for t in needed(hashes[n])]
+    blobs, sources = fetch_artifacts(wanted, store, settings, warnings)
     log_root = Path(inp.log_root) if inp.log_root else None
     nodes = {p.name: p for p in inp.packages}
-    limits = _limits(settings)
+    limits = limits_for(settings)
 
     def restore(name: str) -> PackageLookup:
         h = hashes[name]

@@ -221,6 +221,8 @@ class PackageBuildInput(Model):
     # missed); None when the child must look its package up itself (standalone children).
     cache_hashes: PackageHashes | None = None
     cache_miss_reason: str | None = None
+    # Set in a `build --fleet` suite: the package steps run on a fleet worker's checkout.
+    fleet: FleetTask | None = None
 
     _safe_build_id = field_validator("build_id")(check_safe_id)
 
@@ -254,6 +256,8 @@ class SuiteBuildInput(Model):
     only: list[str] = Field(default_factory=list)
     config: BuildSettings
     search_attributes: bool = False
+    # `build --fleet`: package steps go to fleet workers at this checkout's commit.
+    fleet: FleetSpec | None = None
 
     _safe_build_id = field_validator("build_id")(check_safe_id)
 
@@ -320,6 +324,7 @@ class BuildReport(Model):
 # BuildSettings lives in config.py (it is the serialisable part of the configuration).
 from pkgbuilder.config import BuildSettings  # noqa: E402
 from pkgbuilder.models.cache_info import CacheInfo, PackageHashes  # noqa: E402
+from pkgbuilder.models.fleet import FleetSpec, FleetTask  # noqa: E402
 
 PackageBuildReport.model_rebuild()
 PackageBuildInput.model_rebuild()

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.models.cache import PackageHashes, ResolveCacheInput, ResolveCacheResult
     from pkgbuilder.models.common import PackageManager, name_slug
+    from pkgbuilder.models.fleet import DependencyBuild, FleetTask
     from pkgbuilder.models.reports import (
         DiscoverInput,
         EstimatesInput,
@@ -65,7 +66,11 @@ with workflow.unsafe.imports_passed_through():
         run_shell_step,
     )
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
-    from pkgbuilder.workspace.graph import critical_path_priority, transitive_dependents
+    from pkgbuilder.workspace.graph import (
+        critical_path_priority,
+        transitive_dependencies,
+        transitive_dependents,
+    )
 
 DONE_OK = DONE_OK_STATUSES
 FINAL = (*DONE_OK_STATUSES, PackageStatus.FAILED, PackageStatus.BLOCKED)
@@ -255,7 +260,8 @@ class SuiteBuildWorkflow:
         if pending and self._inp.config.cache.enabled:
             await self._resolve_cache(graph, pending)
             pending = [n for n in pending if n not in self._hits]
-        if pending:
+        # A fleet's workers install their own checkouts (each once, before its first step).
+        if pending and self._inp.fleet is None:
             install = await self._install(graph)
             if not install.ok:
                 # One failure, reported once for the suite; each package names it.
@@ -512,6 +518,7 @@ class SuiteBuildWorkflow:
             search_attributes=self._inp.search_attributes,
             cache_hashes=self._hashes.get(node.name),
             cache_miss_reason=self._miss_reasons.get(node.name),
+            fleet=self._fleet_task(node, graph),
         )
         assert state.workflow_id is not None
         result: PackageBuildResult = await workflow.execute_child_workflow(
@@ -521,6 +528,26 @@ class SuiteBuildWorkflow:
             static_summary=f"{node.name} ({node.category.value}) in suite {self._inp.build_id}",
         )
         return result
+
+    def _fleet_task(self, node: PackageNode, graph: WorkspaceGraph) -> FleetTask | None:
+        """What a fleet worker needs to build ``node`` in its own checkout: the suite's
+        commit, and the build hash of every workspace package it depends on (whose outputs
+        it restores from the cache)."""
+        spec = self._inp.fleet
+        if spec is None:
+            return None
+        nodes = graph.by_name()
+        deps = sorted(transitive_dependencies(graph.packages, node.name))
+        return FleetTask(
+            task_queue=spec.task_queue,
+            checkout=spec.checkout,
+            suite_root=self._inp.workspace_root,
+            dependencies=[
+                DependencyBuild(name=d, path=nodes[d].path, build_hash=self._hashes[d].build)
+                for d in deps
+                if d in self._hashes and d in nodes
+            ],
+        )
 
     def _record(self, name: str, task: asyncio.Task[PackageBuildResult]) -> None:
         state = self._pkg(name)
