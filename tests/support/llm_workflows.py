@@ -5,7 +5,6 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from pkgbuilder.activities.llm_policy import llm_activity_options
     from pkgbuilder.config import BuildSettings
     from pkgbuilder.models.common import Model
     from pkgbuilder.models.llm import (
@@ -16,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
         LLMCallResult,
     )
     from pkgbuilder.workflows.fix_loop import run_fix_attempt
+    from pkgbuilder.workflows.policies import llm_activity_options
 
 
 class CallLLMProbeInput(Model):

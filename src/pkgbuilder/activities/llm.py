@@ -28,7 +28,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.activities.heartbeat import heartbeating
-from pkgbuilder.activities.llm_policy import LLM_NON_RETRYABLE_ERROR_TYPES
 from pkgbuilder.config import BuildSettings, LLMSettings
 from pkgbuilder.errors import ErrorType
 from pkgbuilder.llm import contract, pricing, prompts
@@ -54,9 +53,6 @@ from pkgbuilder.models.llm import (
 )
 
 BASE_URL_VARS = ("ANTHROPIC_BASE_URL", "CLAUDE_API_BASE_URL")
-# Error types a retry cannot fix (callers list them in their RetryPolicy).
-NON_RETRYABLE_ERROR_TYPES = tuple(LLM_NON_RETRYABLE_ERROR_TYPES)
-
 # Status codes worth retrying (as the SDK's own retry logic does): timeouts, conflicts,
 # rate limits, server errors and 529 overloaded.
 RETRYABLE_STATUS = frozenset({408, 409, 429})

@@ -56,17 +56,6 @@ from pkgbuilder.session.state import (
 )
 from pkgbuilder.vcs import GitFailed, NotARepository, Repository, commit_exact, find_commit
 
-# Error types the workflow must not retry (a retry would fail the same way).
-NON_RETRYABLE = [
-    ErrorType.GenerationInputError,
-    ErrorType.PlanError,
-    ErrorType.GitStateError,
-    ErrorType.PhaseOutputMissing,
-    ErrorType.UnsafeFileOperation,
-    ErrorType.ResponseFileInvalid,
-    ErrorType.MergeFailed,
-]
-
 
 def _fail(message: str, kind: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)

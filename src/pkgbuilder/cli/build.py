@@ -7,7 +7,6 @@ import contextlib
 import json
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from pkgbuilder.runtime.client import (
     has_dedicated_workers,
     live_pollers,
 )
+from pkgbuilder.workflows.policies import QUERY_TIMEOUT
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
 USER_ERROR_TYPES = {ErrorType.WorkspaceError, ErrorType.ConfigError}
@@ -121,7 +121,7 @@ class _Follower:
     async def _poll_state(self, live: Live | None, lines: LineProgress | None) -> None:
         try:
             state: SuiteState = await self.handle.query(
-                SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
+                SuiteBuildWorkflow.get_state, rpc_timeout=QUERY_TIMEOUT
             )
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
             return  # a query can race with the first workflow task, or no worker answers

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from pkgbuilder.models.lifecycle import (
 )
 from pkgbuilder.runtime.client import server_answers
 from pkgbuilder.workflows.lifecycle import GenerationRunWorkflow
+from pkgbuilder.workflows.policies import QUERY_TIMEOUT
 
 
 def run_workflow_id(generation: str) -> str:
@@ -67,7 +67,7 @@ async def _follow(handle: WorkflowHandle[Any, Any], generation: str, quiet: bool
     while not result.done():
         try:
             state: GenerationRunState = await handle.query(
-                GenerationRunWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
+                GenerationRunWorkflow.get_state, rpc_timeout=QUERY_TIMEOUT
             )
         except RPCError:
             state = GenerationRunState(generation=generation)

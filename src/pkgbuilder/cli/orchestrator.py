@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,9 +43,9 @@ from pkgbuilder.queue.sources.base import QueueSourceError, default_queue_db
 from pkgbuilder.queue.sources.sqlite import SqliteQueue
 from pkgbuilder.workflows.common import failure_message
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
+from pkgbuilder.workflows.policies import UPDATE_TIMEOUT
 
 T = TypeVar("T")
-UPDATE_TIMEOUT = timedelta(seconds=30)
 
 queue_app = typer.Typer(
     name="queue",

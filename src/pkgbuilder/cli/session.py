@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from pkgbuilder.session.state import (
     state_path,
 )
 from pkgbuilder.vcs import GitFailed, NotARepository, Repository
+from pkgbuilder.workflows.policies import QUERY_TIMEOUT
 from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 
 # Failure types of the generation activities that are the user's to fix (exit code 2).
@@ -147,7 +147,7 @@ async def _live_context(client: Client, workflow_id: str, spath: Path) -> Genera
     """The workflow's live context (query), else the state file, else None."""
     try:
         ctx: GenerationContext | None = await client.get_workflow_handle(workflow_id).query(
-            TurnBasedGenerationWorkflow.get_state, rpc_timeout=timedelta(seconds=5)
+            TurnBasedGenerationWorkflow.get_state, rpc_timeout=QUERY_TIMEOUT
         )
         if ctx is not None:
             return ctx

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,10 @@ from pkgbuilder.config import BuildSettings, pkgbuilder_home
 from pkgbuilder.errors import UserError
 from pkgbuilder.models.build import BuildReport, SuiteState
 from pkgbuilder.runtime.client import live_pollers
+from pkgbuilder.workflows.policies import STATUS_QUERY_TIMEOUT
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 
 # How long a live worker may take to answer the state query (it may be busy).
-QUERY_SECONDS = 10.0
 # How long `cancel` waits for the suite to close once a worker runs it.
 CANCEL_WAIT_SECONDS = 120.0
 
@@ -144,12 +143,13 @@ async def _status(
                 return 1
             try:
                 state: SuiteState = await handle.query(
-                    SuiteBuildWorkflow.get_state, rpc_timeout=timedelta(seconds=QUERY_SECONDS)
+                    SuiteBuildWorkflow.get_state, rpc_timeout=STATUS_QUERY_TIMEOUT
                 )
             except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
                 raise UserError(
                     f"Build {bid} is running but its worker did not answer within "
-                    f"{QUERY_SECONDS:.0f} s (it may be busy or have just stopped); try again, "
+                    f"{STATUS_QUERY_TIMEOUT.total_seconds():.0f} s (it may be busy or have just "
+                    "stopped); try again, "
                     f"or resume it with 'pkgbuilder build --resume{flag}'.",
                     exit_code=1,
                 ) from e

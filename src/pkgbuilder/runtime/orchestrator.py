@@ -40,6 +40,7 @@ from pkgbuilder.models.orchestrator import (
 )
 from pkgbuilder.queue.sources.base import default_queue_db
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
+from pkgbuilder.workflows.policies import POLL_EXECUTION_TIMEOUT
 from pkgbuilder.workflows.poller import PackageQueuePollerWorkflow
 
 
@@ -126,7 +127,7 @@ def poll_schedule(
             poll,
             id=f"{orch.schedule_id}-poll",
             task_queue=settings.temporal.task_queue,
-            execution_timeout=timedelta(minutes=15),
+            execution_timeout=POLL_EXECUTION_TIMEOUT,
         ),
         spec=ScheduleSpec(
             intervals=[ScheduleIntervalSpec(every=timedelta(minutes=orch.poll_interval_minutes))]

@@ -1,52 +1,18 @@
-"""Activity options shared by workflows (workflow-safe: no I/O)."""
+"""Helpers shared by workflows (workflow-safe: no I/O); their policies are in policies.py."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import SHELL_RETRY, heartbeat_timeout, shell_timeout
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.models.build import TokenUsage
     from pkgbuilder.models.steps import StepResult
-
-# Shell steps: a worker crash (heartbeat timeout) retries; a failing build does not raise,
-# it returns ok=False, so retries only cover infrastructure faults.
-SHELL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-    non_retryable_error_types=(
-        ErrorType.WorkspaceError,
-        ErrorType.MissingTool,
-        ErrorType.ConfigError,
-    ),
-)
-
-FILE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=(ErrorType.WorkspaceError, ErrorType.ConfigError),
-)
-
-SHORT_TIMEOUT = timedelta(minutes=2)
-
-
-def shell_timeout(seconds: int) -> timedelta:
-    # a little slack over the command's own timeout so the command reports it first
-    return timedelta(seconds=seconds + 60)
-
-
-def heartbeat_timeout(seconds: int) -> timedelta:
-    return timedelta(seconds=seconds)
 
 
 async def run_shell_step(

@@ -13,9 +13,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import fix_activity_options, llm_activity_options
 
 with workflow.unsafe.imports_passed_through():
-    from pkgbuilder.activities.llm_policy import fix_activity_options, llm_activity_options
     from pkgbuilder.models.build import FixAttempt
     from pkgbuilder.models.llm import (
         APPLY_FIX_RESPONSE_ACTIVITY,

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ChildWorkflowError,
@@ -34,7 +32,14 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import (
+    FILE_TIMEOUT,
+    GIT_RETRY,
+    GIT_TIMEOUT,
+    PACKAGE_CACHE_TIMEOUT,
+    child_timeout,
+    heartbeat_timeout,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
@@ -68,21 +73,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.models.session import GenerationResult, TurnBasedGenerationInput
     from pkgbuilder.models.steps import InstallInput, PackageStepInput, StepResult
-    from pkgbuilder.workflows.common import heartbeat_timeout, run_shell_step
+    from pkgbuilder.workflows.common import run_shell_step
     from pkgbuilder.workspace.graph import transitive_dependents
 
-GIT_TIMEOUT = timedelta(minutes=10)  # a checkout of a large monorepo; heartbeats catch deaths
-LOG_TIMEOUT = timedelta(minutes=1)
-GIT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=5,
-    non_retryable_error_types=(
-        ErrorType.UserError,
-        ErrorType.TaskRejected,
-        ErrorType.WorkspaceError,
-    ),
-)
 TURN_BASED_WORKFLOW = "TurnBasedGenerationWorkflow"
 
 
@@ -235,7 +228,7 @@ class GenerationRunWorkflow:
             self._child_input(task, wt),
             id=task.workflow_id,
             result_type=GenerationResult,
-            execution_timeout=timedelta(seconds=inp.task_timeout_seconds),
+            execution_timeout=child_timeout(inp.task_timeout_seconds),
             static_summary=f"{task.package} in {inp.generation}",
         )
         if result.status.value != "completed" or result.error:
@@ -337,7 +330,7 @@ class GenerationRunWorkflow:
                     log_root=None,
                     build_only=True,
                 ),
-                start_to_close_timeout=timedelta(minutes=10),
+                start_to_close_timeout=PACKAGE_CACHE_TIMEOUT,
                 heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
                 retry_policy=GIT_RETRY,
             )
@@ -369,7 +362,7 @@ class GenerationRunWorkflow:
                     settings=self._cache_settings(),
                     log_dir=None,
                 ),
-                start_to_close_timeout=timedelta(minutes=10),
+                start_to_close_timeout=PACKAGE_CACHE_TIMEOUT,
                 heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
                 retry_policy=GIT_RETRY,
             )
@@ -452,7 +445,7 @@ class GenerationRunWorkflow:
             GenerationLogInput(
                 home=self._inp.home, generation=self._inp.generation, message=message
             ),
-            start_to_close_timeout=LOG_TIMEOUT,
+            start_to_close_timeout=FILE_TIMEOUT,
             retry_policy=GIT_RETRY,
         )
 

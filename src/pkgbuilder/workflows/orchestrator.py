@@ -22,10 +22,18 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import (
+    REPORT_DEADLINE,
+    REPORT_RETRY,
+    RESOLVE_RETRY,
+    SHORT_TIMEOUT,
+    WATCH_HEARTBEAT,
+    WATCH_RETRY,
+    WATCH_TIMEOUT,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
@@ -54,18 +62,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.queue import store as bq
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
-
-RESOLVE_RETRY = RetryPolicy(
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=(ErrorType.WorkspaceError,),
-)
-# Write-backs matter (the source keeps listing a package until it hears back), so they
-# retry for a day; permanent source errors are raised non-retryable by the activity.
-REPORT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)
-)
-WATCH_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
 
 def _cause(e: BaseException) -> str:
@@ -299,7 +295,7 @@ class ContinuousBuilderWorkflow:
             res = await workflow.execute_activity(
                 queue_acts.resolve_queued_packages,
                 ResolvePackagesInput(workspace_root=self._inp.workspace_root, names=names),
-                start_to_close_timeout=timedelta(minutes=2),
+                start_to_close_timeout=SHORT_TIMEOUT,
                 retry_policy=RESOLVE_RETRY,
             )
         except ActivityError as e:
@@ -396,8 +392,8 @@ class ContinuousBuilderWorkflow:
                 WatchBuildInput(
                     child_workflow_id=build.child_workflow_id, package_name=build.entry.name
                 ),
-                start_to_close_timeout=timedelta(days=7),
-                heartbeat_timeout=timedelta(seconds=60),
+                start_to_close_timeout=WATCH_TIMEOUT,
+                heartbeat_timeout=WATCH_HEARTBEAT,
                 retry_policy=WATCH_RETRY,
             )
         except ActivityError as e:
@@ -437,8 +433,8 @@ class ContinuousBuilderWorkflow:
             await workflow.execute_activity(
                 queue_acts.report_build_outcome,
                 ReportOutcomeInput(source=report.source or self._source, report=report),
-                start_to_close_timeout=timedelta(minutes=2),
-                schedule_to_close_timeout=timedelta(days=1),
+                start_to_close_timeout=SHORT_TIMEOUT,
+                schedule_to_close_timeout=REPORT_DEADLINE,
                 retry_policy=REPORT_RETRY,
             )
         except ActivityError as e:

@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
+
+from pkgbuilder.workflows.policies import (
+    FILE_RETRY,
+    PACKAGE_CACHE_TIMEOUT,
+    SHORT_TIMEOUT,
+    heartbeat_timeout,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
@@ -51,12 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.steps.failures import coverage_failures
     from pkgbuilder.workflows import publishing
     from pkgbuilder.workflows.build_notice import notify_orchestrator
-    from pkgbuilder.workflows.common import (
-        FILE_RETRY,
-        SHORT_TIMEOUT,
-        failure_message,
-        run_shell_step,
-    )
+    from pkgbuilder.workflows.common import failure_message, run_shell_step
     from pkgbuilder.workflows.fix_loop import run_fix_attempt
 
 
@@ -315,8 +317,8 @@ class PackageBuildWorkflow:
                     build_id=inp.build_id,
                     log_root=log_dir.rsplit("/", 1)[0],
                 ),
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=inp.config.timeouts.heartbeat_seconds),
+                start_to_close_timeout=PACKAGE_CACHE_TIMEOUT,
+                heartbeat_timeout=heartbeat_timeout(inp.config.timeouts.heartbeat_seconds),
                 retry_policy=FILE_RETRY,
             )
         except ActivityError as e:
@@ -374,8 +376,8 @@ class PackageBuildWorkflow:
                         quality=self._steps.get("quality"),
                     ),
                 ),
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=inp.config.timeouts.heartbeat_seconds),
+                start_to_close_timeout=PACKAGE_CACHE_TIMEOUT,
+                heartbeat_timeout=heartbeat_timeout(inp.config.timeouts.heartbeat_seconds),
                 retry_policy=FILE_RETRY,
             )
         except ActivityError as e:

@@ -7,12 +7,9 @@ Short-lived: the Schedule (every 30 minutes, overlap SKIP) owns the cadence.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
-from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import FETCH_RETRY, SHORT_TIMEOUT, SIGNAL_RETRY, SIGNAL_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import queue as queue_acts
@@ -23,14 +20,6 @@ with workflow.unsafe.imports_passed_through():
         SignalOrchestratorInput,
     )
 
-# A poll that cannot reach the source gives up quickly: the next tick tries again.
-FETCH_RETRY = RetryPolicy(
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=4,
-    non_retryable_error_types=(ErrorType.ConfigError,),
-)
-SIGNAL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
-
 
 @workflow.defn
 class PackageQueuePollerWorkflow:
@@ -39,7 +28,7 @@ class PackageQueuePollerWorkflow:
         fetched = await workflow.execute_activity(
             queue_acts.fetch_build_queue,
             FetchQueueInput(source=inp.source, limit=inp.limit),
-            start_to_close_timeout=timedelta(minutes=2),
+            start_to_close_timeout=SHORT_TIMEOUT,
             retry_policy=FETCH_RETRY,
         )
         result = PollerResult(
@@ -58,7 +47,7 @@ class PackageQueuePollerWorkflow:
                 packages=fetched.packages,
                 source=inp.source,
             ),
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=SIGNAL_TIMEOUT,
             retry_policy=SIGNAL_RETRY,
         )
         result.signalled = True

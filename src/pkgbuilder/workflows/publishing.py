@@ -7,13 +7,10 @@ the environment) never makes a build publish.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import PUBLISH_RETRY, heartbeat_timeout, publish_timeout
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import publish as publish_acts
@@ -36,34 +33,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.workflows.common import failure_message
 
-# The seed retried a failed publish once; a worker crash uses up an attempt as well, so two
-# retries. Retrying is safe: the activity asks the registry before it publishes.
-PUBLISH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-    non_retryable_error_types=(
-        ErrorType.MissingTool,
-        ErrorType.PackFailed,
-        ErrorType.WorkspaceError,
-        ErrorType.ConfigError,
-    ),
-)
-
-
 SUITE_DONE = (PackageStatus.SUCCESS, PackageStatus.SKIPPED, PackageStatus.CACHED)
 
 
 def publishing_active(config: BuildSettings) -> bool:
     """Whether this build publishes (or dry-runs a publish) at all."""
     return config.publishing.enabled and bool(config.registry)
-
-
-def _start_to_close(config: BuildSettings, packages: int = 1) -> timedelta:
-    # slack over the commands' own timeouts so npm's timeout is reported first
-    per_package = 30 * packages if packages > 1 else 0
-    return timedelta(seconds=config.publishing.timeout_seconds + 60 + per_package)
 
 
 async def publish_package(
@@ -88,8 +63,8 @@ async def publish_package(
         ),
         retry_policy=PUBLISH_RETRY,
         summary=f"publish {package.name}@{package.version}",
-        start_to_close_timeout=_start_to_close(config),
-        heartbeat_timeout=timedelta(seconds=config.timeouts.heartbeat_seconds),
+        start_to_close_timeout=publish_timeout(config),
+        heartbeat_timeout=heartbeat_timeout(config.timeouts.heartbeat_seconds),
     )
     return result
 
@@ -113,8 +88,8 @@ async def already_published(
         ),
         retry_policy=PUBLISH_RETRY,
         summary="registry check",
-        start_to_close_timeout=_start_to_close(config, len(packages)),
-        heartbeat_timeout=timedelta(seconds=config.timeouts.heartbeat_seconds),
+        start_to_close_timeout=publish_timeout(config, len(packages)),
+        heartbeat_timeout=heartbeat_timeout(config.timeouts.heartbeat_seconds),
     )
     return result
 

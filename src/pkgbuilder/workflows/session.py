@@ -11,19 +11,23 @@ sentence that says how to resume.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import (
+    FILE_TIMEOUT,
+    SESSION_RETRY,
+    SESSION_TIMEOUT,
+    heartbeat_timeout,
+    llm_activity_options,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder import search_attributes as sa
     from pkgbuilder.activities import session as gen_acts
-    from pkgbuilder.activities.llm_policy import llm_activity_options
     from pkgbuilder.config import ConfigError
     from pkgbuilder.models.build import Failure, TokenUsage
     from pkgbuilder.models.llm import CALL_LLM_ACTIVITY, LLMCallInput, LLMCallResult
@@ -55,13 +59,6 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.workflows.common import failure_message, paid_usage
     from pkgbuilder.workflows.session_validation import run_checks
 
-GEN_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=tuple(gen_acts.NON_RETRYABLE),
-)
-GEN_TIMEOUT = timedelta(minutes=5)
 # The context travels in every checkpoint and prompt input: keep each step's summary short.
 SUMMARY_CHARS = 600
 # A phase answer that lacks a required file is re-asked this often within the step (the
@@ -304,9 +301,9 @@ class TurnBasedGenerationWorkflow:
             # can take longer (apply → commit).
             fn,
             arg,
-            start_to_close_timeout=GEN_TIMEOUT,
-            retry_policy=GEN_RETRY,
-            heartbeat_timeout=timedelta(seconds=self._inp.config.timeouts.heartbeat_seconds),
+            start_to_close_timeout=SESSION_TIMEOUT,
+            retry_policy=SESSION_RETRY,
+            heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
         )
 
     async def _prompt(
@@ -393,8 +390,8 @@ class TurnBasedGenerationWorkflow:
         await workflow.execute_activity(
             gen_acts.save_generation_state,
             SaveStateInput(state_path=self._state_path, context=self._ctx),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=GEN_RETRY,
+            start_to_close_timeout=FILE_TIMEOUT,
+            retry_policy=SESSION_RETRY,
         )
 
     # ---- bookkeeping --------------------------------------------------------------------------

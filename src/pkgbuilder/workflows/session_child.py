@@ -9,12 +9,11 @@ HEAD move, and each phase commits only the package's own files.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.errors import ErrorType
+from pkgbuilder.workflows.policies import FILE_RETRY, FILE_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import session as gen_acts
@@ -29,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.session.phases.config import turn_based_config
     from pkgbuilder.session.state import DEFAULT_STATE_DIR
-    from pkgbuilder.workflows.common import FILE_RETRY
     from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 
 
@@ -92,7 +90,7 @@ async def generate_package(
             category=node.category,
             dependencies=list(node.dependencies),
         ),
-        start_to_close_timeout=timedelta(minutes=1),
+        start_to_close_timeout=FILE_TIMEOUT,
         retry_policy=FILE_RETRY,
     )
     if target.node is None:

@@ -4,9 +4,9 @@ nothing). Workflow code: deterministic, activities only."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
+
+from pkgbuilder.workflows.policies import FILE_RETRY, FILE_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
@@ -19,10 +19,7 @@ with workflow.unsafe.imports_passed_through():
         ValidationTargetResult,
     )
     from pkgbuilder.models.steps import InstallInput, PackageStepInput
-    from pkgbuilder.workflows.common import (
-        FILE_RETRY,
-        run_shell_step,
-    )
+    from pkgbuilder.workflows.common import run_shell_step
 
 
 async def run_checks(
@@ -38,7 +35,7 @@ async def run_checks(
             category=ctx.category,
             dependencies=inp.dependencies,
         ),
-        start_to_close_timeout=timedelta(minutes=1),
+        start_to_close_timeout=FILE_TIMEOUT,
         retry_policy=FILE_RETRY,
     )
     if target.node is None or target.install_root is None:

@@ -10,7 +10,7 @@ independent packages (the original left them pending forever).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -18,6 +18,13 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     is_cancelled_exception,
+)
+
+from pkgbuilder.workflows.policies import (
+    FILE_RETRY,
+    SHORT_TIMEOUT,
+    SUITE_CACHE_TIMEOUT,
+    heartbeat_timeout,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -59,12 +66,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.models.steps import CommandInput, InstallInput
     from pkgbuilder.reporting.build_reports import build_suite_report, reports_root
     from pkgbuilder.workflows import publishing, session_child
-    from pkgbuilder.workflows.common import (
-        FILE_RETRY,
-        SHORT_TIMEOUT,
-        failure_message,
-        run_shell_step,
-    )
+    from pkgbuilder.workflows.common import failure_message, run_shell_step
     from pkgbuilder.workflows.package_build import PackageBuildWorkflow
     from pkgbuilder.workspace.graph import (
         critical_path_priority,
@@ -376,8 +378,8 @@ class SuiteBuildWorkflow:
                     build_id=self._inp.build_id,
                     log_root=f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}",
                 ),
-                start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=timedelta(seconds=cfg.timeouts.heartbeat_seconds),
+                start_to_close_timeout=SUITE_CACHE_TIMEOUT,
+                heartbeat_timeout=heartbeat_timeout(cfg.timeouts.heartbeat_seconds),
                 retry_policy=FILE_RETRY,
                 summary=f"cache lookup of {len(names)} packages",
             )
