@@ -6,7 +6,6 @@ repository (see docs/workers.md)."""
 from __future__ import annotations
 
 import concurrent.futures
-from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -14,10 +13,7 @@ from temporalio.worker import Worker
 from pkgbuilder.activities.fleet import FleetCheckout, fleet_activities
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.runtime.logs import one_line_expected_failures
-
-# SIGTERM lets the running steps finish (a fleet worker is drained, not killed); a step
-# still running after this long is cancelled and retried on another worker.
-DRAIN_TIMEOUT = timedelta(minutes=5)
+from pkgbuilder.workflows.policies import DRAIN_TIMEOUT
 
 
 def make_fleet_worker(

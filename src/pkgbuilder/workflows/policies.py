@@ -54,8 +54,9 @@ lifecycle task's session; ``WATCH_TIMEOUT`` (7 days, heartbeat ``WATCH_HEARTBEAT
 ``REPORT_DEADLINE`` (1 day) for a write-back; ``FIX_TIMEOUT`` and the ``llm_*`` functions for
 the fix and LLM activities. Client side: ``QUERY_TIMEOUT`` / ``UPDATE_TIMEOUT`` for the CLI's
 queries and updates (``STATUS_QUERY_TIMEOUT`` for ``pkgbuilder status``),
-``POLL_EXECUTION_TIMEOUT`` for one scheduled poll. Subprocess timeouts inside the domain (git,
-npm, package-manager probes) are plain seconds on the calls themselves, not Temporal's.
+``POLL_EXECUTION_TIMEOUT`` for one scheduled poll, ``DRAIN_TIMEOUT`` for a fleet worker's
+graceful shutdown. Subprocess timeouts inside the domain (git, npm, package-manager probes)
+are plain seconds on the calls themselves, not Temporal's.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ QUERY_TIMEOUT = timedelta(seconds=5)  # the CLI's rpc timeout for a workflow que
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)  # `pkgbuilder status` asks a busy build
 UPDATE_TIMEOUT = timedelta(seconds=30)  # the CLI's rpc timeout for an orchestrator update
 POLL_EXECUTION_TIMEOUT = timedelta(minutes=15)  # one scheduled poll of the queue source
+# SIGTERM lets a fleet worker's running steps finish (it is drained, not killed); a step
+# still running after this long is cancelled and retried on another worker.
+DRAIN_TIMEOUT = timedelta(minutes=5)
 
 
 def shell_timeout(seconds: int) -> timedelta:
