@@ -88,6 +88,9 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
             f"Temporal UI: http://localhost:{ui_port}/namespaces/default/workflows/suite-sub1"
         ), proc.stderr
         assert (home / "temporal.db").is_file() and (home / "temporal-server.pid").is_file()
+        # The history database is in write-ahead-log mode (SQLite header bytes 18-19 are 2
+        # for WAL, 1 for the rollback journal): see runtime/server.SQLITE_PRAGMAS.
+        assert (home / "temporal.db").read_bytes()[18:20] == b"\x02\x02"
         assert (
             subprocess.run(
                 ["git", "status", "--porcelain", ".pkgbuilder"],
