@@ -9,10 +9,18 @@ import importlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import (
+    Interceptor,
+    StartActivityInput,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from pkgbuilder.activities.catalog import build_activities, llm_activities
@@ -45,12 +53,49 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+class LLMDemand(Interceptor):
+    """Calls ``wanted`` whenever a workflow on this worker schedules an activity on the LLM
+    task queue (the first model call of a fix attempt or a session, also on replay).
+
+    A command's in-process LLM worker starts on that call instead of at once: importing the
+    anthropic SDK costs about 2 s of CPU, which a build that needs no model call (the usual
+    case) no longer pays while its steps compete for the same cores. ``wanted`` must be
+    thread-safe: workflow code runs on the worker's workflow threads."""
+
+    def __init__(self, llm_task_queue: str, wanted: Callable[[], None]) -> None:
+        self.llm_task_queue = llm_task_queue
+        self.wanted = wanted
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        demand = self
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(_LLMDemandOutbound(outbound, demand))
+
+        return Inbound
+
+
+class _LLMDemandOutbound(WorkflowOutboundInterceptor):
+    def __init__(self, next: WorkflowOutboundInterceptor, demand: LLMDemand) -> None:
+        super().__init__(next)
+        self._demand = demand
+
+    def start_activity(self, input: StartActivityInput) -> Any:
+        if input.task_queue == self._demand.llm_task_queue:
+            self._demand.wanted()
+        return super().start_activity(input)
+
+
 def make_main_worker(
     client: Client,
     settings: BuildSettings,
     task_queue: str | None = None,
     max_concurrent_activities: int = 64,
     in_process: bool = True,
+    llm_demand: LLMDemand | None = None,
 ) -> Worker:
     """All workflows plus the I/O activities (shell, git, files, reports, registry, queue)."""
     one_line_expected_failures()
@@ -60,6 +105,7 @@ def make_main_worker(
         identity=worker_identity(in_process),
         workflows=list(ALL_WORKFLOWS),
         activities=build_activities(settings),
+        interceptors=[llm_demand] if llm_demand is not None else [],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_concurrent_activities),
@@ -102,16 +148,29 @@ async def running_workers(
     ``in_process``: the workers of a command such as ``build`` (tagged in their identity);
     False for ``pkgbuilder worker``, a dedicated worker other commands may rely on.
 
-    The main worker polls at once. The LLM worker starts as soon as the anthropic SDK is
-    imported (about 1.3 s, done in a thread meanwhile): until then model-call activities
-    simply wait on their task queue, while every build step already runs."""
-    main = make_main_worker(client, settings, task_queue, in_process=in_process)
+    The main worker polls at once. The LLM worker of a dedicated worker starts as soon as
+    the anthropic SDK is imported (about 1.3 s, done in a thread meanwhile); an in-process
+    one when a workflow on this worker first schedules a model call (:class:`LLMDemand`).
+    Until then model-call activities simply wait on their task queue, while every build
+    step already runs."""
+    loop = asyncio.get_running_loop()
+    wanted = asyncio.Event()
+    if not in_process:
+        wanted.set()
+
+    def want() -> None:
+        with contextlib.suppress(RuntimeError):  # the block has ended: its loop is closed
+            loop.call_soon_threadsafe(wanted.set)
+
+    demand = LLMDemand(llm_task_queue or settings.temporal.llm_task_queue, want)
+    main = make_main_worker(client, settings, task_queue, in_process=in_process, llm_demand=demand)
     stop = asyncio.Event()
 
     starting = asyncio.Event()
 
     async def llm_worker() -> None:
         try:
+            await wanted.wait()
             await asyncio.to_thread(importlib.import_module, LLM_ACTIVITY_MODULE)
             if stop.is_set():
                 return
