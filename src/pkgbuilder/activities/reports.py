@@ -26,7 +26,7 @@ from pkgbuilder.util.state_dirs import ensure_state_dir
 def write_package_report(inp: WritePackageReportInput) -> WrittenReport:
     ensure_state_dir(Path(inp.reports_root))
     path = package_report_path(Path(inp.reports_root), inp.date, inp.report.package_name)
-    write_json_atomic(path, inp.report.to_json_dict())
+    write_json_atomic(path, inp.report.to_json_dict(), durable=False)
     return WrittenReport(path=str(path))
 
 
@@ -36,7 +36,7 @@ def write_package_reports(inp: WritePackageReportsInput) -> list[WrittenReport]:
     out = []
     for report in inp.reports:
         path = package_report_path(Path(inp.reports_root), inp.date, report.package_name)
-        write_json_atomic(path, report.to_json_dict())
+        write_json_atomic(path, report.to_json_dict(), durable=False)
         out.append(WrittenReport(path=str(path)))
     return out
 
@@ -46,7 +46,7 @@ def write_suite_summary(inp: WriteSuiteSummaryInput) -> WrittenReport:
     ensure_state_dir(Path(inp.reports_root))
     path = Path(inp.reports_root) / inp.date / "suite-summary.json"
     report = inp.report.model_copy(update={"summary_path": str(path)})
-    write_json_atomic(path, report.to_json_dict())
+    write_json_atomic(path, report.to_json_dict(), durable=False)
     # Keep every run's summary too: several suites may run on one day.
     write_json_atomic(
         Path(inp.reports_root) / inp.date / "suites" / f"{report.build_id}.json",

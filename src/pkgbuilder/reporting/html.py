@@ -503,10 +503,10 @@ def write_suite_pages(day_dir: Path, report: BuildReport) -> Path:
     slug = {r.package_name: name_slug(r.package_name) for r in report.package_reports}
     log_root = day_dir / "logs" / report.build_id
     latest = suite_page(report, package_logs(log_root, report, f"logs/{report.build_id}/", slug))
-    write_bytes_atomic(day_dir / "suite-summary.html", latest.encode("utf-8"))
+    write_bytes_atomic(day_dir / "suite-summary.html", latest.encode("utf-8"), durable=False)
     own = day_dir / "suites" / f"{report.build_id}.html"
     page = suite_page(report, package_logs(log_root, report, f"../logs/{report.build_id}/", slug))
-    write_bytes_atomic(own, page.encode("utf-8"))
+    write_bytes_atomic(own, page.encode("utf-8"), durable=False)
     return own
 
 
@@ -520,5 +520,5 @@ def write_generation_page(state_file: Path, ctx: GenerationContext | None = None
     ctx = ctx or read_state(state_file)
     page = generation_page(result_from_context(ctx, str(state_file)))
     target = state_file.with_suffix(".html")
-    write_bytes_atomic(target, page.encode("utf-8"))
+    write_bytes_atomic(target, page.encode("utf-8"), durable=False)
     return target

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 from pkgbuilder.activities.fleet import FleetCheckout, fleet_activities
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.runtime.logs import one_line_expected_failures
+from pkgbuilder.runtime.worker import WORKER_BUILD_ID
 from pkgbuilder.workflows.policies import DRAIN_TIMEOUT
 
 
@@ -24,6 +25,7 @@ def make_fleet_worker(
         client,
         task_queue=settings.temporal.fleet_queue,
         identity=checkout.identity,
+        build_id=WORKER_BUILD_ID,
         activities=fleet_activities(checkout),
         max_concurrent_activities=max_concurrent,
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_concurrent),
