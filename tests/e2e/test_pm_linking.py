@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pkgbuilder.activities.build import manifest_fingerprint
+from pkgbuilder.steps.install import manifest_fingerprint
 from pkgbuilder.workspace.discovery import DependencyCycleError, discover_workspace
 from pkgbuilder.workspace.pm import install_inputs
 from pkgbuilder.workspace.pm.semver import satisfies
@@ -285,7 +285,7 @@ def test_extra_edges_from_config_package_json_and_turbo(tmp_path: Path) -> None:
     ],
 )
 def test_install_failure_reason_picks_the_line_that_says_why(tail: str, expected: str) -> None:
-    from pkgbuilder.activities.build import install_failure_reason
+    from pkgbuilder.steps.install import install_failure_reason
 
     assert install_failure_reason(tail) == expected
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pkgbuilder.activities.build import build_package, quality_check_package
 from pkgbuilder.config import load_settings
 from pkgbuilder.models.build import PackageNode
+from pkgbuilder.models.checks import CheckInput
 from pkgbuilder.models.common import Category
-from pkgbuilder.models.steps import PackageStepInput
+from pkgbuilder.steps.pipeline import run_checks
 
 SCRIPTS = {
     "prebuild": "echo pre >> order.txt",
@@ -49,9 +49,9 @@ def make_workspace(tmp_path: Path) -> tuple[Path, PackageNode]:
 async def test_lifecycle_hooks_path_and_env(tmp_path: Path, runner: str) -> None:
     root, node = make_workspace(tmp_path)
     settings = load_settings(env={}, overrides={"scriptRunner": runner})
-    inp = PackageStepInput(workspace_root=str(root), package=node, settings=settings)
-    result = await build_package(inp)
-    assert result.ok, result.output_tail
+    inp = CheckInput(workspace_root=str(root), package=node, settings=settings, build_only=True)
+    result = await run_checks(inp)
+    assert result.ok, result.steps
     lines = (root / "packages" / "a" / "order.txt").read_text().split("\n")
     assert lines[:4] == ["pre", "main build @s/a", "tool-from-bin", "post"]
 
@@ -59,12 +59,17 @@ async def test_lifecycle_hooks_path_and_env(tmp_path: Path, runner: str) -> None
 async def test_failing_lint_script_is_a_typed_failure(tmp_path: Path) -> None:
     root, node = make_workspace(tmp_path)
     settings = load_settings(env={})
-    inp = PackageStepInput(workspace_root=str(root), package=node, settings=settings)
-    result = await quality_check_package(inp)
-    assert not result.ok
-    assert [f.type.value for f in result.failures] == ["lint"]
+    inp = CheckInput(workspace_root=str(root), package=node, settings=settings)
+    result = await run_checks(inp)
+    quality = result.step("quality")
+    assert not result.ok and result.failed_step == "quality" and quality is not None
+    assert (
+        [f.type.value for f in result.failures]
+        == ["lint"]
+        == [f.type.value for f in quality.failures]
+    )
     assert "exited with code 3" in result.failures[0].message
-    assert result.lint_score == 0.0
+    assert result.lint_score == quality.lint_score == 0.0
 
 
 async def test_build_refuses_when_a_dependency_was_not_built(tmp_path: Path) -> None:
@@ -76,14 +81,18 @@ async def test_build_refuses_when_a_dependency_was_not_built(tmp_path: Path) -> 
     )
     dep = PackageNode(name="@s/dep", path="packages/dep")
     settings = load_settings(env={})
-    inp = PackageStepInput(
-        workspace_root=str(root), package=node, settings=settings, dependencies=[dep]
+    inp = CheckInput(
+        workspace_root=str(root),
+        package=node,
+        settings=settings,
+        dependencies=[dep],
+        build_only=True,
     )
-    result = await build_package(inp)
-    assert not result.ok
+    result = await run_checks(inp)
+    assert not result.ok and result.failed_step == "build"
     assert [f.type.value for f in result.failures] == ["dependency"]
     assert "@s/dep is not built (dist/index.js is missing)" in result.failures[0].message
     assert not (root / "packages" / "a" / "order.txt").exists()  # nothing ran
     (dep_dir / "dist").mkdir()
     (dep_dir / "dist" / "index.js").write_text("module.exports = {};\n")
-    assert (await build_package(inp)).ok
+    assert (await run_checks(inp)).ok

@@ -22,8 +22,10 @@ from temporalio.client import Client
 from pkgbuilder.activities import build as build_acts
 from pkgbuilder.config import load_settings, pkgbuilder_home
 from pkgbuilder.models.build import PackageStatus
-from pkgbuilder.models.steps import CommandInput, InstallInput, PackageStepInput
+from pkgbuilder.models.checks import CheckInput
+from pkgbuilder.models.steps import CommandInput, InstallInput
 from pkgbuilder.workspace.discovery import discover_workspace
+from pkgbuilder.workspace.pm.commands import forget_tools
 from pkgbuilder.workspace.pm.toolchain import TOOLS_CACHE_ENV
 from tests.conftest import REPO_ROOT, copy_workspace, git
 from tests.workflows.test_suite import run_suite
@@ -58,7 +60,7 @@ def tools_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def _fixture(name: str, dest: Path) -> Path:
-    build_acts._TOOLS.clear()  # resolve afresh for each copy (the path differs anyway)
+    forget_tools()  # resolve afresh for each copy (the path differs anyway)
     return copy_workspace(FIXTURES / name, dest)
 
 
@@ -85,17 +87,18 @@ async def test_install_build_and_test_with_each_package_manager(name: str, tmp_p
     ).exists()
     settings = load_settings(ws, env={})
     for pkg in ("@pm/a", "@pm/b"):
-        step = PackageStepInput(
-            workspace_root=str(ws),
-            package=by_name[pkg],
-            package_manager=graph.package_manager,
-            settings=settings,
-            dependencies=[by_name[d] for d in by_name[pkg].dependencies],
+        checked = await build_acts.check_package(
+            CheckInput(
+                workspace_root=str(ws),
+                package=by_name[pkg],
+                package_manager=graph.package_manager,
+                settings=settings,
+                dependencies=[by_name[d] for d in by_name[pkg].dependencies],
+            )
         )
-        built = await build_acts.build_package(step)
-        assert built.ok, built.failures
-        tested = await build_acts.test_package(step)
-        assert tested.ok, tested.output_tail
+        built, tested = checked.step("build"), checked.step("test")
+        assert built is not None and built.ok and not built.skipped, built
+        assert tested is not None and tested.ok and not tested.skipped, tested
     again = await build_acts.install_workspace(
         InstallInput(workspace_root=str(ws), package_manager=graph.package_manager)
     )
@@ -173,14 +176,15 @@ async def test_pretest_hook_output_has_its_own_log(tmp_path: Path) -> None:
     manifest.write_text(json.dumps(data, indent=2))
     graph = discover_workspace(ws)
     await build_acts.install_workspace(InstallInput(workspace_root=str(ws)))
-    step = PackageStepInput(
-        workspace_root=str(ws),
-        package=graph.by_name()["@pm/a"],
-        settings=load_settings(ws, env={}),
-        log_dir=str(tmp_path / "logs"),
+    checked = await build_acts.check_package(
+        CheckInput(
+            workspace_root=str(ws),
+            package=graph.by_name()["@pm/a"],
+            settings=load_settings(ws, env={}),
+            log_dir=str(tmp_path / "logs"),
+        )
     )
-    assert (await build_acts.build_package(step)).ok
-    assert (await build_acts.test_package(step)).ok
+    assert [(s.step, s.ok) for s in checked.steps[:2]] == [("build", True), ("test", True)]
     test_log = (tmp_path / "logs" / "test.log").read_text()
     hook_log = (tmp_path / "logs" / "test-pretest.log").read_text()
     assert "from-the-pretest-hook" in hook_log and "from-the-pretest-hook" not in test_log

@@ -18,8 +18,6 @@ from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.models.cache import (
     ResolveCacheInput,
     ResolveCacheResult,
-    SaveCacheInput,
-    SaveCacheResult,
 )
 from pkgbuilder.workspace.discovery import discover_workspace
 
@@ -40,11 +38,4 @@ def resolve_cache(inp: ResolveCacheInput) -> ResolveCacheResult:
         return engine.resolve(inp)
 
 
-@activity.defn
-def save_cache(inp: SaveCacheInput) -> SaveCacheResult:
-    """Pack and store (and upload) a package's build and test results."""
-    with heartbeating_thread():
-        return engine.save(inp)
-
-
-ACTIVITIES: list[Callable[..., Any]] = [resolve_cache, save_cache]
+ACTIVITIES: list[Callable[..., Any]] = [resolve_cache]

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ from pkgbuilder.cache.dependencies import DependencyRestorer
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.errors import ErrorType
 from pkgbuilder.models.build import Failure, FailureType
+from pkgbuilder.models.checks import CheckInput, CheckResult
 from pkgbuilder.models.fleet import FleetTask
 from pkgbuilder.models.steps import InstallInput, StepResult
 from pkgbuilder.reporting.build_reports import reports_root
@@ -154,26 +154,28 @@ class FleetCheckout:
         return local, []
 
 
-StepActivity = Callable[[Any], Awaitable[StepResult]]
+def _bound_check(checkout: FleetCheckout) -> Callable[..., Any]:
+    """``check_package`` (activities/build.py) under its own name, run in ``checkout``
+    after :meth:`FleetCheckout.prepare`; the result names this worker as the builder."""
 
-
-def _bound_step(checkout: FleetCheckout, step: StepActivity, step_name: str) -> StepActivity:
-    """``step`` (an activity of activities/build.py) under its own name, run in
-    ``checkout`` after :meth:`FleetCheckout.prepare`; the result names this worker."""
-
-    async def run(inp: Any) -> StepResult:
+    async def check_package(inp: CheckInput) -> CheckResult:
         local, failures = await checkout.prepare(inp)
         if failures:
-            return StepResult(step=step_name, ok=False, failures=failures, worker=checkout.identity)
-        result = await step(local)
-        return result.model_copy(update={"worker": checkout.identity}) if result.worker else result
+            step = StepResult(step="build", ok=False, failures=failures, worker=checkout.identity)
+            return CheckResult(steps=[step], failures=failures, failed_step="build")
+        result = await build_acts.check_package(local)
+        if result.built_by is None:
+            return result
+        steps = [
+            s.model_copy(update={"worker": checkout.identity}) if s.worker else s
+            for s in result.steps
+        ]
+        return result.model_copy(update={"built_by": checkout.identity, "steps": steps})
 
-    run.__name__ = run.__qualname__ = step.__name__
-    run.__doc__ = step.__doc__
-    run.__annotations__ = typing.get_type_hints(step)
-    return activity.defn(name=step.__name__)(run)
+    check_package.__doc__ = build_acts.check_package.__doc__
+    return activity.defn(name="check_package")(check_package)
 
 
 def fleet_activities(checkout: FleetCheckout) -> list[Callable[..., Any]]:
     """The activities a fleet worker hosts on the fleet task queue."""
-    return [_bound_step(checkout, build_acts.build_package, "build")]
+    return [_bound_check(checkout)]

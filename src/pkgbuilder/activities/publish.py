@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder.activities.build import pm_argv
 from pkgbuilder.errors import ErrorType
 from pkgbuilder.models.build import PackageNode, PublishOutcome
 from pkgbuilder.models.common import PackageManager
@@ -49,6 +48,7 @@ from pkgbuilder.publishing import registry as reg
 from pkgbuilder.publishing.freshness import outputs_fresh
 from pkgbuilder.steps.shell import run_command, scrubbed_env
 from pkgbuilder.vcs import GitNotInstalled, Repository, VcsError
+from pkgbuilder.workspace.pm.commands import pm_argv
 
 T = TypeVar("T")
 TOKEN_ENV = "NPM_TOKEN"

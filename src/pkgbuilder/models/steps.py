@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field
 
-from pkgbuilder.config import BuildSettings
-from pkgbuilder.models.build import Failure, PackageNode
+from pkgbuilder.models.build import Failure
 from pkgbuilder.models.common import Model, PackageManager
 
 
@@ -17,23 +18,6 @@ class InstallInput(Model):
     # package makes the workspace lockfile stale.
     update_lockfile: bool = False
     log_dir: str | None = None
-
-
-class PackageStepInput(Model):
-    """One build/test/quality step of one package."""
-
-    workspace_root: str
-    package: PackageNode
-    package_manager: PackageManager = PackageManager.NPM
-    settings: BuildSettings
-    log_dir: str | None = None
-    # Build only: workspace dependencies that must exist and be built first.
-    dependencies: list[PackageNode] = Field(default_factory=list)
-    # Quality only: the coverage measured by the test step (None when none was produced).
-    coverage_percent: float | None = None
-    tests_ran: bool = False
-    # Set once a model answer changed the package: its scripts then run sandboxed.
-    model_changed: bool = False
 
 
 class StepResult(Model):
@@ -50,6 +34,10 @@ class StepResult(Model):
     lint_score: float | None = None
     detail: str | None = None
     worker: str | None = None  # pid@host of the worker that ran the step (build)
+    # When the step ran (wall clock of the worker; the report's timeline). None for a step
+    # that ran no process (skipped, or quality with only the coverage check).
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class CommandInput(Model):

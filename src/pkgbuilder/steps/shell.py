@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pkgbuilder.models.common import Model
@@ -356,3 +357,37 @@ async def run_command(
         timeout_seconds=timeout if timed_out else None,
         log_path=str(log_path) if log_path else None,
     )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a step's commands run, beyond argv/cwd/timeout: the heartbeat callback and its
+    period, and the step identity across retries (see :func:`run_command`)."""
+
+    heartbeat: Callable[[str], None] | None = None
+    heartbeat_every: float = 5.0
+    step_key: str | None = None
+    kill_previous: bool = False
+    sweep_later: bool = False
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> CommandResult:
+        return await run_command(
+            argv,
+            cwd,
+            timeout=timeout,
+            env=env,
+            heartbeat=self.heartbeat,
+            heartbeat_every=self.heartbeat_every,
+            log_path=log_path,
+            step_key=self.step_key,
+            kill_previous=self.kill_previous,
+            sweep_later=self.sweep_later,
+        )

@@ -8,10 +8,17 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from pkgbuilder.workflows.policies import SHELL_RETRY, heartbeat_timeout, shell_timeout
+from pkgbuilder.workflows.policies import (
+    SHELL_RETRY,
+    check_timeout,
+    heartbeat_timeout,
+    shell_timeout,
+)
 
 with workflow.unsafe.imports_passed_through():
+    from pkgbuilder.activities import build as build_acts
     from pkgbuilder.models.build import TokenUsage
+    from pkgbuilder.models.checks import CheckInput, CheckResult
     from pkgbuilder.models.steps import StepResult
 
 
@@ -29,6 +36,22 @@ async def run_shell_step(
         arg,
         start_to_close_timeout=shell_timeout(seconds),
         heartbeat_timeout=heartbeat_timeout(heartbeat_seconds),
+        retry_policy=SHELL_RETRY,
+    )
+    return result
+
+
+async def run_check(inp: CheckInput) -> CheckResult:
+    """The one check pipeline of a package (build → test+coverage → quality, see
+    steps/pipeline.py) as one activity: the package build, BUILD_VALIDATION and the
+    lifecycle gate all run their checks through here."""
+    result: CheckResult = await workflow.execute_activity(
+        build_acts.check_package,
+        inp,
+        start_to_close_timeout=check_timeout(
+            inp.settings, inp.build_only, inp.cache_hashes is not None
+        ),
+        heartbeat_timeout=heartbeat_timeout(inp.settings.timeouts.heartbeat_seconds),
         retry_policy=SHELL_RETRY,
     )
     return result

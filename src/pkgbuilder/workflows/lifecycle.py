@@ -20,7 +20,7 @@ knows what was pending or stuck.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -48,12 +48,11 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.lifecycle.naming import log_line
     from pkgbuilder.models.build import PackageNode, WorkspaceGraph
     from pkgbuilder.models.cache import (
-        CachedSteps,
         PackageHashes,
         ResolveCacheInput,
         ResolveCacheResult,
-        SaveCacheInput,
     )
+    from pkgbuilder.models.checks import CheckInput
     from pkgbuilder.models.lifecycle import (
         DescribeTaskInput,
         GenerationLogInput,
@@ -72,8 +71,8 @@ with workflow.unsafe.imports_passed_through():
         TaskWorktree,
     )
     from pkgbuilder.models.session import GenerationResult, TurnBasedGenerationInput
-    from pkgbuilder.models.steps import InstallInput, PackageStepInput, StepResult
-    from pkgbuilder.workflows.common import run_shell_step
+    from pkgbuilder.models.steps import InstallInput
+    from pkgbuilder.workflows.common import run_check, run_shell_step
     from pkgbuilder.workspace.graph import transitive_dependents
 
 TURN_BASED_WORKFLOW = "TurnBasedGenerationWorkflow"
@@ -290,16 +289,19 @@ class GenerationRunWorkflow:
             t.install_seconds,
             t.heartbeat_seconds,
         )
-        self._check("install", install)
+        if not install.ok:
+            detail = install.failures[0].message if install.failures else "failed"
+            raise AttemptFailed(f"gate: install failed ({detail})")
         restored, hashes = await self._restore_builds(wt, graph, log_dir)
+        # The workspace dependencies are built first (build step only) unless the cache
+        # restored them; then the task's own package gets the whole check pipeline (build,
+        # test, quality: steps/pipeline.py). Passing builds are stored in the shared cache.
         for node in graph.packages:
-            if node.name in restored:
-                continue  # its build outputs came from the build cache
-            built = await self._step(build_acts.build_package, "build", node, graph, wt, log_dir)
-            if node.name in hashes:
-                await self._store_build(wt, node, hashes[node.name], built, log_dir)
+            if node.name == task.package or node.name in restored:
+                continue
+            await self._check_package(node, graph, wt, log_dir, hashes.get(node.name), True)
         own = graph.by_name()[task.package]
-        await self._step(build_acts.test_package, "test", own, graph, wt, log_dir)
+        await self._check_package(own, graph, wt, log_dir, hashes.get(own.name), False)
 
     def _cache_settings(self) -> Any:
         """The run's settings with the cache in the pkgbuilder home (task worktrees would
@@ -343,66 +345,33 @@ class GenerationRunWorkflow:
             {lk.package: lk.hashes for lk in res.lookups},
         )
 
-    async def _store_build(
+    async def _check_package(
         self,
-        wt: TaskWorktree,
-        node: PackageNode,
-        hashes: PackageHashes,
-        built: StepResult,
-        log_dir: str,
-    ) -> None:
-        try:
-            await workflow.execute_activity(
-                cache_acts.save_cache,
-                SaveCacheInput(
-                    workspace_root=wt.worktree,
-                    package=node,
-                    hashes=hashes,
-                    steps=CachedSteps(build=built),
-                    settings=self._cache_settings(),
-                    log_dir=None,
-                ),
-                start_to_close_timeout=PACKAGE_CACHE_TIMEOUT,
-                heartbeat_timeout=heartbeat_timeout(self._inp.config.timeouts.heartbeat_seconds),
-                retry_policy=GIT_RETRY,
-            )
-        except ActivityError as e:
-            if is_cancelled_exception(e):
-                raise
-
-    async def _step(
-        self,
-        fn: Callable[[PackageStepInput], Awaitable[StepResult]],
-        step: str,
         node: PackageNode,
         graph: WorkspaceGraph,
         wt: TaskWorktree,
         log_dir: str,
-    ) -> StepResult:
-        t = self._inp.config.timeouts
-        seconds = t.build_seconds if step == "build" else t.test_seconds
-        result = await run_shell_step(
-            fn,
-            # The task's worktree holds model-written code: scripts run confined.
-            PackageStepInput(
+        hashes: PackageHashes | None,
+        build_only: bool,
+    ) -> None:
+        by_name = graph.by_name()
+        result = await run_check(
+            CheckInput(
                 workspace_root=wt.worktree,
                 package=node,
                 package_manager=graph.package_manager,
-                settings=self._inp.config,
+                settings=self._cache_settings(),
                 log_dir=log_dir,
-                model_changed=True,
-            ),
-            seconds,
-            t.heartbeat_seconds,
+                dependencies=[by_name[d] for d in node.dependencies if d in by_name],
+                # The task's worktree holds model-written code.
+                model_written=True,
+                build_only=build_only,
+                cache_hashes=hashes,
+            )
         )
-        self._check(f"{step} of {node.name}", result)
-        return result
-
-    @staticmethod
-    def _check(what: str, result: StepResult) -> None:
         if not result.ok:
             detail = result.failures[0].message if result.failures else "failed"
-            raise AttemptFailed(f"gate: {what} failed ({detail})")
+            raise AttemptFailed(f"gate: {result.failed_step} of {node.name} failed ({detail})")
 
     # -- bookkeeping --------------------------------------------------------------------
 

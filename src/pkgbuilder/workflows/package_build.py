@@ -1,5 +1,6 @@
-"""PackageBuildWorkflow (child): verify deps → install → build → test with coverage →
-quality → fix loop → publish → JSON report. Never raises for a failing package: the parent
+"""PackageBuildWorkflow (child): install (when needed) → the checks (verify deps → build →
+test with coverage → quality, one ``check_package`` activity: steps/pipeline.py) → fix loop
+(the checks again) → publish → JSON report. Never raises for a failing package: the parent
 gets a PackageBuildResult with typed failures either way."""
 
 from __future__ import annotations
@@ -25,49 +26,32 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import cache as cache_acts
     from pkgbuilder.activities import reports as report_acts
     from pkgbuilder.cache.reporting import cached_report
-    from pkgbuilder.config import BuildSettings
     from pkgbuilder.models.build import (
         Failure,
         FailureType,
         PackageBuildInput,
         PackageBuildReport,
         PackageBuildResult,
-        PackageNode,
         PackageStatus,
         PublishOutcome,
         StepSpan,
     )
     from pkgbuilder.models.cache import (
-        CachedSteps,
         CacheInfo,
         PackageHashes,
         ResolveCacheInput,
         ResolveCacheResult,
-        SaveCacheInput,
-        SaveCacheResult,
     )
+    from pkgbuilder.models.checks import CheckInput, CheckResult
     from pkgbuilder.models.common import name_slug
     from pkgbuilder.models.llm import FixAttemptInput
     from pkgbuilder.models.reports import WritePackageReportInput
-    from pkgbuilder.models.steps import (
-        InstallInput,
-        PackageStepInput,
-        StepResult,
-    )
+    from pkgbuilder.models.steps import InstallInput, StepResult
     from pkgbuilder.reporting.build_reports import reports_root
-    from pkgbuilder.steps.failures import coverage_failures
     from pkgbuilder.workflows import publishing
     from pkgbuilder.workflows.build_notice import notify_orchestrator
-    from pkgbuilder.workflows.common import failure_message, run_shell_step
+    from pkgbuilder.workflows.common import failure_message, run_check, run_shell_step
     from pkgbuilder.workflows.fix_loop import run_fix_attempt
-
-
-def has_quality_commands(settings: BuildSettings, package: PackageNode) -> bool:
-    """True when the quality activity has a command or script to run for the package."""
-    q = settings.quality
-    if q.commands.get(package.category.value) or q.commands.get("*"):
-        return True
-    return any(s in package.scripts for s in q.default_scripts)
 
 
 # The parent carries every child's report in its own history and result: keep output tails
@@ -116,7 +100,6 @@ class PackageBuildWorkflow:
         # report, never silently clean.
         self._tolerated: list[Failure] = []
         self._cached = False
-        self._steps: dict[str, StepResult] = {}
 
     @workflow.query
     def get_state(self) -> PackageBuildReport | None:
@@ -279,23 +262,23 @@ class PackageBuildWorkflow:
             report.build_metrics.install_time = inst.duration_ms
             if not inst.ok:
                 raise StepFailed("install", inst.failures)
-        # The build step first verifies that every workspace dependency exists and was
-        # built (one activity round trip less per package than a separate check).
-        step_in = PackageStepInput(
+        check = CheckInput(
             workspace_root=inp.workspace_root,
             package=pkg,
             package_manager=inp.package_manager,
             settings=inp.config,
             log_dir=log_dir,
             dependencies=inp.dependency_nodes,
+            # a passing first run is stored in the cache by the same activity
+            cache_hashes=hashes if report.cache is not None else None,
         )
-        failures = await self._checks(step_in, report)
+        failures = await self._checks(check, report)
         # Fix loop (Claude layer) — up to fix.maxAttempts attempts.
-        failures = await self._fix_loop(inp, step_in, report, failures)
+        failures = await self._fix_loop(inp, check, report, failures)
         if failures:
             raise StepFailed(failures[0].type.value if len(failures) == 1 else "quality", failures)
-        if hashes is not None and report.cache is not None:
-            await self._save(inp, report, hashes, log_dir)
+        if report.cache is not None and hashes is not None and report.fix_attempts:
+            report.cache.reason = "not cached: the fix loop changed the sources"
         await self._publish(inp, report)
 
     async def _lookup(
@@ -345,131 +328,42 @@ class PackageBuildWorkflow:
             report.cache.reason = lookup.reason
         return lookup.hashes
 
-    async def _save(
-        self,
-        inp: PackageBuildInput,
-        report: PackageBuildReport,
-        hashes: PackageHashes,
-        log_dir: str,
-    ) -> None:
-        """Store the passing steps under their task hashes (never after a fix attempt:
-        the sources changed since they were hashed). A failing store is a warning."""
-        assert report.cache is not None
-        if report.fix_attempts:
-            report.cache.reason = "not cached: the fix loop changed the sources"
-            return
-        if "build" not in self._steps or "test" not in self._steps:
-            return
-        self._phase = "cache"
-        try:
-            saved: SaveCacheResult = await workflow.execute_activity(
-                cache_acts.save_cache,
-                SaveCacheInput(
-                    workspace_root=inp.workspace_root,
-                    package=inp.package,
-                    hashes=hashes,
-                    settings=inp.config,
-                    log_dir=log_dir,
-                    steps=CachedSteps(
-                        build=self._steps["build"],
-                        test=self._steps["test"],
-                        quality=self._steps.get("quality"),
-                    ),
-                ),
-                start_to_close_timeout=PACKAGE_CACHE_TIMEOUT,
-                heartbeat_timeout=heartbeat_timeout(inp.config.timeouts.heartbeat_seconds),
-                retry_policy=FILE_RETRY,
-            )
-        except ActivityError as e:
-            if is_cancelled_exception(e):
-                raise
-            msg = failure_message(e)
-            report.cache.warnings.append(f"could not store {inp.package.name} in the cache: {msg}")
-            return
-        report.cache.stored, report.cache.uploaded = saved.stored, saved.uploaded
-        report.cache.warnings.extend(saved.warnings)
-
-    async def _checks(self, step_in: PackageStepInput, report: PackageBuildReport) -> list[Failure]:
-        """build → test → quality; returns the failures (empty when all passed)."""
-        t = step_in.settings.timeouts
-        hb = t.heartbeat_seconds
-        self._set_phase("build")
-        self._steps.clear()
-        build = await self._step(build_acts.build_package, step_in, t.build_seconds, hb)
-        self._steps["build"] = build
-        report.built_by = build.worker
-        report.build_metrics.build_time = build.duration_ms
-        report.quality.type_script_errors = build.type_script_errors
-        self._build_ok = build.ok
-        if not build.ok:
-            return build.failures
-        self._set_phase("test")
-        test = await self._step(build_acts.test_package, step_in, t.test_seconds, hb)
-        self._steps["test"] = test
-        report.build_metrics.test_time = test.duration_ms
-        report.quality.test_coverage = test.coverage_percent
-        report.tests_passed = None if test.skipped else test.ok
-        failures: list[Failure] = []
-        self._tolerated = []
-        if not test.ok:
-            if step_in.settings.testing.fail_on_error:
-                failures.extend(test.failures)
-            else:
-                self._tolerated = list(test.failures)
-                workflow.logger.warning(
-                    "tests of %s failed (failOnError=false)", step_in.package.name
+    async def _checks(self, check: CheckInput, report: PackageBuildReport) -> list[Failure]:
+        """The package's checks in one activity (its heartbeat details name the running
+        step); fills the report's spans and metrics, returns the failures (empty: passed)."""
+        self._set_phase("check")
+        result: CheckResult = await run_check(check)
+        for step in result.steps:
+            if step.started_at is not None and step.ended_at is not None:
+                report.steps.append(
+                    StepSpan(name=step.step, start=step.started_at, end=step.ended_at, ok=step.ok)
                 )
-        elif (
-            test.skipped
-            and step_in.settings.publishing.require_tests
-            and step_in.settings.publishing.enabled
-        ):
-            failures.append(
-                Failure(
-                    type=FailureType.TEST,
-                    message="the package has no test script and publishing.requireTests is on",
-                )
-            )
-        self._set_phase("quality")
-        settings = step_in.settings
-        category = step_in.package.category
-        threshold = settings.testing.threshold_for(category)
-        report.quality.coverage_threshold = threshold
-        if not has_quality_commands(settings, step_in.package):
-            # Nothing to run: the coverage check alone is pure, no activity round trip.
-            failures.extend(
-                coverage_failures(
-                    test.coverage_percent,
-                    threshold,
-                    not test.skipped,
-                    settings.testing.enable_coverage,
-                    settings.testing.require_coverage_report,
-                )
-            )
-            return failures
-        quality_in = step_in.model_copy(
-            update={
-                "coverage_percent": test.coverage_percent,
-                "tests_ran": not test.skipped,
-            }
-        )
-        quality = await self._step(
-            build_acts.quality_check_package,
-            quality_in,
-            settings.timeouts.quality_seconds,
-            settings.timeouts.heartbeat_seconds,
-        )
-        self._steps["quality"] = quality
-        report.build_metrics.quality_check_time = quality.duration_ms
-        report.quality.lint_score = quality.lint_score
-        report.quality.type_script_errors += quality.type_script_errors
-        failures.extend(quality.failures)
-        return failures
+        build, test, quality = result.step("build"), result.step("test"), result.step("quality")
+        if result.built_by:
+            report.built_by = result.built_by
+        report.build_metrics.build_time = build.duration_ms if build else 0
+        report.build_metrics.test_time = test.duration_ms if test else 0
+        report.build_metrics.quality_check_time = quality.duration_ms if quality else 0
+        report.quality.type_script_errors = result.type_script_errors
+        report.quality.coverage_threshold = result.coverage_threshold
+        if test is not None:
+            report.quality.test_coverage = result.coverage_percent
+            report.tests_passed = result.tests_passed
+        if quality is not None:
+            report.quality.lint_score = result.lint_score
+        self._build_ok = result.build_ok
+        self._tolerated = list(result.tolerated)
+        if self._tolerated:
+            workflow.logger.warning("tests of %s failed (failOnError=false)", check.package.name)
+        if result.cache is not None and report.cache is not None:
+            report.cache.stored, report.cache.uploaded = result.cache.stored, result.cache.uploaded
+            report.cache.warnings.extend(result.cache.warnings)
+        return list(result.failures)
 
     async def _fix_loop(
         self,
         inp: PackageBuildInput,
-        step_in: PackageStepInput,
+        check: CheckInput,
         report: PackageBuildReport,
         failures: list[Failure],
     ) -> list[Failure]:
@@ -505,9 +399,10 @@ class PackageBuildWorkflow:
                 break
             if not record.succeeded:
                 continue  # the answer could not be obtained or applied; try again
-            # From now on the package holds code the model wrote: its scripts run confined.
-            step_in = step_in.model_copy(update={"model_changed": True})
-            failures = await self._checks(step_in, report)
+            # From now on the package holds code the model wrote: its scripts run confined,
+            # and its sources are no longer those the cache hashes describe.
+            check = check.model_copy(update={"model_changed": True, "cache_hashes": None})
+            failures = await self._checks(check, report)
             record.succeeded = not failures
         return failures
 

@@ -10,7 +10,7 @@ Retry policies (backoff: first interval, doubling, up to the cap):
 policy          attempts  backoff      non-retryable ``ErrorType`` / used for / why
 ==============  ========  ===========  ======================================================
 SHELL_RETRY     3         2 s → 30 s   WorkspaceError, MissingTool, ConfigError. Install,
-                                       build, test, quality, verify. A failing command is a
+                                       check_package, verify. A failing command is a
                                        result (ok=False), so this covers dead workers only.
 FILE_RETRY      5         1 s → 10 s   WorkspaceError, ConfigError. Reports, discovery,
                                        estimates, summaries, cache lookup/save, validation
@@ -48,6 +48,8 @@ queue source; ``FILE_TIMEOUT`` (1 min) for one state, log or target file;
 checkout of a large monorepo; ``PACKAGE_CACHE_TIMEOUT`` (10 min) and
 ``SUITE_CACHE_TIMEOUT`` (30 min, every package of a suite) for cache lookups and saves;
 ``shell_timeout`` a minute over the command's own timeout so the command reports it first;
+``check_timeout`` (``check_package``) the sum of its build, test and quality budgets plus a
+minute, and 10 min more when it stores its result in the cache;
 ``publish_timeout`` likewise over ``publishing.timeoutSeconds``; ``heartbeat_timeout`` from
 ``timeouts.heartbeatSeconds`` (how soon a dead worker is noticed); ``child_timeout`` a
 lifecycle task's session; ``WATCH_TIMEOUT`` (7 days, heartbeat ``WATCH_HEARTBEAT``);
@@ -95,6 +97,22 @@ DRAIN_TIMEOUT = timedelta(minutes=5)
 def shell_timeout(seconds: int) -> timedelta:
     # a little slack over the command's own timeout so the command reports it first
     return timedelta(seconds=seconds + 60)
+
+
+# check_package: slack over the sum of its step budgets (a command's own timeout reports
+# first), and an allowance for the cache store it may end with.
+CHECK_MARGIN_SECONDS = 60
+CHECK_STORE_SECONDS = 600
+
+
+def check_timeout(
+    config: BuildSettings, build_only: bool = False, store: bool = False
+) -> timedelta:
+    """start-to-close of ``check_package``: its step budgets' sum (build, test, quality; the
+    build alone for ``build_only``) plus the margin, and the store's allowance."""
+    t = config.timeouts
+    steps = t.build_seconds if build_only else t.build_seconds + t.test_seconds + t.quality_seconds
+    return timedelta(seconds=steps + CHECK_MARGIN_SECONDS + (CHECK_STORE_SECONDS if store else 0))
 
 
 def heartbeat_timeout(seconds: int | float) -> timedelta:

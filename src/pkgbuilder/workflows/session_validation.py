@@ -1,6 +1,7 @@
-"""BUILD_VALIDATION's checks, run from TurnBasedGenerationWorkflow: the same install, build,
-test and quality activities the package build uses (the original's BUILD_VALIDATION ran
-nothing). Workflow code: deterministic, activities only."""
+"""BUILD_VALIDATION's checks, run from TurnBasedGenerationWorkflow: the workspace install,
+then the one check pipeline the package build uses (``check_package``, steps/pipeline.py)
+for a model-written package (the original's BUILD_VALIDATION ran nothing). Workflow code:
+deterministic, activities only."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from pkgbuilder.workflows.policies import FILE_RETRY, FILE_TIMEOUT
 with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import build as build_acts
     from pkgbuilder.activities import session as gen_acts
-    from pkgbuilder.models.build import Failure, FailureType
+    from pkgbuilder.models.build import Failure
+    from pkgbuilder.models.checks import CheckInput
     from pkgbuilder.models.session import (
         GenerationContext,
         TurnBasedGenerationInput,
         ValidationTargetInput,
         ValidationTargetResult,
     )
-    from pkgbuilder.models.steps import InstallInput, PackageStepInput
-    from pkgbuilder.workflows.common import run_shell_step
+    from pkgbuilder.models.steps import InstallInput
+    from pkgbuilder.workflows.common import run_check, run_shell_step
 
 
 async def run_checks(
@@ -56,30 +58,16 @@ async def run_checks(
     )
     if not install.ok:
         return install.failures, None
-    # The whole package is model-written: its scripts run confined (see sandbox.py).
-    step_in = PackageStepInput(
-        workspace_root=ctx.workspace_root,
-        package=target.node,
-        package_manager=inp.package_manager,
-        settings=inp.config,
-        log_dir=log_dir,
-        model_changed=True,
+    # The whole package is model-written: its tests are required and its scripts run
+    # confined (see steps/pipeline.py and sandbox.py).
+    result = await run_check(
+        CheckInput(
+            workspace_root=ctx.workspace_root,
+            package=target.node,
+            package_manager=inp.package_manager,
+            settings=inp.config,
+            log_dir=log_dir,
+            model_written=True,
+        )
     )
-    build = await run_shell_step(build_acts.build_package, step_in, t.build_seconds, hb)
-    if not build.ok:
-        return build.failures, None
-    test = await run_shell_step(build_acts.test_package, step_in, t.test_seconds, hb)
-    failures = list(test.failures) if not test.ok else []
-    if test.skipped:
-        # A generated package without tests is not validated, whatever the settings say.
-        failures.append(Failure(type=FailureType.TEST, message="package.json has no 'test' script"))
-    quality = await run_shell_step(
-        build_acts.quality_check_package,
-        step_in.model_copy(
-            update={"coverage_percent": test.coverage_percent, "tests_ran": not test.skipped}
-        ),
-        t.quality_seconds,
-        hb,
-    )
-    failures.extend(quality.failures)
-    return failures, test.coverage_percent
+    return result.failures, result.coverage_percent
