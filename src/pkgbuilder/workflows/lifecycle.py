@@ -264,7 +264,8 @@ class GenerationRunWorkflow:
         )
 
     async def _gate(self, task: TaskRecord, wt: TaskWorktree) -> None:
-        """A passing install, build (dependencies first) and test run in the worktree."""
+        """In the worktree: a passing install, the dependencies built, then the package's
+        whole check pipeline (build, test, quality; model-written rules)."""
         t = self._inp.config.timeouts
         graph: WorkspaceGraph = await self._git(
             acts.describe_task_package,
