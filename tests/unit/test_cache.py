@@ -278,6 +278,40 @@ def test_pack_and_extract_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "logs/build.log").read_text() == "the build said hello"
 
 
+def test_restoring_unchanged_outputs_writes_nothing(tmp_path: Path) -> None:
+    """A file already holding the cached bytes and mode is left alone (its mtime stays); a
+    changed file, a changed mode and a link standing where a file belongs are restored."""
+    pkg = tmp_path / "pkg"
+    _write(pkg / "dist/index.js", "out")
+    _write(pkg / "dist/cli.js", "#!/usr/bin/env node")
+    (pkg / "dist/cli.js").chmod(0o755)
+    _write(pkg / "dist/other.js", "other")
+    data = archive.pack(pkg, ["dist/**"], {}, {"hash": "h"})
+    old = 1_000_000_000
+    for name in ("index.js", "cli.js", "other.js"):
+        os.utime(pkg / "dist" / name, (old, old))
+    (pkg / "dist/other.js").write_text("edited")
+    os.utime(pkg / "dist/other.js", (old, old))
+    (pkg / "dist/cli.js").chmod(0o644)
+    os.utime(pkg / "dist/cli.js", (old, old))
+    outside = tmp_path / "outside.js"
+    outside.write_text("out")
+    (pkg / "dist/index.js").rename(tmp_path / "moved.js")
+    os.symlink(outside, pkg / "dist/index.js")
+    archive.extract(data, pkg, None)
+    assert not (pkg / "dist/index.js").is_symlink()
+    assert (pkg / "dist/index.js").read_text() == "out"
+    assert (pkg / "dist/other.js").read_text() == "other"
+    assert (pkg / "dist/cli.js").stat().st_mode & 0o777 == 0o755
+    assert outside.read_text() == "out"
+    for name in ("index.js", "cli.js", "other.js"):
+        os.utime(pkg / "dist" / name, (old, old))
+    archive.extract(data, pkg, None)
+    assert all(
+        (pkg / "dist" / name).stat().st_mtime == old for name in ("index.js", "cli.js", "other.js")
+    )
+
+
 @pytest.mark.parametrize(
     "members, reason",
     [

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import posixpath
+import stat
 import tarfile
 import time
 from dataclasses import dataclass
@@ -186,17 +187,38 @@ def extract(
             dest.mkdir(parents=True, exist_ok=True)
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
+        body, mode = b"", 0
+        if not m.issym():
+            source = tf.getmember(m.linkname) if m.islnk() else m
+            fh = tf.extractfile(source)
+            body = fh.read() if fh else b""
+            mode = 0o755 if source.mode & 0o111 else 0o644
+            if _already_there(dest, body, mode):
+                continue
         if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             dest.unlink()
         if m.issym():
             os.symlink(m.linkname, dest)
             continue
-        source = tf.getmember(m.linkname) if m.islnk() else m
-        fh = tf.extractfile(source)
-        body = fh.read() if fh else b""
         tmp = dest.with_name(f".{dest.name}.restore-{os.getpid()}")
         with open(tmp, "wb") as out:
             out.write(body)
-        os.chmod(tmp, 0o755 if source.mode & 0o111 else 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, dest)
     return meta
+
+
+def _already_there(dest: Path, body: bytes, mode: int) -> bool:
+    """True when ``dest`` is a regular file (not a link) with exactly these bytes and this
+    mode: restoring it again would change nothing but its mtime. A no-op rebuild then
+    writes nothing into the packages, and tools that watch mtimes see no change."""
+    try:
+        st = os.lstat(dest)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != len(body) or (st.st_mode & 0o777) != mode:
+        return False
+    try:
+        return dest.read_bytes() == body
+    except OSError:
+        return False
