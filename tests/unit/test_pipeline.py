@@ -158,3 +158,28 @@ def test_lint_score(names: list[str], failed: int, score: float | None) -> None:
 
     failures = [Failure(type=FailureType.LINT, message="x")] * failed
     assert lint_score(names, failures) == score
+
+
+@pytest.mark.parametrize(
+    ("pm", "lockfile", "update", "tail"),
+    [
+        ("npm", "package-lock.json", False, ["ci", "--no-audit", "--no-fund"]),
+        ("npm", None, False, ["install", "--no-audit", "--no-fund"]),
+        ("npm", "package-lock.json", True, ["install", "--no-audit", "--no-fund"]),
+        ("pnpm", "pnpm-lock.yaml", False, ["install", "--frozen-lockfile"]),
+        ("pnpm", "pnpm-lock.yaml", True, ["install", "--no-frozen-lockfile"]),
+        ("pnpm", None, False, ["install"]),
+        ("yarn", None, False, ["install"]),
+        ("yarn", "yarn.lock", True, ["install"]),
+    ],
+)
+def test_install_argv(
+    tmp_path: Path, pm: str, lockfile: str | None, update: bool, tail: list[str]
+) -> None:
+    from pkgbuilder.models.common import PackageManager
+    from pkgbuilder.workspace.pm.commands import install_argv
+
+    if lockfile:
+        (tmp_path / lockfile).write_text("")
+    argv = install_argv(tmp_path, PackageManager(pm), update_lockfile=update)
+    assert argv[-len(tail) :] == tail and pm in " ".join(argv[: -len(tail)])

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder.activities.heartbeat import heartbeat_interval, heartbeating
+from pkgbuilder.activities.heartbeat import heartbeat_interval
 from pkgbuilder.cache import engine
 from pkgbuilder.errors import ErrorType
 from pkgbuilder.models.cache import CachedSteps, SaveCacheInput
@@ -55,6 +55,24 @@ class _Step:
     def beat(self, _detail: str = "") -> None:
         with contextlib.suppress(RuntimeError):  # outside an activity (unit tests)
             activity.heartbeat(self.name)
+
+    @contextlib.asynccontextmanager
+    async def beating(self) -> AsyncIterator[None]:
+        """Heartbeat the current step's name in the background while the block runs."""
+        every = heartbeat_interval(default=5.0, cap=5.0)
+
+        async def beat() -> None:
+            while True:
+                self.beat()
+                await asyncio.sleep(every)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def progress(self, name: str) -> None:
         self.name = name
@@ -112,11 +130,11 @@ async def check_package(inp: CheckInput) -> CheckResult:
         await step.end()
     if inp.cache_hashes is not None and result.ok:
         step.progress("cache")
-        result.cache = await _store(inp, result)
+        result.cache = await _store(inp, result, step)
     return result
 
 
-async def _store(inp: CheckInput, result: CheckResult) -> CheckCacheResult:
+async def _store(inp: CheckInput, result: CheckResult, step: _Step) -> CheckCacheResult:
     build, test = result.step("build"), result.step("test")
     quality = result.step("quality")
     if build is None or (test is None and not inp.build_only):
@@ -136,7 +154,7 @@ async def _store(inp: CheckInput, result: CheckResult) -> CheckCacheResult:
         ),
     )
     try:
-        async with heartbeating("cache"):
+        async with step.beating():
             saved = await asyncio.to_thread(engine.save, save)
     except Exception as e:  # a store that fails never fails a passing package
         activity.logger.warning("could not store %s in the cache: %s", inp.package.name, e)
