@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -189,6 +190,17 @@ async def test_no_worker_is_noticed_and_outcomes_are_search_attributes(
     assert suites == ["suite-nowork"]
     child = await client.get_workflow_handle(failed[0]).describe()
     assert child.typed_search_attributes.get(sa.BUILD_PHASE) == "done"
+    assert child.typed_search_attributes.get(sa.PACKAGE_NAME) == "@fx/broken"
+    assert child.typed_search_attributes.get(sa.KIND) == "package"
+    # The suite set name, build, kind and first phase at the child's start: a package that
+    # passed upserted only its outcome (one event, one visibility write per package).
+    history = await client.get_workflow_handle(ok[0]).fetch_history()
+    upserts = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    assert len(upserts) == 1
     # A finished build id is not silently reused; --rebuild reuses it on purpose.
     reuse = run_cli(["build", str(ws), "--build-id", "nowork"], env)
     assert reuse.returncode == 2 and "--rebuild" in reuse.stderr, reuse.stderr

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 from pkgbuilder.workflows.policies import (
@@ -79,6 +80,24 @@ FIXABLE = frozenset(
 )
 
 
+# The phase of a package whose steps run (the one check activity); a suite starts its
+# children with it already set (see child_search_attributes).
+CHECK_PHASE = "check"
+
+
+def child_search_attributes(build_id: str, package_name: str) -> TypedSearchAttributes:
+    """What a suite sets when it starts a package child: its name, build, kind and first
+    phase, in the start event itself instead of one upsert event per package."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.PACKAGE_NAME, package_name),
+            SearchAttributePair(sa.BUILD_ID, build_id),
+            SearchAttributePair(sa.KIND, "package"),
+            SearchAttributePair(sa.BUILD_PHASE, CHECK_PHASE),
+        ]
+    )
+
+
 class StepFailed(Exception):
     """A step failed; carries the phase name and typed failures."""
 
@@ -126,7 +145,9 @@ class PackageBuildWorkflow:
         self._report = report
         self._search_attributes = inp.search_attributes
         if inp.search_attributes:
-            workflow.upsert_search_attributes(
+            # A suite sets them when it starts the child (no upsert event, no extra
+            # visibility write per package); a standalone build sets them here.
+            self._upsert(
                 [
                     sa.PACKAGE_NAME.value_set(pkg.name),
                     sa.BUILD_ID.value_set(inp.build_id),
@@ -189,13 +210,17 @@ class PackageBuildWorkflow:
         report.end_time = end
         assert report.start_time is not None
         report.duration = int((end - report.start_time).total_seconds() * 1000)
-        self._set_phase("report")
+        self._phase = "report"
         # The outcome, for the UI's list filter (PkgStatus = "failed") and at a glance.
         workflow.set_current_details(
             f"**{report.status.value}**" + (f" — {report.error}" if report.error else "")
         )
         if self._search_attributes:
-            workflow.upsert_search_attributes([sa.STATUS.value_set(report.status.value)])
+            # One upsert for the outcome and the last phase (the report write that follows
+            # is a local activity of a few milliseconds).
+            self._upsert(
+                [sa.STATUS.value_set(report.status.value), sa.BUILD_PHASE.value_set("done")]
+            )
         try:
             # A local activity: a small file write needs no task-queue round trip, and the
             # parent learns the result (and frees the slot) one workflow task sooner.
@@ -205,7 +230,7 @@ class PackageBuildWorkflow:
                 start_to_close_timeout=SHORT_TIMEOUT,
                 retry_policy=FILE_RETRY,
             )
-            self._set_phase("done")
+            self._phase = "done"
             return written.path
         except ActivityError:
             workflow.logger.warning("could not write the report of %s", report.package_name)
@@ -215,7 +240,16 @@ class PackageBuildWorkflow:
         """The step running now: queryable, and the PkgBuildPhase search attribute."""
         self._phase = phase
         if self._search_attributes:
-            workflow.upsert_search_attributes([sa.BUILD_PHASE.value_set(phase)])
+            self._upsert([sa.BUILD_PHASE.value_set(phase)])
+
+    @staticmethod
+    def _upsert(updates: list[SearchAttributeUpdate[Any]]) -> None:
+        """Upsert only the attributes whose value changes: each upsert is a history event and
+        a visibility write on the server, paid per package."""
+        current = workflow.info().typed_search_attributes
+        changed = [u for u in updates if current.get(u.key) != u.value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
 
     def _span(self, name: str, start: datetime, ok: bool = True) -> None:
         if self._report is not None:
@@ -331,7 +365,7 @@ class PackageBuildWorkflow:
     async def _checks(self, check: CheckInput, report: PackageBuildReport) -> list[Failure]:
         """The package's checks in one activity (its heartbeat details name the running
         step); fills the report's spans and metrics, returns the failures (empty: passed)."""
-        self._set_phase("check")
+        self._set_phase(CHECK_PHASE)
         result: CheckResult = await run_check(check)
         for step in result.steps:
             if step.started_at is not None and step.ended_at is not None:

@@ -67,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.reporting.build_reports import build_suite_report, reports_root
     from pkgbuilder.workflows import publishing, session_child
     from pkgbuilder.workflows.common import failure_message, run_shell_step
-    from pkgbuilder.workflows.package_build import PackageBuildWorkflow
+    from pkgbuilder.workflows.package_build import PackageBuildWorkflow, child_search_attributes
     from pkgbuilder.workspace.graph import (
         critical_path_priority,
         transitive_dependencies,
@@ -528,6 +528,11 @@ class SuiteBuildWorkflow:
             child_input,
             id=state.workflow_id,
             static_summary=f"{node.name} ({node.category.value}) in suite {self._inp.build_id}",
+            search_attributes=(
+                child_search_attributes(self._inp.build_id, node.name)
+                if self._inp.search_attributes
+                else None
+            ),
         )
         return result
 
