@@ -44,11 +44,15 @@ def test_a_checkout_at_another_commit_or_dirty_is_refused_with_the_reason(tmp_pa
     _write(other / ".pkgbuilder/cache/x", "state")
     assert checkout_state(other, exclude=[".pkgbuilder"]).clean
 
-    _write(other / "pkgs/a/src/index.js", "module.exports = 'changed';\n")
+    # Untracked files a build leaves behind do not either (an untracked input changes
+    # the package's hash, which a worker checks too).
     _write(other / "notes.txt", "untracked")
+    assert checkout_state(other).clean
+    _write(other / "pkgs/a/src/index.js", "module.exports = 'changed';\n")
+    _write(other / "pkgs/a/package.json", "{}")
     dirty = checkout_state(other, exclude=[".pkgbuilder"])
     reason = refusal(started.commit, True, dirty, str(other))
-    assert reason and "uncommitted changes (pkgs/a/src/index.js, notes.txt)" in reason
+    assert reason and "uncommitted changes (pkgs/a/package.json, pkgs/a/src/index.js)" in reason
     assert str(other) in reason and "clean checkout" in reason
     # A suite started from a dirty checkout asks for the commit only.
     assert refusal(started.commit, False, dirty, str(other)) is None
@@ -145,6 +149,17 @@ async def test_a_fleet_worker_refuses_a_task_it_cannot_serve_with_a_retryable_re
     with pytest.raises(ApplicationError, match=f"the suite was started at {head[:12]}"):
         env.run(checkout.check, _task(head, False, repo), settings, "@x/b")
 
+    # A checkout git cannot read is refused too (retryably): another worker's may do.
+    (tmp_path / "not-a-checkout").mkdir()
+    with pytest.raises(ApplicationError, match=r"cannot be used: .* not inside a git") as bad:
+        env.run(
+            FleetCheckout(tmp_path / "not-a-checkout").check,
+            _task(head, True, repo),
+            settings,
+            "@x/b",
+        )
+    assert bad.value.type == ErrorType.CheckoutMismatch
+
 
 def test_a_fleet_worker_maps_the_suites_paths_onto_its_checkout(tmp_path: Path) -> None:
     checkout = FleetCheckout(tmp_path / "host2" / "repo")
@@ -154,3 +169,22 @@ def test_a_fleet_worker_maps_the_suites_paths_onto_its_checkout(tmp_path: Path) 
     )
     assert checkout.map_path("/var/log/pkgbuilder/x", str(suite)) == "/var/log/pkgbuilder/x"
     assert checkout.identity.endswith(f":{checkout.root}")
+
+
+def test_a_worker_whose_checkout_hashes_the_package_differently_refuses(tmp_path: Path) -> None:
+    """A suite started with uncommitted changes asks only for the commit; the package's
+    build hash then tells a worker without those changes from one that has them."""
+    starter = make_repo(tmp_path / "starter")
+    worker = _clone(starter, tmp_path / "host2" / "repo")
+    head = checkout_state(starter).commit
+    assert head
+    _write(starter / "pkgs/a/src/index.js", "module.exports = 'uncommitted';\n")
+    settings = load_settings(starter, env={})
+    graph = discover_workspace(starter)
+    _, hs = hash_packages(WorkingTree(starter), graph.packages, settings, ["@x/b"])
+    task = _task(head, False, starter).model_copy(update={"build_hash": hs["@x/b"].build})
+    checkout = FleetCheckout(worker)
+    with pytest.raises(ApplicationError, match=r"@x/b hashes [0-9a-f]{12} in the checkout"):
+        ActivityEnvironment().run(checkout.check, task, settings, "@x/b")
+    _write(worker / "pkgs/a/src/index.js", "module.exports = 'uncommitted';\n")
+    ActivityEnvironment().run(checkout.check, task, settings, "@x/b")

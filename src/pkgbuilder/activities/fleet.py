@@ -2,12 +2,12 @@
 the same activities, bound to the worker's own checkout.
 
 Before the step runs, the worker checks that its checkout is at the suite's commit (and
-clean when the suite was started clean), maps the suite's paths onto its checkout,
-installs the checkout once and restores the workspace dependencies' outputs from the
-cache. A checkout that does not match refuses the task with a retryable
-``CheckoutMismatch`` and a short retry delay, so that another worker takes it (see
-docs/workers.md). The remote cache's token and the signing key stay in this worker's
-environment."""
+clean when the suite was started clean) and hashes the package as the suite did; then it
+maps the suite's paths onto its checkout, installs the checkout once and restores the
+workspace dependencies' outputs from the cache. A checkout that does not match refuses
+the task with a retryable ``CheckoutMismatch`` and a short retry delay, so that another
+worker takes it (see docs/workers.md). The remote cache's token and the signing key stay
+in this worker's environment."""
 
 from __future__ import annotations
 
@@ -17,32 +17,31 @@ import socket
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.activities import build as build_acts
 from pkgbuilder.activities.heartbeat import heartbeating
 from pkgbuilder.cache.dependencies import DependencyRestorer
+from pkgbuilder.cache.engine import hash_packages
+from pkgbuilder.cache.sources import WorkingTree
 from pkgbuilder.config import BuildSettings
-from pkgbuilder.errors import ErrorType
+from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.models.build import Failure, FailureType
 from pkgbuilder.models.checks import CheckInput, CheckResult
 from pkgbuilder.models.fleet import FleetTask
 from pkgbuilder.models.steps import InstallInput, StepResult
 from pkgbuilder.reporting.build_reports import reports_root
-from pkgbuilder.vcs import VcsError
-from pkgbuilder.vcs.checkout import checkout_state, refusal
+from pkgbuilder.vcs.checkout import checkout_state, hash_refusal, refusal
+from pkgbuilder.workspace.discovery import discover_workspace
 
 # A refused task is offered again after this long: long enough for another worker to
 # poll it, short enough that nobody notices the detour.
 REFUSAL_RETRY_DELAY = timedelta(seconds=1)
 # pkgbuilder's own state in a checkout never makes it dirty.
 STATE_DIRS = (".pkgbuilder",)
-
-StepInput = TypeVar("StepInput", bound=BaseModel)
 
 
 def fleet_identity(root: Path) -> str:
@@ -67,24 +66,30 @@ class FleetCheckout:
 
     def check(self, task: FleetTask, settings: BuildSettings, package: str) -> None:
         """Refuse (a retryable ``CheckoutMismatch``) when this checkout cannot serve the
-        suite. A checkout that is no git repository is a non-retryable workspace error."""
+        suite: another commit, uncommitted changes, another hash of the package, or a
+        checkout git or the workspace discovery cannot read (another worker's may do)."""
         try:
             state = checkout_state(self.root, self._excluded(settings))
-        except VcsError as e:
-            raise ApplicationError(
-                f"the fleet worker's workspace {self.root} cannot be read: {e}",
-                type=ErrorType.WorkspaceError,
-                non_retryable=True,
-            ) from e
-        why = refusal(task.checkout.commit, task.checkout.clean, state, str(self.root))
+            why = refusal(task.checkout.commit, task.checkout.clean, state, str(self.root))
+            if why is None and task.build_hash is not None:
+                actual = self.build_hash(package, settings)
+                why = hash_refusal(package, task.build_hash, actual, str(self.root))
+        except UserError as e:  # git failed, or the checkout is no workspace: not this one
+            why = f"its checkout {self.root} cannot be used: {e}"
         if why is None:
             return
-        activity.logger.warning("worker %s refuses %s: %s", self.identity, package, why)
+        # The SDK logs the refusal on this worker (one line, see runtime/logs.py).
         raise ApplicationError(
             f"worker {self.identity} refused {package}: {why}",
             type=ErrorType.CheckoutMismatch,
             next_retry_delay=REFUSAL_RETRY_DELAY,
         )
+
+    def build_hash(self, package: str, settings: BuildSettings) -> str:
+        """The build hash of ``package`` in this checkout (as the suite computes it)."""
+        graph = discover_workspace(self.root, depends_on=settings.graph.depends_on)
+        _, hashes = hash_packages(WorkingTree(self.root), graph.packages, settings, [package])
+        return hashes[package].build
 
     def map_path(self, path: str | None, suite_root: str) -> str | None:
         """A path under the suite's workspace root, moved under this checkout."""
@@ -95,44 +100,40 @@ class FleetCheckout:
             return str(self.root / p.relative_to(suite_root))
         return path
 
-    def localize(self, inp: StepInput, task: FleetTask) -> StepInput:
-        """The step's input in this checkout: its paths mapped, and the local cache this
+    def localize(self, inp: CheckInput, task: FleetTask) -> CheckInput:
+        """The check's input in this checkout: its paths mapped, and the local cache this
         worker's own (a ``cache.dir`` of the starter's host means nothing here)."""
-        settings: BuildSettings = getattr(inp, "settings")  # noqa: B009
-        local = settings.model_copy(
-            update={"cache": settings.cache.model_copy(update={"dir": None})}
+        cache = inp.settings.cache.model_copy(update={"dir": None})
+        return inp.model_copy(
+            update={
+                "workspace_root": str(self.root),
+                "log_dir": self.map_path(inp.log_dir, task.suite_root),
+                "settings": inp.settings.model_copy(update={"cache": cache}),
+            }
         )
-        update: dict[str, Any] = {"workspace_root": str(self.root), "settings": local}
-        if hasattr(inp, "log_dir"):
-            update["log_dir"] = self.map_path(getattr(inp, "log_dir"), task.suite_root)  # noqa: B009
-        return inp.model_copy(update=update)
 
-    async def prepare(self, inp: StepInput) -> tuple[StepInput, list[Failure]]:
+    async def prepare(self, inp: CheckInput) -> tuple[CheckInput, list[Failure]]:
         """Check, map, install once and restore the dependencies' outputs: the input to run
-        in this checkout, and the failures that stop the step (empty when it may run)."""
-        task: FleetTask | None = getattr(inp, "fleet", None)
+        in this checkout, and the failures that stop the check (empty when it may run)."""
+        task = inp.fleet
         if task is None:
             return inp, []
-        package = getattr(inp, "package").name  # noqa: B009
-        settings: BuildSettings = getattr(inp, "settings")  # noqa: B009
-        await asyncio.to_thread(self.check, task, settings, package)
+        package = inp.package.name
+        await asyncio.to_thread(self.check, task, inp.settings, package)
         local = self.localize(inp, task)
-        t = settings.timeouts
         install = await build_acts.install_workspace(
             InstallInput(
-                workspace_root=str(self.root),
-                package_manager=getattr(inp, "package_manager"),  # noqa: B009
-                timeout_seconds=t.install_seconds,
-                log_dir=getattr(local, "log_dir", None),
+                workspace_root=local.workspace_root,
+                package_manager=inp.package_manager,
+                timeout_seconds=inp.settings.timeouts.install_seconds,
+                log_dir=local.log_dir,
             )
         )
         if not install.ok:
             return local, install.failures
         async with heartbeating(f"restoring the dependencies of {package}"):
             restored = await asyncio.to_thread(
-                self.restorer.restore,
-                task.dependencies,
-                local.settings,  # type: ignore[attr-defined]
+                self.restorer.restore, task.dependencies, local.settings
             )
         for text in restored.warnings:
             activity.logger.warning("%s: %s", package, text)
@@ -154,28 +155,26 @@ class FleetCheckout:
         return local, []
 
 
-def _bound_check(checkout: FleetCheckout) -> Callable[..., Any]:
-    """``check_package`` (activities/build.py) under its own name, run in ``checkout``
-    after :meth:`FleetCheckout.prepare`; the result names this worker as the builder."""
-
-    async def check_package(inp: CheckInput) -> CheckResult:
-        local, failures = await checkout.prepare(inp)
-        if failures:
-            step = StepResult(step="build", ok=False, failures=failures, worker=checkout.identity)
-            return CheckResult(steps=[step], failures=failures, failed_step="build")
-        result = await build_acts.check_package(local)
-        if result.built_by is None:
-            return result
-        steps = [
-            s.model_copy(update={"worker": checkout.identity}) if s.worker else s
-            for s in result.steps
-        ]
-        return result.model_copy(update={"built_by": checkout.identity, "steps": steps})
-
-    check_package.__doc__ = build_acts.check_package.__doc__
-    return activity.defn(name="check_package")(check_package)
+def _as_fleet_worker(checkout: FleetCheckout, result: CheckResult) -> CheckResult:
+    """The result naming this worker (``pid@host:/checkout``) as the builder."""
+    steps = [
+        s.model_copy(update={"worker": checkout.identity}) if s.worker else s for s in result.steps
+    ]
+    built_by = checkout.identity if result.built_by else None
+    return result.model_copy(update={"steps": steps, "built_by": built_by})
 
 
 def fleet_activities(checkout: FleetCheckout) -> list[Callable[..., Any]]:
-    """The activities a fleet worker hosts on the fleet task queue."""
-    return [_bound_check(checkout)]
+    """The activities a fleet worker hosts on the fleet task queue: ``check_package`` (the
+    one check pipeline, with its cache store), run in ``checkout`` after
+    :meth:`FleetCheckout.prepare`."""
+
+    @activity.defn(name="check_package")
+    async def check_package(inp: CheckInput) -> CheckResult:
+        local, failures = await checkout.prepare(inp)
+        if failures:
+            failed = StepResult(step="build", ok=False, failures=failures)
+            return CheckResult(steps=[failed], failures=failures)
+        return _as_fleet_worker(checkout, await build_acts.check_package(local))
+
+    return [check_package]

@@ -95,6 +95,15 @@ def worker(
     namespace: str | None = typer.Option(None, envvar="TEMPORAL_NAMESPACE"),
     task_queue: str | None = typer.Option(None, envvar="TEMPORAL_TASK_QUEUE"),
     workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
+    fleet: bool = typer.Option(
+        False,
+        "--fleet",
+        help="Serve only the package steps of 'build --fleet' suites, in the checkout at "
+        "--workspace (see docs/workers.md).",
+    ),
+    concurrency: int | None = typer.Option(
+        None, min=1, help="--fleet: package steps at a time (default: the CPU count)."
+    ),
 ) -> None:
     """Run a worker hosting every workflow and activity until interrupted."""
     overrides: dict = {"temporal": {}}
@@ -106,6 +115,11 @@ def worker(
         overrides["temporal"]["taskQueue"] = task_queue
     settings = settings_for(workspace, overrides=overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if fleet:
+        from pkgbuilder.cli.fleet import run_fleet_worker
+
+        run_fleet_worker(settings, workspace, concurrency)
+        return
 
     async def _run() -> None:
         from pkgbuilder.runtime.client import ensure_search_attributes

@@ -46,6 +46,7 @@ from pkgbuilder.config import BuildSettings, ConfigError
 from pkgbuilder.errors import ErrorType, UserError
 from pkgbuilder.models.build import BuildReport, PackageStatus, SuiteBuildInput, SuiteState
 from pkgbuilder.models.common import check_safe_id
+from pkgbuilder.models.fleet import FleetSpec
 from pkgbuilder.runtime.client import (
     ensure_search_attributes,
     has_dedicated_workers,
@@ -215,6 +216,7 @@ async def run_build(
     keep_server: bool = False,
     resume: bool = False,
     rebuild: bool = False,
+    fleet: FleetSpec | None = None,
 ) -> int:
     inp = SuiteBuildInput(
         build_id=build_id,
@@ -222,6 +224,7 @@ async def run_build(
         plan_path=str(plan) if plan else None,
         only=only,
         config=settings,
+        fleet=fleet,
     )
     flag = workspace_flag(workspace)
     tq = settings.temporal.task_queue
@@ -428,6 +431,12 @@ def register(app: typer.Typer) -> None:
             "status and why it would run; run nothing (--dry=json "
             "for JSON).",
         ),
+        fleet: bool = typer.Option(
+            False,
+            "--fleet",
+            help="Run the package steps on fleet workers ('pkgbuilder worker --workspace PATH "
+            "--fleet') whose checkouts are at this commit (see docs/workers.md).",
+        ),
     ) -> None:
         """Build every package of WORKSPACE in dependency order, in parallel."""
         if build_id is not None:
@@ -472,9 +481,24 @@ def register(app: typer.Typer) -> None:
         _validate_sections(settings)
         settings = user_errors(prepare_publishing)(settings, registry)
         bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        spec = None
+        if fleet:
+            from pkgbuilder.cli.fleet import suite_fleet
+
+            spec = suite_fleet(settings, workspace)
         code = run_async(
             run_build(
-                settings, workspace, plan, only, bid, as_json, detach, keep_server, resume, rebuild
+                settings,
+                workspace,
+                plan,
+                only,
+                bid,
+                as_json,
+                detach,
+                keep_server,
+                resume,
+                rebuild,
+                fleet=spec,
             )
         )
         raise typer.Exit(code)

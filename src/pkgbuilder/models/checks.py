@@ -35,7 +35,8 @@ class CheckInput(Model):
     # When given, a passing result is stored in the build cache under these hashes in the
     # same activity (the caller gives none once the sources changed since they were hashed).
     cache_hashes: PackageHashes | None = None
-    # Set in a `build --fleet` suite: the checks run on a fleet worker's checkout.
+    # A `build --fleet` suite's package: checked on a fleet worker, in its own checkout
+    # (see activities/fleet.py).
     fleet: FleetTask | None = None
 
 

@@ -43,3 +43,6 @@ class FleetTask(Model):
     suite_root: str
     # Every workspace package the package depends on, transitively, with its build hash.
     dependencies: list[DependencyBuild] = Field(default_factory=list)
+    # The package's build hash as the suite computed it: the worker's checkout must hash
+    # the same (same files, Node.js major, env allowlist values) or it refuses.
+    build_hash: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pkgbuilder.vcs.porcelain import porcelain_paths
 from pkgbuilder.vcs.repository import Repository
 
 # How many changed paths a refusal names.
@@ -14,7 +15,9 @@ NAMED_PATHS = 3
 
 @dataclass(frozen=True)
 class CheckoutState:
-    """HEAD and the uncommitted changes (tracked or untracked, not ignored) of a checkout."""
+    """HEAD and the uncommitted changes to tracked files of a checkout. Untracked files do
+    not count: builds leave some behind (a ``tsconfig.tsbuildinfo`` nobody ignores), and an
+    untracked *input* changes the package's task hash, which a fleet worker checks too."""
 
     commit: str | None
     dirty_paths: list[str] = field(default_factory=list)
@@ -33,7 +36,10 @@ def checkout_state(root: Path, exclude: list[str] | None = None) -> CheckoutStat
         GitFailed: git failed.
     """
     repo = Repository.open(root)
-    return CheckoutState(commit=repo.head_commit(), dirty_paths=repo.dirty_paths(exclude))
+    skip = [e.rstrip("/") + "/" for e in exclude or []]
+    changed = porcelain_paths(repo.run("status", "--porcelain=v1", "-z", "--untracked-files=no"))
+    dirty = [p for p in changed if not any((p + "/").startswith(s) for s in skip)]
+    return CheckoutState(commit=repo.head_commit(), dirty_paths=dirty)
 
 
 def refusal(commit: str, clean: bool, state: CheckoutState, where: str) -> str | None:
@@ -54,3 +60,15 @@ def refusal(commit: str, clean: bool, state: CheckoutState, where: str) -> str |
             + ") and the suite was started from a clean checkout: commit, stash or discard them."
         )
     return None
+
+
+def hash_refusal(package: str, expected: str, actual: str, where: str) -> str | None:
+    """Why a checkout whose build hash of ``package`` is ``actual`` cannot build it for a
+    suite that hashed it ``expected``; None when they agree. One sentence."""
+    if expected == actual:
+        return None
+    return (
+        f"{package} hashes {actual[:12]} in the checkout {where} and {expected[:12]} in the "
+        "suite: its files, the Node.js major version or an allowlisted environment "
+        "variable differ from the starting checkout's."
+    )

@@ -9,6 +9,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from pkgbuilder.workflows.policies import (
+    FLEET_RETRY,
     SHELL_RETRY,
     check_timeout,
     heartbeat_timeout,
@@ -45,14 +46,17 @@ async def run_check(inp: CheckInput) -> CheckResult:
     """The one check pipeline of a package (build → test+coverage → quality, see
     steps/pipeline.py) as one activity: the package build, BUILD_VALIDATION and the
     lifecycle gate all run their checks through here."""
+    fleet = inp.fleet
     result: CheckResult = await workflow.execute_activity(
         build_acts.check_package,
         inp,
+        # A fleet suite's checks run on the fleet workers' queue (docs/workers.md).
+        task_queue=fleet.task_queue if fleet else None,
         start_to_close_timeout=check_timeout(
-            inp.settings, inp.build_only, inp.cache_hashes is not None
+            inp.settings, inp.build_only, inp.cache_hashes is not None, fleet is not None
         ),
         heartbeat_timeout=heartbeat_timeout(inp.settings.timeouts.heartbeat_seconds),
-        retry_policy=SHELL_RETRY,
+        retry_policy=FLEET_RETRY if fleet else SHELL_RETRY,
     )
     return result
 

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.models.checks import CheckInput, CheckResult
     from pkgbuilder.models.common import name_slug
+    from pkgbuilder.models.fleet import FleetTask
     from pkgbuilder.models.llm import FixAttemptInput
     from pkgbuilder.models.reports import WritePackageReportInput
     from pkgbuilder.models.steps import InstallInput, StepResult
@@ -305,6 +306,7 @@ class PackageBuildWorkflow:
             dependencies=inp.dependency_nodes,
             # a passing first run is stored in the cache by the same activity
             cache_hashes=hashes if report.cache is not None else None,
+            fleet=self._fleet_task(inp, hashes),
         )
         failures = await self._checks(check, report)
         # Fix loop (Claude layer) — up to fix.maxAttempts attempts.
@@ -314,6 +316,25 @@ class PackageBuildWorkflow:
         if report.cache is not None and hashes is not None and report.fix_attempts:
             report.cache.reason = "not cached: the fix loop changed the sources"
         await self._publish(inp, report)
+
+    def _fleet_task(self, inp: PackageBuildInput, hashes: PackageHashes | None) -> FleetTask | None:
+        """A fleet suite's task for the worker, with the package's build hash (its checkout
+        must hash the same). Fleet workers move outputs through the cache: without hashes
+        (the cache could not be used) the package cannot be built there."""
+        if inp.fleet is None:
+            return None
+        if hashes is None:
+            raise StepFailed(
+                "check",
+                [
+                    Failure(
+                        type=FailureType.DEPENDENCY,
+                        message="a fleet build needs the build cache, and it could not be "
+                        "used (see the cache warnings)",
+                    )
+                ],
+            )
+        return inp.fleet.model_copy(update={"build_hash": hashes.build})
 
     async def _lookup(
         self, inp: PackageBuildInput, report: PackageBuildReport, log_dir: str
@@ -405,7 +426,9 @@ class PackageBuildWorkflow:
         re-run the checks. Stops early when another attempt cannot help (no API key)."""
         cfg = inp.config.fix
         attempt = 0
-        while failures and cfg.enabled and attempt < cfg.max_attempts:
+        # Not in a fleet suite: a fix would edit the starting checkout, not the worker's.
+        enabled = cfg.enabled and inp.fleet is None
+        while failures and enabled and attempt < cfg.max_attempts:
             if not any(f.type in FIXABLE for f in failures):
                 break
             attempt += 1

@@ -12,6 +12,11 @@ policy          attempts  backoff      non-retryable ``ErrorType`` / used for / 
 SHELL_RETRY     3         2 s → 30 s   WorkspaceError, MissingTool, ConfigError. Install,
                                        check_package, verify. A failing command is a
                                        result (ok=False), so this covers dead workers only.
+FLEET_RETRY     40        2 s → 30 s   WorkspaceError, MissingTool, ConfigError. The checks
+                                       of a fleet suite: SHELL_RETRY's faults, and refusals
+                                       (CheckoutMismatch: this worker's checkout is not at the
+                                       suite's commit), retried after the 1 s the refusal asks
+                                       for until another worker takes the task (~1 min).
 FILE_RETRY      5         1 s → 10 s   WorkspaceError, ConfigError. Reports, discovery,
                                        estimates, summaries, cache lookup/save, validation
                                        targets: idempotent file work.
@@ -106,12 +111,15 @@ CHECK_STORE_SECONDS = 600
 
 
 def check_timeout(
-    config: BuildSettings, build_only: bool = False, store: bool = False
+    config: BuildSettings, build_only: bool = False, store: bool = False, fleet: bool = False
 ) -> timedelta:
     """start-to-close of ``check_package``: its step budgets' sum (build, test, quality; the
-    build alone for ``build_only``) plus the margin, and the store's allowance."""
+    build alone for ``build_only``) plus the margin, and the store's allowance; on a fleet
+    worker also its checkout's install and the dependencies' restore."""
     t = config.timeouts
     steps = t.build_seconds if build_only else t.build_seconds + t.test_seconds + t.quality_seconds
+    if fleet:
+        steps += t.install_seconds + CHECK_STORE_SECONDS
     return timedelta(seconds=steps + CHECK_MARGIN_SECONDS + (CHECK_STORE_SECONDS if store else 0))
 
 
@@ -153,6 +161,12 @@ def _retry(
 SHELL_RETRY = _retry(
     timedelta(seconds=30),
     attempts=3,
+    first=timedelta(seconds=2),
+    final=(ErrorType.WorkspaceError, ErrorType.MissingTool, ErrorType.ConfigError),
+)
+FLEET_RETRY = _retry(
+    timedelta(seconds=30),
+    attempts=40,
     first=timedelta(seconds=2),
     final=(ErrorType.WorkspaceError, ErrorType.MissingTool, ErrorType.ConfigError),
 )

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.activities import reports as report_acts
     from pkgbuilder.activities import workspace as workspace_acts
     from pkgbuilder.cache.reporting import cached_report
+    from pkgbuilder.config import BuildSettings
     from pkgbuilder.models.build import (
         DONE_OK_STATUSES,
         BuildReport,
@@ -374,7 +375,7 @@ class SuiteBuildWorkflow:
                     packages=graph.packages,
                     names=names,
                     package_manager=graph.package_manager,
-                    settings=cfg,
+                    settings=self._lookup_settings(),
                     build_id=self._inp.build_id,
                     log_root=f"{self._reports_root}/{self._date}/logs/{self._inp.build_id}",
                 ),
@@ -535,6 +536,15 @@ class SuiteBuildWorkflow:
             ),
         )
         return result
+
+    def _lookup_settings(self) -> BuildSettings:
+        """The settings of the bulk lookup. A fleet suite takes hits from the remote cache
+        only: a hit only the starter's local cache holds would be on no fleet worker's host
+        when a dependent's worker restores it."""
+        cfg = self._inp.config
+        if self._inp.fleet is None:
+            return cfg
+        return cfg.model_copy(update={"cache": cfg.cache.model_copy(update={"local_read": False})})
 
     def _fleet_task(self, node: PackageNode, graph: WorkspaceGraph) -> FleetTask | None:
         """What a fleet worker needs to build ``node`` in its own checkout: the suite's
