@@ -3,7 +3,8 @@ processes) with separate git checkouts in different directories, standing for tw
 one real ``turborepo-remote-cache`` server and the session's Temporal dev server build one
 12-package suite together. Worker B starts at another commit and refuses; A builds the
 first package, then B (moved to the suite's commit) builds the rest while A drains, so B
-must restore A's outputs from the remote cache."""
+must restore A's outputs from the remote cache. A second run, its starter with the remote cache
+too, restores all 12 from it."""
 
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ def server(tmp_path: Path) -> Iterator[RemoteCacheServer]:
 
 @pytest.mark.slow
 async def test_two_workers_on_two_checkouts_build_one_suite_through_the_remote_cache(
-    client: Client, server: RemoteCacheServer, tmp_path: Path
+    client: Client, server: RemoteCacheServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     origin = tmp_path / "starter" / "repo"
     first, head = make_monorepo(origin)
@@ -229,6 +230,34 @@ async def test_two_workers_on_two_checkouts_build_one_suite_through_the_remote_c
         assert f"{pkg} built by B" in built and f"{dep} built by A" in built
     assert builder[_name(1)] == "A"
     assert "refused @fl/p01" in b.text() and f"is at {first[:12]}" in b.text()
+
+    # Again, the starter now with the remote cache too: every package is a hit from the
+    # remote (the only cache a fleet suite takes hits from), no worker needed.
+    monkeypatch.setenv("REMOTE_CACHE_TOKEN", server.token)
+    monkeypatch.setenv("PKGBUILDER_CACHE_SIGNATURE_KEY", "fleet-key")
+    remote = settings.model_copy(
+        update={
+            "cache": settings.cache.model_copy(
+                update={"remote": settings.cache.remote.model_copy(update={"url": server.url})}
+            )
+        }
+    )
+    async with running_workers(client, remote):
+        again: BuildReport = await client.execute_workflow(
+            SuiteBuildWorkflow.run,
+            SuiteBuildInput(
+                build_id="fleet2", workspace_root=str(origin), config=remote, fleet=spec
+            ),
+            id=f"suite-fleet2-{uuid.uuid4().hex[:6]}",
+            task_queue=tq,
+        )
+    assert {r.package_name: r.status for r in again.package_reports} == {
+        _name(i): PackageStatus.CACHED for i in DEPS
+    }
+    assert {r.cache.source.value for r in again.package_reports if r.cache and r.cache.source} == {
+        "remote"
+    }
+    assert "built by A" in (origin / "packages/p01/dist/index.txt").read_text()
 
 
 def test_fleet_mode_refuses_what_it_cannot_do_in_one_sentence(tmp_path: Path) -> None:
