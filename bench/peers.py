@@ -206,7 +206,15 @@ def run_pkgbuilder(
 
 
 async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -> dict[str, float]:
-    """Per-package means (ms) from the children's histories."""
+    """Per-package means (ms) from the children's histories, plus the suite's hand-over.
+
+    span: the child's first to last event; activity: inside activities; overhead: the rest
+    (orchestration inside the child); wft: workflow-task latency (scheduled to completed);
+    toFirstActivity: child start to its first activity starting (the child's start-up);
+    afterLastActivity: the last activity's end to the child's completion (its last workflow
+    task with the report write); handover: in the suite, a child completing to the next
+    child's start being recorded (when a slot frees, the median over the build); afterDeps:
+    a package's start minus its last dependency's end (includes waiting for a free slot)."""
     from temporalio.api.enums.v1 import EventType
     from temporalio.client import Client
 
@@ -221,6 +229,8 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
         "overhead": [],
         "wft": [],
         "dispatch": [],
+        "toFirstActivity": [],
+        "afterLastActivity": [],
     }
     by_id: dict[str, str] = {}
     async for wf in client.list_workflows(
@@ -231,6 +241,8 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
         t = [e.event_time.ToMicroseconds() / 1000 for e in events]
         start, end = t[0], t[-1]
         act_run = wft = dispatch = 0.0
+        first_act: float | None = None
+        last_act = start
         scheduled: dict[int, float] = {}
         started: dict[int, float] = {}
         for e, ts in zip(events, t, strict=True):
@@ -248,6 +260,7 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
                 sid = e.activity_task_started_event_attributes.scheduled_event_id
                 dispatch += ts - scheduled.get(sid, ts)
                 started[sid] = ts
+                first_act = ts if first_act is None else first_act
             elif kind in (
                 EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
                 EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
@@ -258,6 +271,7 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
                     else e.activity_task_failed_event_attributes
                 )
                 act_run += ts - started.get(attrs.scheduled_event_id, ts)
+                last_act = ts
         name = next(
             (p.name for p in packages if wf.id == f"build-{build_id}-{name_slug(p.name)}"), wf.id
         )
@@ -268,16 +282,39 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
         sums["overhead"].append(end - start - act_run)
         sums["wft"].append(wft)
         sums["dispatch"].append(dispatch)
+        if first_act is not None:
+            sums["toFirstActivity"].append(first_act - start)
+            sums["afterLastActivity"].append(end - last_act)
     handover = [
         spans[n][0] - max(spans[d][1] for d in deps[n])
         for n in spans
         if deps.get(n) and all(d in spans for d in deps[n])
     ]
     out = {k: statistics.mean(v) for k, v in sums.items() if v}
+    if handover_ms := await _suite_handover(client, f"suite-{build_id}"):
+        out["handover"] = handover_ms
     if handover:
         out["afterDeps"] = statistics.median(handover)
     out["children"] = float(len(spans))
     return out
+
+
+async def _suite_handover(client: Any, suite_id: str) -> float | None:
+    """Median ms from a child's completion to the next child's start in the suite's history
+    (the parent's workflow task plus the server starting the child)."""
+    from temporalio.api.enums.v1 import EventType
+
+    history = await client.get_workflow_handle(suite_id).fetch_history()
+    gaps: list[float] = []
+    done: float | None = None
+    for e in history.events:
+        ts = e.event_time.ToMicroseconds() / 1000
+        if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+            done = ts if done is None else done
+        elif e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED and done:
+            gaps.append(ts - done)
+            done = None
+    return statistics.median(gaps) if gaps else None
 
 
 def main(argv: list[str] | None = None) -> int:
