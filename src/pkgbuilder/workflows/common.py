@@ -29,7 +29,7 @@ async def run_shell_step(
     seconds: int,
     heartbeat_seconds: int,
 ) -> StepResult:
-    """Run one shell activity (install, build, test, quality, verify) with the house options:
+    """Run one shell activity (install, verify) with the house options:
     start-to-close a little over the command's own timeout, a heartbeat timeout so a dead
     worker is noticed quickly, and SHELL_RETRY (infrastructure faults only)."""
     result: StepResult = await workflow.execute_activity(
