@@ -98,3 +98,17 @@ async def test_a_failing_cache_store_is_a_warning(tmp_path: Path) -> None:
     )
     assert result.ok and result.cache is not None and not result.cache.stored
     assert any("could not store @c/a in the cache" in w for w in result.cache.warnings)
+    # sources a fix attempt changed are never stored, whatever hashes the caller passes
+    unsandboxed = settings.model_copy(
+        update={"fix": settings.fix.model_copy(update={"allow_unsandboxed": True})}
+    )
+    changed = await check_package(
+        CheckInput(
+            workspace_root=str(root),
+            package=node,
+            settings=unsandboxed,
+            cache_hashes=hashes,
+            model_changed=True,
+        )
+    )
+    assert changed.ok and changed.cache is None

@@ -128,7 +128,8 @@ async def check_package(inp: CheckInput) -> CheckResult:
         raise ApplicationError(str(e), type=e.error_type, non_retryable=True) from None
     finally:
         await step.end()
-    if inp.cache_hashes is not None and result.ok:
+    # Model-changed sources are not what the hashes describe: never stored.
+    if inp.cache_hashes is not None and result.ok and not inp.model_changed:
         step.progress("cache")
         result.cache = await _store(inp, result, step)
     return result
