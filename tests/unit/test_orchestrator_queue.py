@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pkgbuilder.config import BuildSettings, ConfigError, load_settings
-from pkgbuilder.models.build import PackageNode
+from pkgbuilder.models.build import PackageNode, WorkspaceGraph
+from pkgbuilder.models.common import PackageManager
 from pkgbuilder.models.orchestrator import (
     ActiveBuild,
     BuildFinished,
@@ -23,6 +24,7 @@ from pkgbuilder.models.orchestrator import (
     SourceStatus,
 )
 from pkgbuilder.queue import store as bq
+from pkgbuilder.queue.resolve import resolve_names
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -290,3 +292,20 @@ def test_result_and_details_describe_what_is_left() -> None:
     assert (result.completed, result.failed, result.runs, result.cancelled) == (2, 1, 3, ["x"])
     line = bq.details_line(s)
     assert line.startswith("**paused** — 1/4 building, 1 queued") and "building: low" in line
+
+
+def test_queued_names_resolve_to_their_nodes_and_workspace_dependencies() -> None:
+    core = PackageNode(name="core", path="packages/core")
+    app = PackageNode(name="app", path="packages/app", dependencies=["core", "left-pad"])
+    graph = WorkspaceGraph(
+        root="/ws",
+        package_manager=PackageManager.PNPM,
+        packages=[core, app],
+        topological_order=["core", "app"],
+    )
+    result = resolve_names(graph, ["app", "ghost", "core"])
+    assert result.package_manager is PackageManager.PNPM
+    assert [p.node.name for p in result.packages] == ["app", "core"]
+    assert [d.name for d in result.packages[0].dependency_nodes] == ["core"]  # not left-pad
+    assert result.packages[1].dependency_nodes == []
+    assert result.missing == ["ghost"]

@@ -8,9 +8,7 @@ are not (``TaskRejected``, ``WorkspaceError``, ``UserError``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,15 +18,13 @@ from temporalio.exceptions import ApplicationError
 
 from pkgbuilder.activities.heartbeat import heartbeating_thread
 from pkgbuilder.errors import ErrorType, UserError
-from pkgbuilder.lifecycle import naming, store, tasks
-from pkgbuilder.lifecycle.common import open_repo, remove_tree
+from pkgbuilder.lifecycle import planning, store, tasks
+from pkgbuilder.lifecycle.common import open_repo
 from pkgbuilder.lifecycle.log import generation_log
-from pkgbuilder.models.build import PackageNode, WorkspaceGraph
-from pkgbuilder.models.common import name_slug
+from pkgbuilder.models.build import WorkspaceGraph
 from pkgbuilder.models.lifecycle import (
     DescribeTaskInput,
     GenerationLogInput,
-    GenerationRecord,
     MergeTaskInput,
     MergeTaskResult,
     PlanTasksInput,
@@ -37,15 +33,11 @@ from pkgbuilder.models.lifecycle import (
     RemoveTaskInput,
     TaskRecord,
     TaskRef,
-    TaskStatus,
     TaskWorktree,
 )
-from pkgbuilder.vcs import GitFailed, Repository, repo_lock
-from pkgbuilder.workspace.discovery import discover_workspace
+from pkgbuilder.vcs import GitFailed
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_PLAN = "plans/master-plan.md"
 
 
 def _git_activity(fn: F) -> F:
@@ -69,83 +61,13 @@ def _log(home: str, generation: str, message: str) -> None:
     generation_log(Path(home), sink=activity.logger.info)(generation, message)
 
 
-def _snapshot(git: Repository, home: Path, generation: str) -> Path:
-    """A detached checkout of the generation branch's tip (the main worktree may have any
-    branch checked out, and may be dirty)."""
-    path = home / "worktrees" / f"{generation}--plan"
-    git.remove_worktree(path)
-    remove_tree(path, home / "worktrees")
-    git.prune_worktrees()
-    git.add_worktree(path, generation, detach=True)
-    return path
-
-
 @activity.defn(name="plan_generation_tasks")
 @_git_activity
 def plan_generation_tasks(inp: PlanTasksInput) -> PlanTasksResult:
-    """The master plan's packages that need generating (no directory on the generation
-    branch), in dependency order, merged with the task states already recorded: done tasks
-    stay done, failed ones stay failed unless ``retry_failed``, stuck and blocked ones become
-    pending again. The record is updated to match."""
-    home = Path(inp.home).resolve()
-    git = open_repo(Path(inp.repo))
-    record = store.load(home, inp.generation, git.cwd)
-    if record is None:
-        raise UserError(f"No record of generation '{inp.generation}' in {home}.")
-    plan_rel = inp.plan_path or record.plan_path or DEFAULT_PLAN
-    with repo_lock(git):
-        snapshot = _snapshot(git, home, inp.generation)
-    try:
-        plan = snapshot / plan_rel
-        if not plan.is_file():
-            raise UserError(
-                f"The master plan {plan_rel} is not on {inp.generation}; commit it there or "
-                "pass --plan (run generates the plan's packages that have no directory)."
-            )
-        graph = discover_workspace(snapshot, plan)
-    finally:
-        with repo_lock(git):
-            with contextlib.suppress(GitFailed):
-                git.remove_worktree(snapshot)
-            shutil.rmtree(snapshot, ignore_errors=True)
-            git.prune_worktrees()
-    planned = _merge_tasks(graph, record.tasks, inp.retry_failed)
-
-    def change(rec: GenerationRecord) -> None:
-        rec.plan_path = plan_rel
-        rec.tasks.update({t.package: t for t in planned})
-
-    store.update(home, inp.generation, change)
-    return PlanTasksResult(tasks=planned, plan_path=plan_rel)
-
-
-def _merge_tasks(
-    graph: WorkspaceGraph, known: dict[str, TaskRecord], retry_failed: bool
-) -> list[TaskRecord]:
-    wanted = {p.name for p in graph.packages if not p.exists}
-    out: list[TaskRecord] = []
-    for node in graph.packages:
-        old = known.get(node.name)
-        if node.name not in wanted and not (old and old.status == TaskStatus.DONE):
-            continue
-        task = old.model_copy() if old else _task_for(node)
-        task.dependencies = [d for d in node.dependencies if d in wanted or d in known]
-        if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.BLOCKED) or (
-            task.status == TaskStatus.FAILED and retry_failed
-        ):
-            task.status = TaskStatus.PENDING
-        out.append(task)
-    return out
-
-
-def _task_for(node: PackageNode) -> TaskRecord:
-    return TaskRecord(
-        package=node.name,
-        slug=name_slug(node.name),
-        path=node.path,
-        category=node.category,
-        plan_path=node.plan_path,
-        dependencies=list(node.dependencies),
+    """The master plan's packages that need generating, merged with the recorded task
+    states (:func:`pkgbuilder.lifecycle.planning.plan_tasks`)."""
+    return planning.plan_tasks(
+        Path(inp.repo), Path(inp.home), inp.generation, inp.plan_path, inp.retry_failed
     )
 
 
@@ -154,11 +76,7 @@ def _task_for(node: PackageNode) -> TaskRecord:
 def record_task_status(inp: RecordTaskInput) -> TaskRecord:
     """Upsert one task into the generation record (and log the transition)."""
     store.upsert_task(Path(inp.home), inp.generation, inp.task)
-    t = inp.task
-    detail = f" ({t.reason})" if t.reason and t.status != TaskStatus.DONE else ""
-    _log(
-        inp.home, inp.generation, f"task {t.package}: {t.status.value} attempt {t.attempts}{detail}"
-    )
+    _log(inp.home, inp.generation, planning.transition_line(inp.task))
     return inp.task
 
 
@@ -196,12 +114,7 @@ def merge_generation_task(inp: MergeTaskInput) -> MergeTaskResult:
     result = tasks.merge_task(
         open_repo(Path(t.repo)), Path(t.home), t.generation, t.package, inp.package_path
     )
-    _log(
-        t.home,
-        t.generation,
-        f"merged {naming.task_branch(t.generation, t.package)} "
-        f"({len(result.files)} file(s)) as {result.merge_commit[:12]}",
-    )
+    _log(t.home, t.generation, planning.merged_line(t.generation, t.package, result))
     return result
 
 
@@ -210,15 +123,7 @@ def merge_generation_task(inp: MergeTaskInput) -> MergeTaskResult:
 def describe_task_package(inp: DescribeTaskInput) -> WorkspaceGraph:
     """The generated package and its workspace dependencies, as found in the task's worktree
     (the gate builds them from these nodes: scripts come from the new package.json)."""
-    root = Path(inp.worktree)
-    plan = root / inp.plan_path if inp.plan_path else None
-    graph = discover_workspace(root, plan, only=[inp.package])
-    node = graph.by_name().get(inp.package)
-    if node is None or not node.exists:
-        raise UserError(f"The task produced no package.json for {inp.package} in {inp.path}.")
-    if node.path != inp.path:
-        raise UserError(f"The task put {inp.package} at {node.path} instead of {inp.path}.")
-    return graph
+    return planning.task_package(Path(inp.worktree), inp.plan_path, inp.package, inp.path)
 
 
 ACTIVITIES: list[Callable[..., Any]] = [

@@ -24,13 +24,13 @@ from pkgbuilder.models.orchestrator import (
     NewPackages,
     ReportOutcomeInput,
     ReportOutcomeResult,
-    ResolvedPackage,
     ResolvePackagesInput,
     ResolvePackagesResult,
     SignalOrchestratorInput,
     SignalOrchestratorResult,
     WatchBuildInput,
 )
+from pkgbuilder.queue.resolve import resolve_names
 from pkgbuilder.queue.sources import QueueSourceError, open_source
 from pkgbuilder.workspace.discovery import discover_workspace
 
@@ -80,20 +80,7 @@ def resolve_queued_packages(inp: ResolvePackagesInput) -> ResolvePackagesResult:
         graph = discover_workspace(Path(inp.workspace_root))
     except UserError as e:
         raise ApplicationError(str(e), type=ErrorType.WorkspaceError, non_retryable=True) from e
-    nodes = graph.by_name()
-    result = ResolvePackagesResult(package_manager=graph.package_manager)
-    for name in inp.names:
-        node = nodes.get(name)
-        if node is None:
-            result.missing.append(name)
-            continue
-        result.packages.append(
-            ResolvedPackage(
-                node=node,
-                dependency_nodes=[nodes[d] for d in node.dependencies if d in nodes],
-            )
-        )
-    return result
+    return resolve_names(graph, inp.names)
 
 
 def _failure_text(e: WorkflowFailureError) -> str:

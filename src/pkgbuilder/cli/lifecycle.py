@@ -23,14 +23,13 @@ from pkgbuilder.errors import UserError
 from pkgbuilder.lifecycle import store
 from pkgbuilder.lifecycle.common import active_generations, open_repo, resolve_generation
 from pkgbuilder.lifecycle.log import Log, generation_log
+from pkgbuilder.lifecycle.planning import DEFAULT_PLAN
 from pkgbuilder.models.lifecycle import (
     GenerationRecord,
     GenerationRunInput,
     GenerationRunResult,
 )
 from pkgbuilder.workspace.master_plan import unscoped
-
-DEFAULT_PLAN = "plans/master-plan.md"
 
 app = typer.Typer(
     name="generation",
