@@ -19,15 +19,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-from pkgbuilder.activities.fix import (
-    apply_fix_response,
-    choose_fix_prompt,
-    fix_commit_subject,
-    prepare_fix_request,
-)
+from pkgbuilder.activities.fix import apply_fix_response, prepare_fix_request
 from pkgbuilder.activities.llm import LLMActivities
 from pkgbuilder.config import BuildSettings
 from pkgbuilder.llm.fileops import apply_file_operations
+from pkgbuilder.llm.fix import choose_fix_prompt, fix_commit_subject
 from pkgbuilder.llm.prompts import BUILTIN_FIX_PROMPT, builtin_fix_prompt
 from pkgbuilder.llm.store import write_response
 from pkgbuilder.models.build import Failure, FailureType

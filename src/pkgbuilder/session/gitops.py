@@ -22,6 +22,11 @@ class GenerationGitError(UserError):
     """A git precondition of the session does not hold (one sentence with the fix)."""
 
 
+def commit_files(git: Repository, sha: str, prefix: str) -> list[str]:
+    """The files a commit touched, relative to the package directory ``prefix``."""
+    return sorted(p.removeprefix(prefix + "/") for p in git.commit_files(sha))
+
+
 def branch_name(session_id: str) -> str:
     """``gen-1732198765432`` -> ``feat/package-generation-1732198765432``."""
     return BRANCH_PREFIX + session_id.removeprefix("gen-")

@@ -18,8 +18,8 @@ from pathlib import PurePosixPath
 
 from pydantic import Field
 
-from pkgbuilder.errors import UserError
 from pkgbuilder.models.common import Model
+from pkgbuilder.session.errors import SessionError
 
 REQUIRED_SECTIONS = (
     "Purpose",
@@ -38,7 +38,7 @@ _PATH_TOKEN = re.compile(r"`([^`]+)`|(\S+)")
 _NONE = re.compile(r"^(none|n/a|no dependencies)\b|^-$", re.IGNORECASE)
 
 
-class PlanError(UserError):
+class PlanError(SessionError):
     """The plan file cannot be used (one sentence naming the problem and the fix)."""
 
 
