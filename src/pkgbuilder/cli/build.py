@@ -375,133 +375,155 @@ def print_report(report: BuildReport, as_json: bool) -> None:
         out.print("VERIFY passed" if report.verify_passed else "[red]VERIFY failed[/]")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def build(
-        workspace: Path = typer.Argument(Path("."), help="Monorepo root."),
-        plan: Path | None = typer.Option(None, help="Master plan markdown (packages + deps)."),
-        concurrency: int | None = typer.Option(
-            None, min=1, max=64, help="maxConcurrentBuilds (default 4)."
-        ),
-        only: list[str] = typer.Option([], help="Build only these packages (+ their deps)."),
-        build_id: str | None = typer.Option(None, help="Build id (default: generated)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the suite summary JSON."),
-        detach: bool = typer.Option(False, help="Start and return (needs a running server)."),
-        config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
-        registry: str | None = typer.Option(
-            None, help="Publish to this registry URL; 'local' starts the embedded one."
-        ),
-        dry_run: bool = typer.Option(
-            False, "--dry-run", help="Pack and report what would be published; publish nothing."
-        ),
-        keep_server: bool = typer.Option(
-            False,
-            "--keep-server",
-            help="Leave the embedded server (and its UI) running after the build; stop it "
-            "with 'pkgbuilder ui --stop'.",
-        ),
-        resume: bool = typer.Option(
-            False, "--resume", help="Follow (and run) this workspace's unfinished build."
-        ),
-        rebuild: bool = typer.Option(
-            False, "--rebuild", help="Run again under a --build-id that was already used."
-        ),
-        force: bool = typer.Option(
-            False, "--force", help="Ignore the build cache (results are still stored)."
-        ),
-        cache: str | None = typer.Option(
-            None,
-            "--cache",
-            help="Cache sources, e.g. local:rw,remote:r (a source left out is off).",
-        ),
-        affected: bool = typer.Option(
-            False,
-            "--affected",
-            help="Only packages whose hashed "
-            "inputs differ between --base and --head, + dependents.",
-        ),
-        base: str = typer.Option("main", help="--affected: the ref to compare with."),
-        head: str | None = typer.Option(
-            None, help="--affected: the other ref (default: the working tree)."
-        ),
-        dry: str | None = typer.Option(
-            None,
-            "--dry",
-            help="Print each package's hash, cache "
-            "status and why it would run; run nothing (--dry=json "
-            "for JSON).",
-        ),
-        fleet: bool = typer.Option(
-            False,
-            "--fleet",
-            help="Run the package steps on fleet workers ('pkgbuilder worker --workspace PATH "
-            "--fleet') whose checkouts are at this commit (see docs/workers.md).",
-        ),
-    ) -> None:
-        """Build every package of WORKSPACE in dependency order, in parallel."""
-        if build_id is not None:
-            _check_build_id(build_id)
-        workspace = workspace.resolve()
-        if not workspace.is_dir():
-            _fail_now(f"Workspace {workspace} is not a directory.")
-        overrides: dict[str, Any] = {}
-        if concurrency is not None:
-            overrides["maxConcurrentBuilds"] = concurrency
-        overrides.update(publish_overrides(registry, dry_run))
-        if dry not in (None, "text", "json"):
-            _fail_now("--dry takes no value or =json.")
-        from pkgbuilder.cli import cache as cache_cli
-        from pkgbuilder.config import deep_merge
+def build(
+    workspace: Path = typer.Argument(Path("."), help="Monorepo root."),
+    plan: Path | None = typer.Option(None, help="Master plan markdown (packages + deps)."),
+    concurrency: int | None = typer.Option(
+        None, min=1, max=64, help="maxConcurrentBuilds (default 4)."
+    ),
+    only: list[str] = typer.Option([], help="Build only these packages (+ their deps)."),
+    build_id: str | None = typer.Option(None, help="Build id (default: generated)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the suite summary JSON."),
+    detach: bool = typer.Option(False, help="Start and return (needs a running server)."),
+    config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
+    registry: str | None = typer.Option(
+        None, help="Publish to this registry URL; 'local' starts the embedded one."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Pack and report what would be published; publish nothing."
+    ),
+    keep_server: bool = typer.Option(
+        False,
+        "--keep-server",
+        help="Leave the embedded server (and its UI) running after the build; stop it "
+        "with 'pkgbuilder ui --stop'.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Follow (and run) this workspace's unfinished build."
+    ),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Run again under a --build-id that was already used."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Ignore the build cache (results are still stored)."
+    ),
+    cache: str | None = typer.Option(
+        None,
+        "--cache",
+        help="Cache sources, e.g. local:rw,remote:r (a source left out is off).",
+    ),
+    affected: bool = typer.Option(
+        False,
+        "--affected",
+        help="Only packages whose hashed inputs differ between --base and --head, + dependents.",
+    ),
+    base: str = typer.Option("main", help="--affected: the ref to compare with."),
+    head: str | None = typer.Option(
+        None, help="--affected: the other ref (default: the working tree)."
+    ),
+    dry: str | None = typer.Option(
+        None,
+        "--dry",
+        help="Print each package's hash, cache "
+        "status and why it would run; run nothing (--dry=json "
+        "for JSON).",
+    ),
+    fleet: bool = typer.Option(
+        False,
+        "--fleet",
+        help="Run the package steps on fleet workers ('pkgbuilder worker --workspace PATH "
+        "--fleet') whose checkouts are at this commit (see docs/workers.md).",
+    ),
+) -> None:
+    """Build every package of WORKSPACE in dependency order, in parallel."""
+    if build_id is not None:
+        _check_build_id(build_id)
+    workspace = workspace.resolve()
+    if not workspace.is_dir():
+        _fail_now(f"Workspace {workspace} is not a directory.")
+    if dry not in (None, "text", "json"):
+        _fail_now("--dry takes no value or =json.")
+    from pkgbuilder.cli import cache as cache_cli
 
-        if cache is not None:
-            overrides = deep_merge(overrides, user_errors(cache_cli.cache_spec_overrides)(cache))
-        if force:
-            overrides = deep_merge(overrides, {"cache": {"force": True}})
-        settings = settings_for(workspace, config, overrides)
-        if affected:
-            only = [*only, *user_errors(cache_cli.affected)(settings, workspace, base, head)]
-            if not only:
-                if as_json or dry == "json":
-                    print(json.dumps({"affected": [], "packageReports": []}))
-                else:
-                    console.print(
-                        f"no package is affected between {base} and {head or 'the working tree'}"
-                    )
-                raise typer.Exit(0)
-        if dry is not None:
-            _prevalidate(workspace, plan, only, settings.graph.depends_on)
-            raise typer.Exit(
-                user_errors(cache_cli.dry_run)(settings, workspace, only, dry == "json")
-            )
-        if plan is not None:
-            plan = plan.resolve()
-            if not plan.is_file():
-                _fail_now(f"Plan file {plan} does not exist.")
+    overrides = _build_overrides(concurrency, registry, dry_run, cache, force)
+    settings = settings_for(workspace, config, overrides)
+    if affected:
+        only = _with_affected(settings, workspace, only, base, head, as_json or dry == "json")
+    if dry is not None:
         _prevalidate(workspace, plan, only, settings.graph.depends_on)
-        _validate_sections(settings)
-        settings = user_errors(prepare_publishing)(settings, registry)
-        bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        spec = None
-        if fleet:
-            from pkgbuilder.cli.fleet import suite_fleet
+        raise typer.Exit(user_errors(cache_cli.dry_run)(settings, workspace, only, dry == "json"))
+    if plan is not None:
+        plan = plan.resolve()
+        if not plan.is_file():
+            _fail_now(f"Plan file {plan} does not exist.")
+    _prevalidate(workspace, plan, only, settings.graph.depends_on)
+    _validate_sections(settings)
+    settings = user_errors(prepare_publishing)(settings, registry)
+    bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    spec = None
+    if fleet:
+        from pkgbuilder.cli.fleet import suite_fleet
 
-            spec = suite_fleet(settings, workspace)
-        code = run_async(
-            run_build(
-                settings,
-                workspace,
-                plan,
-                only,
-                bid,
-                as_json,
-                detach,
-                keep_server,
-                resume,
-                rebuild,
-                fleet=spec,
-            )
+        spec = suite_fleet(settings, workspace)
+    code = run_async(
+        run_build(
+            settings,
+            workspace,
+            plan,
+            only,
+            bid,
+            as_json,
+            detach,
+            keep_server,
+            resume,
+            rebuild,
+            fleet=spec,
         )
-        raise typer.Exit(code)
+    )
+    raise typer.Exit(code)
+
+
+def _build_overrides(
+    concurrency: int | None, registry: str | None, dry_run: bool, cache: str | None, force: bool
+) -> dict[str, Any]:
+    """The settings the build's flags override (applied over the config files)."""
+    from pkgbuilder.cli import cache as cache_cli
+    from pkgbuilder.config import deep_merge
+
+    overrides: dict[str, Any] = {}
+    if concurrency is not None:
+        overrides["maxConcurrentBuilds"] = concurrency
+    overrides.update(publish_overrides(registry, dry_run))
+    if cache is not None:
+        overrides = deep_merge(overrides, user_errors(cache_cli.cache_spec_overrides)(cache))
+    if force:
+        overrides = deep_merge(overrides, {"cache": {"force": True}})
+    return overrides
+
+
+def _with_affected(
+    settings: BuildSettings,
+    workspace: Path,
+    only: list[str],
+    base: str,
+    head: str | None,
+    as_json: bool,
+) -> list[str]:
+    """``only`` plus the packages --affected finds; when there are none, say so and exit 0."""
+    from pkgbuilder.cli import cache as cache_cli
+
+    only = [*only, *user_errors(cache_cli.affected)(settings, workspace, base, head)]
+    if not only:
+        if as_json:
+            print(json.dumps({"affected": [], "packageReports": []}))
+        else:
+            console.print(f"no package is affected between {base} and {head or 'the working tree'}")
+        raise typer.Exit(0)
+    return only
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(build)
 
 
 def _fail_now(message: str) -> None:

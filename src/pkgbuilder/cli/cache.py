@@ -101,113 +101,116 @@ def affected(settings: BuildSettings, workspace: Path, base: str, head: str | No
     return affected_packages(workspace, _graph(workspace, settings), settings, base, head)
 
 
+@user_errors
+def hash_cmd(
+    package: str = typer.Argument(..., help="Package name, e.g. @acme/core."),
+    workspace: Path = typer.Option(Path("."), help="Monorepo root."),
+    step: str = typer.Option("build", help="build or test."),
+    explain: bool = typer.Option(False, help="List every input of the hash."),
+    against: str | None = typer.Option(
+        None, help="A build id: which inputs changed since that build."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Print a package's task hash; --explain its inputs, --against what changed."""
+    from pkgbuilder.cache.engine import hash_packages
+    from pkgbuilder.cache.hashing import diff_manifests
+    from pkgbuilder.cache.sources import WorkingTree
+    from pkgbuilder.cache.store import LocalStore
+
+    if step not in ("build", "test"):
+        fail("--step must be build or test.")
+    workspace = workspace.resolve()
+    settings = settings_for(workspace)
+    graph = _graph(workspace, settings)
+    if package not in graph.by_name():
+        fail(f"{package} is not a package of {workspace}.")
+    hasher, _ = hash_packages(WorkingTree(workspace), graph.packages, settings, [package])
+    manifest = hasher.manifest(package, step)
+    doc: dict[str, Any] = {"package": package, "step": step, "hash": manifest.hash}
+    lines = _manifest_lines(manifest) if explain else [manifest.hash]
+    if explain:
+        doc["manifest"] = manifest.to_json_dict()
+    if against:
+        store = LocalStore.from_settings(settings.cache, workspace)
+        recorded = store.build_hashes(against)
+        if recorded is None:
+            fail(f"No hashes were recorded for build {against} in {store.root}.")
+        assert recorded is not None
+        old_hash = recorded.get(package, {}).get(step)
+        if not old_hash:
+            fail(f"Build {against} did not hash {package}.")
+        assert old_hash is not None
+        old = store.get_manifest(old_hash)
+        if old is None:
+            fail(f"The manifest of {old_hash} is no longer in {store.root}.")
+        assert old is not None
+        diff = diff_manifests(old, manifest)
+        doc["against"] = {"buildId": against, **diff.to_json_dict()}
+        lines = [*lines, f"against build {against} ({old_hash}):"] + (
+            [f"  {c}" for c in diff.changes] or ["  no input changed"]
+        )
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for line in lines:
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def status_cmd(
+    workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Where the local cache is, how many artifacts and bytes it holds, its cap."""
+    from pkgbuilder.cache.store import LocalStore
+
+    ws = workspace.resolve()
+    st = LocalStore.from_settings(settings_for(ws).cache, ws).status()
+    doc = {
+        "dir": st.dir,
+        "artifacts": st.artifacts,
+        "bytes": st.bytes,
+        "maxBytes": st.max_bytes,
+        "manifests": st.manifests,
+        "lastUsed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.newest))
+        if st.newest
+        else None,
+    }
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    out.print(
+        f"{st.dir}: {st.artifacts} artifacts, {st.bytes / 1e6:.1f} MB of "
+        f"{st.max_bytes / 1e6:.0f} MB, {st.manifests} manifests",
+        highlight=False,
+    )
+
+
+def prune_cmd(
+    workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
+    max_size_mb: int | None = typer.Option(
+        None, help="Evict down to this size (default: cache.maxSizeMb)."
+    ),
+    older_than_days: float | None = typer.Option(
+        None, help="Also evict artifacts unused for this many days."
+    ),
+) -> None:
+    """Evict least recently used artifacts until the cache fits its cap."""
+    from pkgbuilder.cache.store import LocalStore
+
+    ws = workspace.resolve()
+    store = LocalStore.from_settings(settings_for(ws).cache, ws)
+    removed, freed = store.prune(
+        None if max_size_mb is None else max_size_mb * 1024 * 1024,
+        None if older_than_days is None else older_than_days * 86400,
+    )
+    out.print(
+        f"removed {removed} artifacts ({freed / 1e6:.1f} MB) from {store.root}", highlight=False
+    )
+
+
 def register(root: typer.Typer) -> None:
-    @root.command(name="hash")
-    @user_errors
-    def hash_cmd(
-        package: str = typer.Argument(..., help="Package name, e.g. @acme/core."),
-        workspace: Path = typer.Option(Path("."), help="Monorepo root."),
-        step: str = typer.Option("build", help="build or test."),
-        explain: bool = typer.Option(False, help="List every input of the hash."),
-        against: str | None = typer.Option(
-            None, help="A build id: which inputs changed since that build."
-        ),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Print a package's task hash; --explain its inputs, --against what changed."""
-        from pkgbuilder.cache.engine import hash_packages
-        from pkgbuilder.cache.hashing import diff_manifests
-        from pkgbuilder.cache.sources import WorkingTree
-        from pkgbuilder.cache.store import LocalStore
-
-        if step not in ("build", "test"):
-            fail("--step must be build or test.")
-        workspace = workspace.resolve()
-        settings = settings_for(workspace)
-        graph = _graph(workspace, settings)
-        if package not in graph.by_name():
-            fail(f"{package} is not a package of {workspace}.")
-        hasher, _ = hash_packages(WorkingTree(workspace), graph.packages, settings, [package])
-        manifest = hasher.manifest(package, step)
-        doc: dict[str, Any] = {"package": package, "step": step, "hash": manifest.hash}
-        lines = _manifest_lines(manifest) if explain else [manifest.hash]
-        if explain:
-            doc["manifest"] = manifest.to_json_dict()
-        if against:
-            store = LocalStore.from_settings(settings.cache, workspace)
-            recorded = store.build_hashes(against)
-            if recorded is None:
-                fail(f"No hashes were recorded for build {against} in {store.root}.")
-            assert recorded is not None
-            old_hash = recorded.get(package, {}).get(step)
-            if not old_hash:
-                fail(f"Build {against} did not hash {package}.")
-            assert old_hash is not None
-            old = store.get_manifest(old_hash)
-            if old is None:
-                fail(f"The manifest of {old_hash} is no longer in {store.root}.")
-            assert old is not None
-            diff = diff_manifests(old, manifest)
-            doc["against"] = {"buildId": against, **diff.to_json_dict()}
-            lines = [*lines, f"against build {against} ({old_hash}):"] + (
-                [f"  {c}" for c in diff.changes] or ["  no input changed"]
-            )
-        if as_json:
-            print(json.dumps(doc, indent=2))
-        else:
-            for line in lines:
-                out.print(line, highlight=False, markup=False, soft_wrap=True)
-
-    @app.command("status")
-    def status_cmd(
-        workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Where the local cache is, how many artifacts and bytes it holds, its cap."""
-        from pkgbuilder.cache.store import LocalStore
-
-        ws = workspace.resolve()
-        st = LocalStore.from_settings(settings_for(ws).cache, ws).status()
-        doc = {
-            "dir": st.dir,
-            "artifacts": st.artifacts,
-            "bytes": st.bytes,
-            "maxBytes": st.max_bytes,
-            "manifests": st.manifests,
-            "lastUsed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.newest))
-            if st.newest
-            else None,
-        }
-        if as_json:
-            print(json.dumps(doc, indent=2))
-            return
-        out.print(
-            f"{st.dir}: {st.artifacts} artifacts, {st.bytes / 1e6:.1f} MB of "
-            f"{st.max_bytes / 1e6:.0f} MB, {st.manifests} manifests",
-            highlight=False,
-        )
-
-    @app.command("prune")
-    def prune_cmd(
-        workspace: Path = typer.Option(Path("."), help="Where to read pkgbuilder.toml from."),
-        max_size_mb: int | None = typer.Option(
-            None, help="Evict down to this size (default: cache.maxSizeMb)."
-        ),
-        older_than_days: float | None = typer.Option(
-            None, help="Also evict artifacts unused for this many days."
-        ),
-    ) -> None:
-        """Evict least recently used artifacts until the cache fits its cap."""
-        from pkgbuilder.cache.store import LocalStore
-
-        ws = workspace.resolve()
-        store = LocalStore.from_settings(settings_for(ws).cache, ws)
-        removed, freed = store.prune(
-            None if max_size_mb is None else max_size_mb * 1024 * 1024,
-            None if older_than_days is None else older_than_days * 86400,
-        )
-        out.print(
-            f"removed {removed} artifacts ({freed / 1e6:.1f} MB) from {store.root}", highlight=False
-        )
-
+    root.command(name="hash")(hash_cmd)
+    app.command("status")(status_cmd)
+    app.command("prune")(prune_cmd)
     root.add_typer(app)

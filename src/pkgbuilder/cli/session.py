@@ -277,145 +277,157 @@ def _announce(session_id: str, workflow_id: str, as_json: bool) -> None:
         out.print(f"session  {session_id}\nworkflow {workflow_id}", highlight=False)
 
 
+def _start_input(
+    settings: BuildSettings,
+    root: Path,
+    name: str,
+    category: Category,
+    plan: Path,
+    path: str | None,
+    base: str | None,
+    no_merge: bool,
+    detach: bool,
+) -> tuple[TurnBasedGenerationInput, str]:
+    """The new session's workflow input and id, after the checks that need no server."""
+    cfg = turn_based_config(settings)
+    schedule(cfg, category)  # reject an empty selection before anything starts
+    plan_rel = _relative(root, plan, "plan")
+    pkg_rel = _relative(root, Path(path or default_package_path(name, category)), "package path")
+    current = _check_local(root, plan_rel, name, pkg_rel, state_dir(root, cfg.state_dir))
+    _check_api_key(detach)
+    base_branch = base or current
+    if base_branch is None:
+        raise UserError(
+            "HEAD is detached; check out the base branch (e.g. 'git checkout main') or pass --base."
+        )
+    session_id = f"gen-{int(time.time() * 1000)}"
+    if Repository(root).branch_exists(branch_name(session_id)):
+        raise UserError(
+            f"Branch {branch_name(session_id)} already exists; try again "
+            "in a moment (nothing was created)."
+        )
+    inp = TurnBasedGenerationInput(
+        session_id=session_id,
+        package_name=name,
+        package_path=pkg_rel,
+        plan_path=plan_rel,
+        category=category,
+        workspace_root=str(root),
+        state_dir=str(state_dir(root, cfg.state_dir)),
+        config=settings,
+        base_branch=base_branch,
+        merge=False if no_merge else None,
+    )
+    return inp, workflow_id_for(session_id)
+
+
+def start(
+    name: str = typer.Option(..., "--name", help="Package name, e.g. @acme/data-validator."),
+    category: Category = typer.Option(..., "--category", help="Package category."),
+    plan: Path = typer.Option(..., "--plan", help="Plan file (see docs/generation.md)."),
+    path: str | None = typer.Option(
+        None, "--path", help="Package directory (default packages/<category>/<name>)."
+    ),
+    phases: str | None = typer.Option(
+        None, "--phases", help="Run only these phases (comma-separated)."
+    ),
+    skip: str | None = typer.Option(None, "--skip", help="Skip these phases."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    detach: bool = typer.Option(False, "--detach", help="Start and return."),
+    no_merge: bool = typer.Option(False, "--no-merge", help="Leave the branch unmerged."),
+    base: str | None = typer.Option(None, "--base", help="Base branch (default: current)."),
+    workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
+    config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
+) -> None:
+    """Generate a package from its plan in 15 committed, resumable phases."""
+    root = workspace.resolve()
+    tbg: dict[str, Any] = {}
+    if phases:
+        tbg["phasesToExecute"] = phases
+    if skip:
+        tbg["phasesToSkip"] = skip
+    settings = settings_for(root, config, {"turnBasedGeneration": tbg} if tbg else None)
+    inp, wf_id = _user(
+        lambda: _start_input(settings, root, name, category, plan, path, base, no_merge, detach)
+    )
+    _announce(inp.session_id, wf_id, as_json)
+    raise typer.Exit(run_async(run_session(settings, inp, wf_id, as_json, detach)))
+
+
+def resume(
+    session_id: str = typer.Argument(..., help="Session id (gen-<ms>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    detach: bool = typer.Option(False, "--detach", help="Start and return."),
+    no_merge: bool = typer.Option(False, "--no-merge", help="Leave the branch unmerged."),
+    workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
+    config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
+) -> None:
+    """Continue a failed or interrupted session from its first unfinished phase."""
+    root = workspace.resolve()
+
+    def prepare() -> tuple[GenerationContext, TurnBasedGenerationInput, str]:
+        directory = _state_dir(root, config)
+        ctx = read_state(state_path(directory, check_session_id(session_id)))
+        settings = settings_for(Path(ctx.workspace_root), config)
+        inp = TurnBasedGenerationInput(
+            session_id=ctx.session_id,
+            package_name=ctx.package_name,
+            package_path=ctx.package_path,
+            plan_path=ctx.plan_path,
+            category=ctx.category,
+            workspace_root=ctx.workspace_root,
+            state_dir=str(directory),
+            config=settings,
+            base_branch=ctx.base_branch,
+            branch=ctx.branch,
+            merge=False if no_merge else None,
+            resume_from_context=ctx,
+        )
+        return ctx, inp, workflow_id_for(ctx.session_id, int(time.time() * 1000))
+
+    ctx, inp, wf_id = _user(prepare)
+    _announce(ctx.session_id, wf_id, as_json)
+    raise typer.Exit(run_async(run_session(inp.config, inp, wf_id, as_json, detach, ctx)))
+
+
+def sessions(
+    as_json: bool = typer.Option(False, "--json", help="Print the sessions as JSON."),
+    workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
+) -> None:
+    """List generation sessions (newest first) from the state directory."""
+    directory = _user(lambda: _state_dir(workspace.resolve()))
+    found, bad = list_states(directory)
+    for _path, why in bad:
+        console.print(f"[yellow]warning:[/] {why}", highlight=False)
+    if as_json:
+        print(json.dumps([c.to_json_dict() for c in found], indent=2))
+    elif not found:
+        out.print(f"No generation sessions in {directory}; start one with 'pkgbuilder start'.")
+    else:
+        out.print(sessions_table(found))
+
+
+def dashboard_cmd(
+    session_id: str = typer.Argument(..., help="Session id (gen-<ms>)."),
+    once: bool = typer.Option(False, "--once", help="Print one snapshot and exit."),
+    interval: float = typer.Option(2.0, min=0.2, help="Refresh interval (seconds)."),
+    workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
+) -> None:
+    """The seed's dashboard, live: phases, commits, tokens, cost, failure."""
+    spath = _user(lambda: state_path(_state_dir(workspace.resolve()), check_session_id(session_id)))
+    ctx = _user(lambda: read_state(spath))
+    if once:
+        out.print(dashboard(ctx))
+        raise typer.Exit(0)
+    raise typer.Exit(run_async(_watch(spath, interval)))
+
+
 def register(app: typer.Typer) -> None:
     """Add the generation commands to the root app."""
-
-    @app.command()
-    def start(
-        name: str = typer.Option(..., "--name", help="Package name, e.g. @acme/data-validator."),
-        category: Category = typer.Option(..., "--category", help="Package category."),
-        plan: Path = typer.Option(..., "--plan", help="Plan file (see docs/generation.md)."),
-        path: str | None = typer.Option(
-            None, "--path", help="Package directory (default packages/<category>/<name>)."
-        ),
-        phases: str | None = typer.Option(
-            None, "--phases", help="Run only these phases (comma-separated)."
-        ),
-        skip: str | None = typer.Option(None, "--skip", help="Skip these phases."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-        detach: bool = typer.Option(False, "--detach", help="Start and return."),
-        no_merge: bool = typer.Option(False, "--no-merge", help="Leave the branch unmerged."),
-        base: str | None = typer.Option(None, "--base", help="Base branch (default: current)."),
-        workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
-        config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
-    ) -> None:
-        """Generate a package from its plan in 15 committed, resumable phases."""
-        root = workspace.resolve()
-        tbg: dict[str, Any] = {}
-        if phases:
-            tbg["phasesToExecute"] = phases
-        if skip:
-            tbg["phasesToSkip"] = skip
-        settings = settings_for(root, config, {"turnBasedGeneration": tbg} if tbg else None)
-
-        def prepare() -> tuple[TurnBasedGenerationInput, str]:
-            cfg = turn_based_config(settings)
-            schedule(cfg, category)  # reject an empty selection before anything starts
-            plan_rel = _relative(root, plan, "plan")
-            pkg_rel = _relative(
-                root, Path(path or default_package_path(name, category)), "package path"
-            )
-            current = _check_local(root, plan_rel, name, pkg_rel, state_dir(root, cfg.state_dir))
-            _check_api_key(detach)
-            base_branch = base or current
-            if base_branch is None:
-                raise UserError(
-                    "HEAD is detached; check out the base branch (e.g. 'git "
-                    "checkout main') or pass --base."
-                )
-            session_id = f"gen-{int(time.time() * 1000)}"
-            if Repository(root).branch_exists(branch_name(session_id)):
-                raise UserError(
-                    f"Branch {branch_name(session_id)} already exists; try again "
-                    "in a moment (nothing was created)."
-                )
-            inp = TurnBasedGenerationInput(
-                session_id=session_id,
-                package_name=name,
-                package_path=pkg_rel,
-                plan_path=plan_rel,
-                category=category,
-                workspace_root=str(root),
-                state_dir=str(state_dir(root, cfg.state_dir)),
-                config=settings,
-                base_branch=base_branch,
-                merge=False if no_merge else None,
-            )
-            return inp, workflow_id_for(session_id)
-
-        inp, wf_id = _user(prepare)
-        _announce(inp.session_id, wf_id, as_json)
-        raise typer.Exit(run_async(run_session(settings, inp, wf_id, as_json, detach)))
-
-    @app.command()
-    def resume(
-        session_id: str = typer.Argument(..., help="Session id (gen-<ms>)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-        detach: bool = typer.Option(False, "--detach", help="Start and return."),
-        no_merge: bool = typer.Option(False, "--no-merge", help="Leave the branch unmerged."),
-        workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
-        config: Path | None = typer.Option(None, help="Config file (default pkgbuilder.toml)."),
-    ) -> None:
-        """Continue a failed or interrupted session from its first unfinished phase."""
-        root = workspace.resolve()
-
-        def prepare() -> tuple[GenerationContext, TurnBasedGenerationInput, str]:
-            directory = _state_dir(root, config)
-            ctx = read_state(state_path(directory, check_session_id(session_id)))
-            settings = settings_for(Path(ctx.workspace_root), config)
-            inp = TurnBasedGenerationInput(
-                session_id=ctx.session_id,
-                package_name=ctx.package_name,
-                package_path=ctx.package_path,
-                plan_path=ctx.plan_path,
-                category=ctx.category,
-                workspace_root=ctx.workspace_root,
-                state_dir=str(directory),
-                config=settings,
-                base_branch=ctx.base_branch,
-                branch=ctx.branch,
-                merge=False if no_merge else None,
-                resume_from_context=ctx,
-            )
-            return ctx, inp, workflow_id_for(ctx.session_id, int(time.time() * 1000))
-
-        ctx, inp, wf_id = _user(prepare)
-        _announce(ctx.session_id, wf_id, as_json)
-        raise typer.Exit(run_async(run_session(inp.config, inp, wf_id, as_json, detach, ctx)))
-
-    @app.command()
-    def sessions(
-        as_json: bool = typer.Option(False, "--json", help="Print the sessions as JSON."),
-        workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
-    ) -> None:
-        """List generation sessions (newest first) from the state directory."""
-        directory = _user(lambda: _state_dir(workspace.resolve()))
-        found, bad = list_states(directory)
-        for _path, why in bad:
-            console.print(f"[yellow]warning:[/] {why}", highlight=False)
-        if as_json:
-            print(json.dumps([c.to_json_dict() for c in found], indent=2))
-        elif not found:
-            out.print(f"No generation sessions in {directory}; start one with 'pkgbuilder start'.")
-        else:
-            out.print(sessions_table(found))
-
-    @app.command("dashboard")
-    def dashboard_cmd(
-        session_id: str = typer.Argument(..., help="Session id (gen-<ms>)."),
-        once: bool = typer.Option(False, "--once", help="Print one snapshot and exit."),
-        interval: float = typer.Option(2.0, min=0.2, help="Refresh interval (seconds)."),
-        workspace: Path = typer.Option(Path("."), help="Repository/workspace root."),
-    ) -> None:
-        """The seed's dashboard, live: phases, commits, tokens, cost, failure."""
-        spath = _user(
-            lambda: state_path(_state_dir(workspace.resolve()), check_session_id(session_id))
-        )
-        ctx = _user(lambda: read_state(spath))
-        if once:
-            out.print(dashboard(ctx))
-            raise typer.Exit(0)
-        raise typer.Exit(run_async(_watch(spath, interval)))
+    app.command()(start)
+    app.command()(resume)
+    app.command()(sessions)
+    app.command("dashboard")(dashboard_cmd)
 
 
 async def _watch(spath: Path, interval: float) -> int:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO
 
 from pkgbuilder.models.common import Model
 
@@ -219,6 +220,132 @@ async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
         os.close(pidfd)
 
 
+class _Output:
+    """The command's merged stdout/stderr, read without blocking as it comes: every chunk to
+    the log file (if any), the last ``limit`` bytes (at least one chunk) kept in memory."""
+
+    def __init__(self, fd: int, log_file: BinaryIO | None, limit: int) -> None:
+        self.fd, self.log_file, self.limit = fd, log_file, limit
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.eof = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        os.set_blocking(fd, False)
+        self.loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.loop.remove_reader(self.fd)
+            self.eof.set()
+            return
+        if self.log_file is not None:
+            self.log_file.write(chunk)
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        while self.size - len(self.chunks[0]) >= self.limit and len(self.chunks) > 1:
+            self.size -= len(self.chunks.popleft())
+
+    async def ended(self, seconds: float) -> bool:
+        """Whether the output ended within ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.eof.wait(), seconds)
+        return self.eof.is_set()
+
+    def close(self, pipe: IO[bytes]) -> None:
+        """Stop reading; close the pipe and the log file."""
+        self.loop.remove_reader(self.fd)
+        pipe.close()
+        if self.log_file is not None:
+            self.log_file.close()
+
+    def tail(self) -> str:
+        """The kept output as text; colour codes never reach reports or prompts (the log
+        file keeps the raw output)."""
+        raw = b"".join(self.chunks)[-self.limit :].decode("utf-8", errors="replace")
+        return ANSI_ESCAPE.sub("", raw)
+
+
+def _spawn(
+    argv: list[str], cwd: Path, env: Mapping[str, str] | None, token: str, log_path: Path | None
+) -> tuple[subprocess.Popen[bytes], BinaryIO | None]:
+    """Start the command in its own session with the step's marker (the environment
+    scrubbed unless one is given), and open its log file."""
+    log_file = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = log_path.open("wb")
+    child_env = dict(env) if env is not None else scrubbed_env()
+    child_env[STEP_ENV] = token
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(cwd),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: kill the whole tree
+        )
+    except BaseException:
+        if log_file is not None:
+            log_file.close()
+        raise
+    return proc, log_file
+
+
+async def _beat(
+    heartbeat: Callable[[str], None] | None, every: float, name: str, start: float
+) -> None:
+    while True:
+        await asyncio.sleep(every)
+        if heartbeat is not None:
+            heartbeat(f"{name} running {int(time.monotonic() - start)}s")
+
+
+async def _finish(
+    proc: subprocess.Popen[bytes],
+    output: _Output,
+    timeout: float,
+    token: str,
+    since: int | None,
+    sweep_later: bool,
+) -> bool:
+    """Wait for the main process (SIGTERM, then SIGKILL, at the timeout), kill what it left
+    behind and let the output drain; True when it timed out."""
+    timed_out = False
+    if not await _exited(proc, timeout):
+        timed_out = True
+        _kill_group(proc.pid, signal.SIGTERM)
+        if not await _exited(proc, 5):
+            _kill_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # What is left in its process group dies now; a full /proc sweep for what left the
+    # group costs a few ms, so it runs here only when something still holds the output
+    # or the caller does not sweep the whole step afterwards (see sweep_step).
+    _kill_group(proc.pid, signal.SIGKILL)
+    if not await output.ended(0.05) or not sweep_later:
+        await asyncio.to_thread(kill_step_processes, token, proc.pid, 5, since)
+    await output.ended(DRAIN_SECONDS)
+    return timed_out
+
+
+def _timed_out_note(timeout: float) -> str:
+    return f"\n[pkgbuilder] command timed out after {timeout:g} s and was killed\n"
+
+
+def _kill_cancelled(proc: subprocess.Popen[bytes], token: str, since: int | None) -> None:
+    _kill_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(5)
+    kill_step_processes(token, proc.pid, since=since)
+
+
 async def run_command(
     argv: Sequence[str],
     cwd: Path,
@@ -254,105 +381,27 @@ async def run_command(
     if step_key and kill_previous:
         await asyncio.to_thread(kill_step_processes, token)
     start = time.monotonic()
-    tail: deque[bytes] = deque()
-    tail_size = 0
-    log_file = None
-    if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = log_path.open("wb")
-    child_env = dict(env) if env is not None else scrubbed_env()
-    child_env[STEP_ENV] = token
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=str(cwd),
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: kill the whole tree
-        )
-    except BaseException:
-        if log_file is not None:
-            log_file.close()
-        raise
+    proc, log_file = _spawn(argv, cwd, env, token, log_path)
     assert proc.stdout is not None
     # Not reaped yet, so readable even if it already exited: the step's processes start
     # no earlier than this.
-    main_stat = _proc_stat(proc.pid)
-    since = main_stat[2] if main_stat else None
-    loop = asyncio.get_running_loop()
-    fd = proc.stdout.fileno()
-    os.set_blocking(fd, False)
-    eof = asyncio.Event()
-
-    def on_output() -> None:
-        nonlocal tail_size
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            loop.remove_reader(fd)
-            eof.set()
-            return
-        if log_file is not None:
-            log_file.write(chunk)
-        tail.append(chunk)
-        tail_size += len(chunk)
-        while tail_size - len(tail[0]) >= tail_bytes and len(tail) > 1:
-            tail_size -= len(tail.popleft())
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(heartbeat_every)
-            if heartbeat is not None:
-                heartbeat(f"{argv[0]} running {int(time.monotonic() - start)}s")
-
-    loop.add_reader(fd, on_output)
-    beat_task = asyncio.create_task(beat())
-    timed_out = False
+    since = (_proc_stat(proc.pid) or (0, 0, None))[2]
+    output = _Output(proc.stdout.fileno(), log_file, tail_bytes)
+    beat_task = asyncio.create_task(_beat(heartbeat, heartbeat_every, argv[0], start))
     try:
-        if not await _exited(proc, timeout):
-            timed_out = True
-            _kill_group(proc.pid, signal.SIGTERM)
-            if not await _exited(proc, 5):
-                _kill_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-        # What is left in its process group dies now; a full /proc sweep for what left the
-        # group costs a few ms, so it runs here only when something still holds the output
-        # or the caller does not sweep the whole step afterwards (see sweep_step).
-        _kill_group(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(eof.wait(), 0.05)
-        if not eof.is_set() or not sweep_later:
-            await asyncio.to_thread(kill_step_processes, token, proc.pid, 5, since)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(eof.wait(), DRAIN_SECONDS)
+        timed_out = await _finish(proc, output, timeout, token, since, sweep_later)
     except asyncio.CancelledError:
-        _kill_group(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            proc.wait(5)
-        kill_step_processes(token, proc.pid, since=since)
+        _kill_cancelled(proc, token, since)
         raise
     finally:
         beat_task.cancel()
-        loop.remove_reader(fd)
-        proc.stdout.close()
-        if log_file is not None:
-            log_file.close()
-    # Colour codes never reach reports or prompts (the log file keeps the raw output).
-    text = ANSI_ESCAPE.sub("", b"".join(tail)[-tail_bytes:].decode("utf-8", errors="replace"))
-    if timed_out:
-        text += f"\n[pkgbuilder] command timed out after {timeout:g} s and was killed\n"
+        output.close(proc.stdout)
     return CommandResult(
         argv=argv,
         cwd=str(cwd),
         exit_code=None if timed_out else proc.returncode,
         duration_ms=int((time.monotonic() - start) * 1000),
-        output_tail=text,
+        output_tail=output.tail() + (_timed_out_note(timeout) if timed_out else ""),
         timed_out=timed_out,
         timeout_seconds=timeout if timed_out else None,
         log_path=str(log_path) if log_path else None,
