@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from pkgbuilder.activities.publish import TMP_PREFIX, check_published, publish_package
+from pkgbuilder.activities.publish import check_published, publish_package
 from pkgbuilder.config import PublishingSettings
 from pkgbuilder.models.build import PackageNode, PublishOutcome, WorkspaceGraph
 from pkgbuilder.models.publish import PublishCheckInput, PublishPackageInput
 from pkgbuilder.publishing import registry as reg
+from pkgbuilder.publishing.pack import TMP_PREFIX
 from tests.support.registry import build_demo, make_demo, npm_view, running_registry
 
 pytestmark = pytest.mark.slow
