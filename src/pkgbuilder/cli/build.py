@@ -205,6 +205,121 @@ async def _refuse_reuse(client: Client, build_id: str) -> None:
     )
 
 
+async def _resume(
+    client: Client, unfinished: list[str], workspace: Path, inp: SuiteBuildInput, as_json: bool
+) -> tuple[WorkflowHandle[Any, BuildReport], SuiteBuildInput, str]:
+    """``--resume``: the workspace's unfinished suite, the input it was started with (else
+    this command's) and its build id."""
+    if not unfinished:
+        raise UserError(f"No unfinished build of {workspace}; start one with 'pkgbuilder build'.")
+    build_id = unfinished[0]
+    handle = client.get_workflow_handle(suite_workflow_id(build_id), result_type=BuildReport)
+    inp = await suite_input(client, handle) or inp
+    if not as_json:
+        console.print(f"resuming [bold]{handle.id}[/]")
+    return handle, inp, build_id
+
+
+async def _start(
+    client: Client,
+    unfinished: list[str],
+    workspace: Path,
+    inp: SuiteBuildInput,
+    rebuild: bool,
+    as_json: bool,
+) -> WorkflowHandle[Any, BuildReport]:
+    """Start the suite, unless another one of this workspace is unfinished."""
+    flag = workspace_flag(workspace)
+    if unfinished:
+        other = unfinished[0]
+        raise UserError(
+            f"Build {other} of this workspace is unfinished (one suite per workspace "
+            f"at a time): resume it with 'pkgbuilder build --resume{flag}', look at it "
+            f"with 'pkgbuilder status {other}{flag}', or cancel it with 'pkgbuilder "
+            f"cancel {other}{flag}'."
+        )
+    build_id = inp.build_id
+    if not rebuild:
+        await _refuse_reuse(client, build_id)
+    tq = inp.config.temporal.task_queue
+    handle: WorkflowHandle[Any, BuildReport] = await client.start_workflow(
+        SuiteBuildWorkflow.run,
+        inp,
+        id=suite_workflow_id(build_id),
+        task_queue=tq,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        static_summary=f"pkgbuilder suite {build_id} ({workspace.name})",
+    )
+    if not as_json:
+        console.print(f"started [bold]{handle.id}[/] on task queue '{tq}'")
+    return handle
+
+
+async def _detached(
+    client: Client,
+    settings: BuildSettings,
+    build_id: str,
+    workflow_id: str,
+    flag: str,
+    as_json: bool,
+) -> None:
+    """``--detach``: say how to follow the build, and warn when no worker will run it."""
+    tq = settings.temporal.task_queue
+    if as_json:
+        out.print_json(json.dumps({"buildId": build_id, "workflowId": workflow_id}))
+    else:
+        console.print(f"detached; follow with 'pkgbuilder status {build_id}{flag}'")
+    if not await live_pollers(client, settings.temporal.namespace, tq):
+        console.print(
+            f"[yellow]warning:[/] no live worker polls task queue '{tq}': nothing "
+            f"runs this build until one does; start one with 'pkgbuilder worker', or "
+            f"follow it here with 'pkgbuilder build --resume{flag}'.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+async def _follow(
+    client: Client,
+    settings: BuildSettings,
+    handle: WorkflowHandle[Any, BuildReport],
+    inp: SuiteBuildInput,
+    build_id: str,
+    flag: str,
+    embedded: bool,
+    as_json: bool,
+) -> BuildReport:
+    """Follow the suite to its report, running a worker in-process when none polls."""
+    tq = settings.temporal.task_queue
+    need_worker = embedded or not await has_dedicated_workers(
+        client, settings.temporal.namespace, tq
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        worker: Worker | None = None
+        if need_worker:
+            from pkgbuilder.runtime.worker import running_workers
+
+            if not embedded and not as_json:
+                console.print("no dedicated worker polls this task queue: running one in-process")
+            worker = await stack.enter_async_context(running_workers(client, settings))
+        follower = _Follower(client, settings, handle, not as_json, stack, worker)
+        try:
+            return await follower.run()
+        except asyncio.CancelledError:
+            raise await _interrupted(handle, build_id, flag) from None
+        except WorkflowFailureError as e:
+            if not _was_cancelled(e):
+                message, code = _failure_message(e)
+                raise UserError(message, exit_code=code) from e
+            summary = written_summary(inp)
+            if summary is None:
+                raise UserError(
+                    f"Build {build_id} was cancelled before it wrote a summary.", exit_code=1
+                ) from e
+            return summary
+
+
 async def run_build(
     settings: BuildSettings,
     workspace: Path,
@@ -227,7 +342,6 @@ async def run_build(
         fleet=fleet,
     )
     flag = workspace_flag(workspace)
-    tq = settings.temporal.task_queue
     async with temporal_client(settings, allow_embedded=not detach, keep_server=keep_server) as (
         client,
         embedded,
@@ -235,81 +349,13 @@ async def run_build(
         inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
         unfinished = await unfinished_suites(client, workspace)
         if resume:
-            if not unfinished:
-                raise UserError(
-                    f"No unfinished build of {workspace}; start one with 'pkgbuilder build'."
-                )
-            build_id = unfinished[0]
-            handle = client.get_workflow_handle(
-                suite_workflow_id(build_id), result_type=BuildReport
-            )
-            inp = await suite_input(client, handle) or inp
-            if not as_json:
-                console.print(f"resuming [bold]{handle.id}[/]")
+            handle, inp, build_id = await _resume(client, unfinished, workspace, inp, as_json)
         else:
-            if unfinished:
-                other = unfinished[0]
-                raise UserError(
-                    f"Build {other} of this workspace is unfinished (one suite per workspace "
-                    f"at a time): resume it with 'pkgbuilder build --resume{flag}', look at it "
-                    f"with 'pkgbuilder status {other}{flag}', or cancel it with 'pkgbuilder "
-                    f"cancel {other}{flag}'."
-                )
-            if not rebuild:
-                await _refuse_reuse(client, build_id)
-            handle = await client.start_workflow(
-                SuiteBuildWorkflow.run,
-                inp,
-                id=suite_workflow_id(build_id),
-                task_queue=tq,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=f"pkgbuilder suite {build_id} ({workspace.name})",
-            )
-            if not as_json:
-                console.print(f"started [bold]{handle.id}[/] on task queue '{tq}'")
+            handle = await _start(client, unfinished, workspace, inp, rebuild, as_json)
         if detach:
-            if as_json:
-                out.print_json(json.dumps({"buildId": build_id, "workflowId": handle.id}))
-            else:
-                console.print(f"detached; follow with 'pkgbuilder status {build_id}{flag}'")
-            if not await live_pollers(client, settings.temporal.namespace, tq):
-                console.print(
-                    f"[yellow]warning:[/] no live worker polls task queue '{tq}': nothing "
-                    f"runs this build until one does; start one with 'pkgbuilder worker', or "
-                    f"follow it here with 'pkgbuilder build --resume{flag}'.",
-                    highlight=False,
-                    soft_wrap=True,
-                )
+            await _detached(client, settings, build_id, handle.id, flag, as_json)
             return 0
-        need_worker = embedded or not await has_dedicated_workers(
-            client, settings.temporal.namespace, tq
-        )
-        async with contextlib.AsyncExitStack() as stack:
-            worker: Worker | None = None
-            if need_worker:
-                from pkgbuilder.runtime.worker import running_workers
-
-                if not embedded and not as_json:
-                    console.print(
-                        "no dedicated worker polls this task queue: running one in-process"
-                    )
-                worker = await stack.enter_async_context(running_workers(client, settings))
-            follower = _Follower(client, settings, handle, not as_json, stack, worker)
-            try:
-                report = await follower.run()
-            except asyncio.CancelledError:
-                raise await _interrupted(handle, build_id, flag) from None
-            except WorkflowFailureError as e:
-                if not _was_cancelled(e):
-                    message, code = _failure_message(e)
-                    raise UserError(message, exit_code=code) from e
-                summary = written_summary(inp)
-                if summary is None:
-                    raise UserError(
-                        f"Build {build_id} was cancelled before it wrote a summary.", exit_code=1
-                    ) from e
-                report = summary
+        report = await _follow(client, settings, handle, inp, build_id, flag, embedded, as_json)
     print_report(report, as_json)
     console.print(
         where_to_look(settings, build_id, workspace, embedded and not keep_server),

@@ -21,22 +21,8 @@ def phase_request(inp: PhasePromptInput, home: Path) -> PhasePromptResult:
     ``home`` built from the plan, the package's files and the session so far."""
     ctx = inp.context
     root = Path(ctx.workspace_root)
-    if inp.attempt == 0:
-        git = open_git(root)
-        done = find_commit(
-            git,
-            gitops.phase_subject(inp.phase.phase, ctx.package_name),
-            gitops.step_trailer(inp.phase.step_number),
-            rev=ctx.branch,
-            since=ctx.base_commit,
-        )
-        if done is not None:
-            prefix = gitops.toplevel_prefix(git, root, ctx.package_path)
-            return PhasePromptResult(
-                existing_commit=done, existing_files=gitops.commit_files(git, done, prefix)
-            )
-        if inp.existing_only:
-            return PhasePromptResult()
+    if inp.attempt == 0 and (existing := _existing(inp, root)) is not None:
+        return existing
     plan = load_plan(root, ctx.plan_path)
     pkg_dir = root / ctx.package_path
     s = spec(inp.phase.phase)
@@ -78,6 +64,26 @@ def phase_request(inp: PhasePromptInput, home: Path) -> PhasePromptResult:
         files_omitted=omitted,
         prompt_chars=chars,
     )
+
+
+def _existing(inp: PhasePromptInput, root: Path) -> PhasePromptResult | None:
+    """The commit an earlier run of this phase made (an empty result when only that was
+    asked for), or None: the request is to be written."""
+    ctx = inp.context
+    git = open_git(root)
+    done = find_commit(
+        git,
+        gitops.phase_subject(inp.phase.phase, ctx.package_name),
+        gitops.step_trailer(inp.phase.step_number),
+        rev=ctx.branch,
+        since=ctx.base_commit,
+    )
+    if done is not None:
+        prefix = gitops.toplevel_prefix(git, root, ctx.package_path)
+        return PhasePromptResult(
+            existing_commit=done, existing_files=gitops.commit_files(git, done, prefix)
+        )
+    return PhasePromptResult() if inp.existing_only else None
 
 
 def _review(path: str | None) -> ModelResponse | None:
