@@ -506,27 +506,17 @@ def build(
     _validate_sections(settings)
     settings = user_errors(prepare_publishing)(settings, registry)
     bid = build_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    spec = None
-    if fleet:
-        from pkgbuilder.cli.fleet import suite_fleet
-
-        spec = suite_fleet(settings, workspace)
-    code = run_async(
-        run_build(
-            settings,
-            workspace,
-            plan,
-            only,
-            bid,
-            as_json,
-            detach,
-            keep_server,
-            resume,
-            rebuild,
-            fleet=spec,
-        )
+    spec = _fleet_spec(settings, workspace) if fleet else None
+    run = run_build(
+        settings, workspace, plan, only, bid, as_json, detach, keep_server, resume, rebuild, spec
     )
-    raise typer.Exit(code)
+    raise typer.Exit(run_async(run))
+
+
+def _fleet_spec(settings: BuildSettings, workspace: Path) -> FleetSpec:
+    from pkgbuilder.cli.fleet import suite_fleet
+
+    return suite_fleet(settings, workspace)
 
 
 def _build_overrides(
