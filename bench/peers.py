@@ -201,8 +201,25 @@ def run_pkgbuilder(
         argv = [a for a in argv if a not in ("--force", "--rebuild")]
         wall, proc = timed(argv, root, env)
     if proc.returncode != 0:
-        raise RuntimeError(f"pkgbuilder failed ({proc.returncode}): {proc.stderr[-800:]}")
+        raise RuntimeError(
+            f"pkgbuilder failed ({proc.returncode}): {_failed_packages(proc.stdout)}"
+            f"{proc.stderr[-800:]}"
+        )
     return wall
+
+
+def _failed_packages(stdout: str) -> str:
+    """The failed packages' errors and first failure, from the build's --json summary."""
+    try:
+        reports = json.loads(stdout).get("packageReports", [])
+    except ValueError:
+        return ""
+    lines = [
+        f"{r.get('packageName')}: {r.get('error')} {(r.get('failures') or [{}])[0]}\n"
+        for r in reports
+        if r.get("status") == "failed"
+    ]
+    return "".join(lines)
 
 
 async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -> dict[str, float]:
