@@ -279,8 +279,10 @@ class _Run:
 
 
 def _remaining(deadline: float) -> float:
-    """What is left of a step's budget for its next command (at least one second)."""
-    return max(1.0, deadline - time.monotonic())
+    """What is left of a step's budget for its next command (at least one second), to a
+    tenth of a second: the first command of a step gets its whole limit, and a timeout
+    says "timed out after 2 s", not "after 1.99981 s"."""
+    return max(1.0, round(deadline - time.monotonic(), 1))
 
 
 def _script_step(
