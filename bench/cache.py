@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.suite_makespan import (  # noqa: E402
     BenchPackage,
     _run,
+    compile_sources,
     free_port,
     generate_dag,
     start_server,
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", type=Path, default=REPO_ROOT / ".pkgbuilder-test-cache" / "tools")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    compile_sources()
     packages = generate_dag(args.packages, args.seed, args.min_ms, args.max_ms)
     leaf, root_pkg = pick_leaf_and_root(packages)
     turbo = ensure_turbo(args.tools.resolve())

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from suite_makespan import (
     BenchPackage,
+    compile_sources,
     dag_figures,
     free_port,
     generate_dag,
@@ -229,8 +230,8 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
     (orchestration inside the child); wft: workflow-task latency (scheduled to completed);
     toFirstActivity: child start to its first activity starting (the child's start-up);
     afterLastActivity: the last activity's end to the child's completion (its last workflow
-    task with the report write); handover: in the suite, a child completing to the next
-    child's start being recorded (when a slot frees, the median over the build); afterDeps:
+    task with the report write); handover: in the suite, the last child completion before
+    a child's start to that start being recorded (the median over the build); afterDeps:
     a package's start minus its last dependency's end (includes waiting for a free slot)."""
     from temporalio.api.enums.v1 import EventType
     from temporalio.client import Client
@@ -318,7 +319,8 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
 
 async def _suite_handover(client: Any, suite_id: str) -> float | None:
     """Median ms from a child's completion to the next child's start in the suite's history
-    (the parent's workflow task plus the server starting the child)."""
+    (the parent's workflow task plus the server starting the child): the completion taken
+    is the last one before that start, the one that freed the slot or the dependency."""
     from temporalio.api.enums.v1 import EventType
 
     history = await client.get_workflow_handle(suite_id).fetch_history()
@@ -327,7 +329,7 @@ async def _suite_handover(client: Any, suite_id: str) -> float | None:
     for e in history.events:
         ts = e.event_time.ToMicroseconds() / 1000
         if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
-            done = ts if done is None else done
+            done = ts
         elif e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED and done:
             gaps.append(ts - done)
             done = None
@@ -345,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    compile_sources()
     runners = [r for r in args.runners.split(",") if r]
     if unknown := set(runners) - set(RUNNERS):
         parser.error(f"unknown runners: {sorted(unknown)}")
