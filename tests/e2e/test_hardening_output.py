@@ -18,7 +18,7 @@ DRIVER = """
 import os, sys, threading
 from pkgbuilder.cli.app import main
 noise = b"WARN temporalio_sdk_core::worker::activities: Activity not found on completion\\n"
-for delay in (0.2, 0.5, 0.8):  # all within the build, however fast it is here
+for delay in (0.2, 0.5, 0.8):  # all within the build: its build script lasts 2 s
     threading.Timer(delay, lambda: os.write(1, noise)).start()
 sys.argv = ["pkgbuilder", *sys.argv[1:]]
 main()
@@ -31,7 +31,10 @@ def address(temporal_env: WorkflowEnvironment) -> str:
 
 
 def test_json_stdout_survives_native_log_lines(address: str, tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path / "ws", {"packages/a": {"name": "@j/a"}})
+    # The build outlasts the three writes (started after the imports) however fast the CLI
+    # gets: a build of a trivial package on a running server can end within 0.8 s.
+    slow_build = {"build": 'node -e "setTimeout(() => {}, 2000)"', "test": "true"}
+    ws = make_workspace(tmp_path / "ws", {"packages/a": {"name": "@j/a", "scripts": slow_build}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("PKGBUILDER_")}
     env.update(
         TEMPORAL_ADDRESS=address,
