@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pkgbuilder.models.common import Category
 from pkgbuilder.models.llm import LLMRequest
 from pkgbuilder.models.session import TurnBasedGenerationInput
 from pkgbuilder.session.phases.definitions import GenerationPhase
+from tests.conftest import git
 from tests.support.fake_anthropic import FakeAnthropic, RecordedRequest
 from tests.support.generation_script import (
     PACKAGE_NAME,
@@ -31,19 +31,6 @@ from tests.support.generation_script import (
 _counter = itertools.count()
 
 
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
 def new_session_id() -> str:
     return f"gen-{int(time.time() * 1000) * 100 + next(_counter) % 100}"
 
@@ -52,7 +39,7 @@ def make_workspace(repo: Path) -> Path:
     repo.mkdir(parents=True)
     write_workspace(repo)
     git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.email", "test@example.com")
     git(repo, "config", "user.name", "test")
     git(repo, "add", "--", ".")
     git(repo, "commit", "-q", "-m", "workspace")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from pkgbuilder.activities.heartbeat import heartbeat_interval
+from pkgbuilder.activities.heartbeat import heartbeat_interval, heartbeating
 from pkgbuilder.cache import engine
 from pkgbuilder.errors import ErrorType
 from pkgbuilder.models.cache import CachedSteps, SaveCacheInput
@@ -56,23 +56,9 @@ class _Step:
         with contextlib.suppress(RuntimeError):  # outside an activity (unit tests)
             activity.heartbeat(self.name)
 
-    @contextlib.asynccontextmanager
-    async def beating(self) -> AsyncIterator[None]:
+    def beating(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Heartbeat the current step's name in the background while the block runs."""
-        every = heartbeat_interval(default=5.0, cap=5.0)
-
-        async def beat() -> None:
-            while True:
-                self.beat()
-                await asyncio.sleep(every)
-
-        task = asyncio.create_task(beat())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return heartbeating(lambda: self.name, heartbeat_interval(default=5.0, cap=5.0))
 
     def progress(self, name: str) -> None:
         self.name = name

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from temporalio import activity
 
@@ -26,14 +26,19 @@ def heartbeat_interval(default: float = 10.0, cap: float | None = None) -> float
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(detail: str) -> AsyncIterator[None]:
-    """Heartbeat in the background of an async activity while the block runs."""
-    interval = heartbeat_interval()
+async def heartbeating(
+    detail: str | Callable[[], str], interval: float | None = None
+) -> AsyncIterator[None]:
+    """Heartbeat in the background of an async activity while the block runs. ``detail``
+    may be a callable, read at each beat (e.g. the step running now); outside an activity
+    (unit tests) the beats are no-ops."""
+    every = interval if interval is not None else heartbeat_interval()
 
     async def beat() -> None:
         while True:
-            activity.heartbeat(detail)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(RuntimeError):  # not in an activity
+                activity.heartbeat(detail() if callable(detail) else detail)
+            await asyncio.sleep(every)
 
     task = asyncio.create_task(beat())
     try:
