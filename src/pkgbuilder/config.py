@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from pkgbuilder.errors import UserError
 from pkgbuilder.models.common import DEFAULT_COVERAGE_THRESHOLDS, Category, Model
 from pkgbuilder.util.state_dirs import ensure_state_dir
 from pkgbuilder.util.urls import strip_userinfo
@@ -40,8 +41,8 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key.lower().replace("_", "").replace("-", "")))
 
 
-class ConfigError(Exception):
-    """A user-facing configuration error (one clear sentence)."""
+class ConfigError(UserError):
+    """A configuration error (one clear sentence, exit code 2)."""
 
 
 class TemporalSettings(Model):

@@ -111,3 +111,15 @@ def test_every_error_type_is_raised_somewhere() -> None:
 def test_members_are_their_wire_names() -> None:
     assert all(m.value == name for name, m in ErrorType.__members__.items())
     assert ErrorType.ConfigError == "ConfigError"  # a StrEnum: compares with the wire string
+
+
+def test_config_and_binary_errors_are_user_errors() -> None:
+    """The CLI needs one handler: a configuration error and a missing bundled binary are
+    user errors (one sentence, exit code 2) like every other."""
+    from pkgbuilder.config import ConfigError
+    from pkgbuilder.errors import UserError
+    from pkgbuilder.runtime.binaries import BinaryNotFound
+
+    for error in (ConfigError("bad key"), BinaryNotFound("no temporal CLI")):
+        assert isinstance(error, UserError)
+        assert error.exit_code == 2

@@ -84,7 +84,6 @@ def server(
         )
     except BinaryNotFound as e:
         fail(str(e))
-        return
     console.print(f"Temporal dev server on {ip}:{port}" + ("" if headless else f", UI :{ui_port}"))
     raise typer.Exit(run_foreground(argv))
 
@@ -160,9 +159,7 @@ def reserve_stdout_for_json() -> None:
 
 def main() -> None:
     """Entry point: user errors raised anywhere end in one sentence and exit code 2."""
-    from pkgbuilder.config import ConfigError
     from pkgbuilder.errors import UserError
-    from pkgbuilder.runtime.binaries import BinaryNotFound
 
     if "--json" in sys.argv[1:]:
         reserve_stdout_for_json()
@@ -171,12 +168,9 @@ def main() -> None:
     sys.argv = [("--dry=text" if a == "--dry" else a) for a in sys.argv]
     try:
         app()  # standalone mode: usage errors and typer.Exit arrive as SystemExit
-    except UserError as e:
+    except UserError as e:  # ConfigError and BinaryNotFound too
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         code = e.exit_code
-    except (ConfigError, BinaryNotFound) as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        code = 2
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     # The Temporal SDK's native runtime threads can abort the interpreter while it

@@ -8,7 +8,7 @@ import functools
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,7 +23,6 @@ from pkgbuilder.config import (
     resolve_home,
 )
 from pkgbuilder.errors import UserError
-from pkgbuilder.runtime.binaries import BinaryNotFound
 from pkgbuilder.runtime.client import connect, is_local_address, server_answers, split_address
 
 console = Console(stderr=True)
@@ -32,7 +31,7 @@ out = Console()
 T = TypeVar("T")
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear sentence and exit with ``code``."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -42,16 +41,13 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine, turning user errors into one sentence and a non-zero exit code."""
     try:
         return asyncio.run(coro)
-    except UserError as e:
+    except UserError as e:  # ConfigError and BinaryNotFound too
         fail(str(e), e.exit_code)
-    except (ConfigError, BinaryNotFound) as e:
-        fail(str(e), 2)
     except RPCError as e:
         fail(f"Temporal refused the request: {e.message}.", 2)
     except KeyboardInterrupt:
         console.print("interrupted; work already done is kept (the workflow is durable).")
         raise typer.Exit(130) from None
-    raise AssertionError("unreachable")
 
 
 def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
@@ -63,9 +59,6 @@ def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             return fn(*args, **kwargs)
         except UserError as e:
             fail(str(e), e.exit_code)
-        except (ConfigError, BinaryNotFound) as e:
-            fail(str(e), 2)
-        raise AssertionError("unreachable")
 
     return wrapper
 

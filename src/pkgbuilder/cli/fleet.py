@@ -34,10 +34,8 @@ def suite_fleet(settings: BuildSettings, workspace: Path) -> FleetSpec:
         state = checkout_state(workspace, [".pkgbuilder"])
     except VcsError as e:
         fail(f"--fleet needs a git checkout (workers check out its commit): {e}")
-        raise AssertionError from e  # fail() exits
     if state.commit is None:
         fail(f"--fleet needs a commit: {workspace} has none yet.")
-        raise AssertionError
     return FleetSpec(
         task_queue=settings.temporal.fleet_queue,
         checkout=SuiteCheckout(commit=state.commit, clean=state.clean),
@@ -56,7 +54,6 @@ def run_fleet_worker(settings: BuildSettings, workspace: Path, concurrency: int 
         state = checkout_state(root, [".pkgbuilder"])
     except VcsError as e:
         fail(f"a fleet worker serves a git checkout: {e}")
-        return
     checkout = FleetCheckout(root)
     slots = concurrency or os.cpu_count() or 2
 

@@ -84,7 +84,6 @@ def ui(
         )
     except BinaryNotFound as e:
         fail(str(e))
-        return
     console.print(f"starting the Temporal dev server on {db} …", highlight=False, soft_wrap=True)
 
     def ready() -> None:

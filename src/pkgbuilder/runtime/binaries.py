@@ -9,9 +9,12 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from pkgbuilder.errors import UserError
 
-class BinaryNotFound(Exception):
-    pass
+
+class BinaryNotFound(UserError):
+    """A bundled binary (the Temporal CLI, the test server) is not installed: one clear
+    sentence, exit code 2."""
 
 
 def _find(name: str, env_var: str, package: str) -> str:
