@@ -37,6 +37,7 @@ from pkgbuilder.session.state import (
     check_session_id,
     list_states,
     read_state,
+    session_id_at,
     state_dir,
     state_path,
 )
@@ -300,7 +301,7 @@ def _start_input(
         raise UserError(
             "HEAD is detached; check out the base branch (e.g. 'git checkout main') or pass --base."
         )
-    session_id = f"gen-{int(time.time() * 1000)}"
+    session_id = session_id_at(int(time.time() * 1000))
     if Repository(root).branch_exists(branch_name(session_id)):
         raise UserError(
             f"Branch {branch_name(session_id)} already exists; try again "

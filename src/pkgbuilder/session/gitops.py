@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from pkgbuilder.errors import UserError
 from pkgbuilder.session.phases.definitions import GenerationPhase
+from pkgbuilder.session.state import SESSION_PREFIX
 from pkgbuilder.vcs import GitFailed, Repository, find_commit
 
 BRANCH_PREFIX = "feat/package-generation-"
@@ -29,7 +30,7 @@ def commit_files(git: Repository, sha: str, prefix: str) -> list[str]:
 
 def branch_name(session_id: str) -> str:
     """``gen-1732198765432`` -> ``feat/package-generation-1732198765432``."""
-    return BRANCH_PREFIX + session_id.removeprefix("gen-")
+    return BRANCH_PREFIX + session_id.removeprefix(SESSION_PREFIX)
 
 
 def step_trailer(step: int) -> str:

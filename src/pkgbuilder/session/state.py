@@ -26,7 +26,20 @@ from pkgbuilder.util.atomic import write_json_atomic
 STATE_DIR_ENV = "GENERATION_STATE_DIR"
 DEFAULT_STATE_DIR = ".generation-state"
 SCHEMA_VERSION = 1
+SESSION_PREFIX = "gen-"
 SESSION_ID = re.compile(r"^gen-\d{10,16}$")
+
+
+def session_id_at(ms: int) -> str:
+    """The session id for an instant, ``gen-<milliseconds since the epoch>``. The callers
+    pick the instant and keep it unique where they mint several (the CLI: a branch check;
+    a suite: the package's ordinal added; the lifecycle: strictly increasing)."""
+    return f"{SESSION_PREFIX}{ms}"
+
+
+def session_ms(session_id: str) -> int:
+    """The milliseconds of a session id (its sort key, its branch suffix)."""
+    return int(session_id.removeprefix(SESSION_PREFIX))
 
 
 class StateFileError(UserError):
@@ -191,10 +204,10 @@ def list_states(directory: Path) -> tuple[list[GenerationContext], list[tuple[Pa
     bad: list[tuple[Path, str]] = []
     if not directory.is_dir():
         return good, bad
-    for path in sorted(directory.glob("gen-*.json")):
+    for path in sorted(directory.glob(f"{SESSION_PREFIX}*.json")):
         try:
             good.append(read_state(path))
         except StateFileError as e:
             bad.append((path, str(e)))
-    good.sort(key=lambda c: int(c.session_id.removeprefix("gen-")), reverse=True)
+    good.sort(key=lambda c: session_ms(c.session_id), reverse=True)
     return good, bad

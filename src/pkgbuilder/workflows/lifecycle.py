@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pkgbuilder.models.session import GenerationResult, TurnBasedGenerationInput
     from pkgbuilder.models.steps import InstallInput
+    from pkgbuilder.session.state import session_id_at
     from pkgbuilder.workflows.common import run_check, run_shell_step
     from pkgbuilder.workspace.graph import transitive_dependents
 
@@ -249,7 +250,7 @@ class GenerationRunWorkflow:
         self._last_session_ms = max(now_ms, self._last_session_ms + 1)
         assert task.plan_path is not None
         return TurnBasedGenerationInput(
-            session_id=f"gen-{self._last_session_ms}",
+            session_id=session_id_at(self._last_session_ms),
             package_name=task.package,
             package_path=task.path,
             plan_path=task.plan_path,

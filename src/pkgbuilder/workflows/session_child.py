@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ValidationTargetResult,
     )
     from pkgbuilder.session.phases.config import turn_based_config
-    from pkgbuilder.session.state import DEFAULT_STATE_DIR
+    from pkgbuilder.session.state import DEFAULT_STATE_DIR, session_id_at
     from pkgbuilder.workflows.session import TurnBasedGenerationWorkflow
 
 
@@ -61,7 +61,7 @@ async def generate_package(
     assert node.plan_path is not None
     # gen-<ms>: the ordinal is added in milliseconds, so packages started in the same
     # workflow task still get distinct ids (and ids stay millisecond timestamps)
-    session_id = f"gen-{int(workflow.now().timestamp() * 1000) + ordinal}"
+    session_id = session_id_at(int(workflow.now().timestamp() * 1000) + ordinal)
     result: GenerationResult = await workflow.execute_child_workflow(
         TurnBasedGenerationWorkflow.run,
         TurnBasedGenerationInput(
