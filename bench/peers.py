@@ -127,13 +127,18 @@ def write_pnpm_copy(npm_root: Path, dest: Path, packages: list[BenchPackage], pn
     )
 
 
+LAST_RUN: dict[str, float] = {}  # epoch ms of the last timed run's start and end
+
+
 def timed(
     argv: list[str], cwd: Path, env: dict[str, str]
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
+    LAST_RUN["start"] = time.time() * 1000
     started = time.monotonic()
     proc = subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600, check=False
     )
+    LAST_RUN["end"] = time.time() * 1000
     return time.monotonic() - started, proc
 
 
@@ -311,6 +316,7 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
     out = {k: statistics.mean(v) for k, v in sums.items() if v}
     if handover_ms := await _suite_handover(client, f"suite-{build_id}"):
         out["handover"] = handover_ms
+    out.update(await _fixed_costs(client, f"suite-{build_id}", spans))
     if handover:
         out["afterDeps"] = statistics.median(handover)
     out["children"] = float(len(spans))
@@ -334,6 +340,24 @@ async def _suite_handover(client: Any, suite_id: str) -> float | None:
             gaps.append(ts - done)
             done = None
     return statistics.median(gaps) if gaps else None
+
+
+async def _fixed_costs(
+    client: Any, suite_id: str, spans: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """The build's costs paid once (ms): the CLI's start to the suite's start (imports, the
+    in-process worker, the client), the suite's start to its first child's, its last child's
+    end to the suite's end (verify, summary) and the suite's end to the CLI's exit."""
+    history = await client.get_workflow_handle(suite_id).fetch_history()
+    events = list(history.events)
+    first = events[0].event_time.ToMicroseconds() / 1000
+    last = events[-1].event_time.ToMicroseconds() / 1000
+    out = {"fixedCliToSuite": first - LAST_RUN.get("start", first)}
+    if spans:
+        out["fixedSuiteToFirstChild"] = min(s for s, _ in spans.values()) - first
+        out["fixedLastChildToSuiteEnd"] = last - max(e for _, e in spans.values())
+    out["fixedSuiteEndToExit"] = LAST_RUN.get("end", last) - last
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from pkgbuilder import search_attributes as sa
 from pkgbuilder.config import find_workspace_root, resolve_home
+from pkgbuilder.runtime.server import DYNAMIC_CONFIG
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 from tests.conftest import REPO_ROOT, copy_workspace, free_port, pkgbuilder_cli
 from tests.e2e.test_cli_build import cli_env, run_cli
@@ -92,6 +93,11 @@ def test_history_stays_viewable_from_a_subdirectory(tmp_path: Path) -> None:
         # The history database is in write-ahead-log mode (SQLite header bytes 18-19 are 2
         # for WAL, 1 for the rollback journal): see runtime/server.SQLITE_PRAGMAS.
         assert (home / "temporal.db").read_bytes()[18:20] == b"\x02\x02"
+        # The kept server runs with the transfer-queue read limit raised (DYNAMIC_CONFIG).
+        pid = int((home / "temporal-server.pid").read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        for setting in DYNAMIC_CONFIG:
+            assert setting.encode() in cmdline, cmdline
         assert (
             subprocess.run(
                 ["git", "status", "--porcelain", ".pkgbuilder"],
