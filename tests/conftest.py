@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pkgbuilder.runtime.binaries import temporal_cli_path, temporal_test_server_path
+from pkgbuilder.runtime.server import DYNAMIC_CONFIG
 from pkgbuilder.search_attributes import ALL_KEYS
 
 pytest_plugins = ["tests.support.fake_anthropic", "tests.support.llm_harness"]
@@ -50,12 +51,16 @@ def _build_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One real dev server for the whole session (in-memory, no UI)."""
+    """One real dev server for the whole session (in-memory, no UI), with the dynamic
+    config pkgbuilder's own dev servers run with."""
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         search_attributes=list(ALL_KEYS),
         dev_server_existing_path=temporal_cli_path(),
         dev_server_log_level="error",
+        dev_server_extra_args=[
+            arg for setting in DYNAMIC_CONFIG for arg in ("--dynamic-config-value", setting)
+        ],
     )
     try:
         yield env
