@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from pkgbuilder.runtime.binaries import temporal_cli_path, temporal_test_server_path
 from pkgbuilder.runtime.server import DYNAMIC_CONFIG
 from pkgbuilder.search_attributes import ALL_KEYS
+from pkgbuilder.workspace.pm.toolchain import TOOLS_CACHE_ENV
 
 pytest_plugins = ["tests.support.fake_anthropic", "tests.support.llm_harness"]
 
@@ -141,6 +142,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tools_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Package managers other than npm are fetched once into the tool cache:
+    ``PKGBUILDER_TOOLS_CACHE`` when set (a machine installs them once), else a session
+    directory."""
+    if os.environ.get(TOOLS_CACHE_ENV):
+        yield
+        return
+    os.environ[TOOLS_CACHE_ENV] = str(tmp_path_factory.mktemp("tools"))
+    try:
+        yield
+    finally:
+        os.environ.pop(TOOLS_CACHE_ENV, None)
 
 
 def copy_workspace(src: Path, dest: Path, extra_config: str = "") -> Path:

@@ -37,6 +37,10 @@ def test_install_line_names_the_tool_time_and_failure() -> None:
     assert install_line(_report(install=ok)) == "install: pnpm 9.15.9 from tool cache in 2.1s"
     skipped = InstallSummary(ok=True, skipped=True)
     assert install_line(_report(install=skipped)).startswith("install: up to date")
+    trusted = InstallSummary(ok=True, skipped=True, reason="installed by npm (x matches y)")
+    assert install_line(_report(install=trusted)) == (
+        "install: up to date: installed by npm (x matches y)"
+    )
     failed = InstallSummary(
         ok=False,
         duration_ms=900,

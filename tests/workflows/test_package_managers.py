@@ -11,9 +11,7 @@ directory).
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,9 +24,10 @@ from pkgbuilder.models.checks import CheckInput
 from pkgbuilder.models.steps import CommandInput, InstallInput
 from pkgbuilder.workspace.discovery import discover_workspace
 from pkgbuilder.workspace.pm.commands import forget_tools
-from pkgbuilder.workspace.pm.toolchain import TOOLS_CACHE_ENV
 from tests.conftest import REPO_ROOT, copy_workspace, git
 from tests.workflows.test_suite import run_suite
+
+pytestmark = pytest.mark.usefixtures("tools_cache")
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "pm"
 EXPECTED_TOOL = {
@@ -45,18 +44,6 @@ EXPECTED_ARGV = {
     "yarn1": ["install", "--frozen-lockfile"],
     "yarn4": ["install", "--immutable"],
 }
-
-
-@pytest.fixture(scope="session", autouse=True)
-def tools_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    if os.environ.get(TOOLS_CACHE_ENV):
-        yield
-        return
-    os.environ[TOOLS_CACHE_ENV] = str(tmp_path_factory.mktemp("tools"))
-    try:
-        yield
-    finally:
-        os.environ.pop(TOOLS_CACHE_ENV, None)
 
 
 def _fixture(name: str, dest: Path) -> Path:

@@ -126,7 +126,7 @@ def install_line(report: BuildReport) -> str | None:
     if inst is None:
         return None
     if inst.skipped:
-        return "install: up to date (lockfile and manifests unchanged)"
+        return f"install: up to date: {inst.reason or 'lockfile and manifests unchanged'}"
     if inst.ok:
         return f"install: {inst.tool or 'done'} in {inst.duration_ms / 1000:.1f}s"
     message = inst.failure.message if inst.failure else "failed"

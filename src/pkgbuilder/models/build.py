@@ -159,7 +159,8 @@ class InstallSummary(Model):
     """The suite's one workspace install: which binary ran it, how long, how it ended."""
 
     ok: bool
-    skipped: bool = False  # the install stamp matched: nothing to do
+    skipped: bool = False  # the install stamp matched, or the user's own install is current
+    reason: str | None = None  # why it was skipped, e.g. "installed by npm (... matches ...)"
     tool: str | None = None  # e.g. "pnpm 9.15.9 from tool cache"
     duration_ms: int = 0
     failure: Failure | None = None  # one typed install failure with the output's tail

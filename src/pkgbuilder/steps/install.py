@@ -1,6 +1,8 @@
 """The workspace install: once per manifest state (a stamp of the install fingerprint in
 ``node_modules``) and once at a time (a file lock), whatever number of package builds ask
-for it. Temporal-free; ``activities/build.install_workspace`` is its adapter."""
+for it; not at all when the package manager's own record says the user's install is
+current (pm/install_state.py). Temporal-free; ``activities/build.install_workspace`` is
+its adapter."""
 
 from __future__ import annotations
 
@@ -15,11 +17,18 @@ from pkgbuilder.models.steps import StepResult
 from pkgbuilder.steps.shell import RunOptions, scrubbed_env
 from pkgbuilder.util.filelock import file_lock
 from pkgbuilder.workspace.discovery import workspace_package_dirs
-from pkgbuilder.workspace.pm import Tool, ToolError, install_fingerprint
+from pkgbuilder.workspace.pm import (
+    InstallRecord,
+    Tool,
+    ToolError,
+    current_install,
+    install_fingerprint,
+)
 from pkgbuilder.workspace.pm.commands import INSTALL_ENV, install_argv, workspace_tool
 
 STAMP_NAME = ".pkgbuilder-install.json"
 LOCK_NAME = ".pkgbuilder-install.lock"
+UP_TO_DATE = "lockfile and manifests unchanged since pkgbuilder installed"  # the stamp's detail
 
 
 def manifest_fingerprint(root: Path) -> str:
@@ -65,6 +74,26 @@ def _stamped(stamp: Path, fingerprint: str) -> bool:
         return False
 
 
+def _write_stamp(stamp: Path, fingerprint: str, trusted: InstallRecord | None = None) -> None:
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    data = {"fingerprint": fingerprint}
+    if trusted is not None:
+        data["trusted"] = trusted.describe()
+    stamp.write_text(json.dumps(data))
+
+
+def _users_install(root: Path, pm: PackageManager) -> InstallRecord | None:
+    """The package manager's record of an install it did itself, if it can be trusted.
+    Blocking (pnpm: resolves the binary, whose major the record must match)."""
+    version: str | None = None
+    if pm is PackageManager.PNPM:
+        try:
+            version = workspace_tool(root, pm).version
+        except ToolError:
+            return None  # the install below reports it
+    return current_install(root, pm, workspace_package_dirs(root), version)
+
+
 async def install(
     root: Path,
     pm: PackageManager,
@@ -75,8 +104,10 @@ async def install(
     log_path: Path | None = None,
 ) -> StepResult:
     """Install the workspace's dependencies unless the stamp says this manifest state was
-    installed already. Never raises for a failing install (the result carries the
-    ``install`` failure naming the line that says why)."""
+    installed already, or the package manager's own record says the user's install is
+    current (then the stamp is written, and ``detail`` names the record). Never raises for
+    a failing install (the result carries the ``install`` failure naming the line that
+    says why)."""
     stamp = root / "node_modules" / STAMP_NAME
     fingerprint = await asyncio.to_thread(manifest_fingerprint, root)
     # flock blocks: take it in a thread so heartbeats keep flowing meanwhile.
@@ -84,9 +115,12 @@ async def install(
     await asyncio.to_thread(lock_cm.__enter__)
     try:
         if stamp.is_file() and _stamped(stamp, fingerprint):
-            return StepResult(
-                step="install", ok=True, skipped=True, detail="workspace already installed"
-            )
+            return StepResult(step="install", ok=True, skipped=True, detail=UP_TO_DATE)
+        if not update_lockfile:
+            trusted = await asyncio.to_thread(_users_install, root, pm)
+            if trusted is not None:
+                await asyncio.to_thread(_write_stamp, stamp, fingerprint, trusted)
+                return StepResult(step="install", ok=True, skipped=True, detail=trusted.describe())
         try:
             tool = await asyncio.to_thread(workspace_tool, root, pm)
         except ToolError as e:
@@ -118,8 +152,7 @@ async def install(
                     )
                 ],
             )
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps({"fingerprint": fingerprint}))
+        _write_stamp(stamp, fingerprint)
         return StepResult(
             step="install",
             ok=True,

@@ -246,6 +246,7 @@ class SuiteBuildWorkflow:
         summary = InstallSummary(
             ok=result.ok,
             skipped=result.skipped,
+            reason=result.detail if result.skipped else None,
             tool=result.detail if not result.skipped else None,
             duration_ms=result.duration_ms,
             failure=failure.model_copy(update={"output_tail": failure.output_tail[-4000:]})

@@ -5,6 +5,7 @@ Temporal-free; other modules import from here:
 - :func:`detect_package_manager`, :func:`requested_version`, :func:`lockfile_of`
 - :class:`LinkResolver` — does a dependency resolve to the workspace copy?
 - :func:`install_inputs` / :func:`install_fingerprint` — the files an install reads
+- :func:`current_install` → :class:`InstallRecord` — the user's own install, if current
 - :func:`resolve_tool` → :class:`Tool` — which binary runs the package manager
 """
 
@@ -16,6 +17,7 @@ from pkgbuilder.workspace.pm.detect import (
     requested_version,
 )
 from pkgbuilder.workspace.pm.fingerprint import install_fingerprint, install_inputs
+from pkgbuilder.workspace.pm.install_state import InstallRecord, current_install
 from pkgbuilder.workspace.pm.linking import LinkResolver
 from pkgbuilder.workspace.pm.toolchain import (
     Tool,
@@ -27,10 +29,12 @@ from pkgbuilder.workspace.pm.toolchain import (
 
 __all__ = [
     "LOCKFILES",
+    "InstallRecord",
     "LinkResolver",
     "PackageManagerError",
     "Tool",
     "ToolError",
+    "current_install",
     "detect_package_manager",
     "install_fingerprint",
     "install_inputs",
