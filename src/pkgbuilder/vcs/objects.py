@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pkgbuilder.vcs.command import GitTimeout, ScrubbedGit
 from pkgbuilder.vcs.errors import GitFailed, NotARepository
+from pkgbuilder.vcs.process import GitRunner, GitTimeout
 
 DEFAULT_TIMEOUT = 120.0
 SUBMODULE = b"160000"
@@ -20,13 +20,13 @@ class ObjectReader:
     def __init__(self, cwd: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.cwd = cwd
         self.timeout = timeout
-        self._cmd = ScrubbedGit(cwd)
+        self._cmd = GitRunner(cwd)
         self._cmd.update_environment(GIT_OPTIONAL_LOCKS="0")
 
     def _bytes(self, *args: str) -> bytes:
         argv = list(args)
         try:
-            status, out, err = self._cmd.run(self.cwd, argv, self.timeout, binary=True)
+            status, out, err = self._cmd.run(argv, self.timeout, binary=True)
         except GitTimeout as e:
             raise GitFailed(argv, self.cwd, -1, str(e)) from e
         if status != 0:

@@ -1,8 +1,9 @@
 """A handle on one git working directory: the only place pkgbuilder starts git.
 
-Commands run through GitPython (:mod:`pkgbuilder.vcs.command`) as argv lists, in the handle's
-directory, with a timeout and the scrubbed environment; paths given to and returned by the
-methods are relative to that directory unless a docstring says otherwise.
+Commands run as argv lists (:mod:`pkgbuilder.vcs.process`), in the handle's directory, with a
+timeout and the scrubbed environment; a few reads go through GitPython's object model
+(:attr:`Repository.repo`, loaded on first use). Paths given to and returned by the methods
+are relative to that directory unless a docstring says otherwise.
 """
 
 from __future__ import annotations
@@ -10,15 +11,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pkgbuilder.util.filelock import file_lock
-from pkgbuilder.vcs.command import (
-    GitTimeout,
-    ScrubbedGit,
-    ScrubbedRepo,
-    SymbolicReference,
-    open_gitpython_repo,
-)
 from pkgbuilder.vcs.env import fallback_identity_env
 from pkgbuilder.vcs.errors import (
     GitBusy,
@@ -28,6 +23,10 @@ from pkgbuilder.vcs.errors import (
     VcsError,
 )
 from pkgbuilder.vcs.porcelain import Worktree, porcelain_paths, worktree_list, z_list
+from pkgbuilder.vcs.process import GitRunner, GitTimeout
+
+if TYPE_CHECKING:
+    from pkgbuilder.vcs.command import ScrubbedRepo
 
 DEFAULT_TIMEOUT = 120.0
 # Commands that record an author, committer or tagger.
@@ -55,7 +54,7 @@ class Repository:
     def __init__(self, cwd: Path | str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.cwd = Path(cwd)
         self.timeout = timeout
-        self._cmd = ScrubbedGit(self.cwd)
+        self._cmd = GitRunner(self.cwd)
         self._identity_checked = False
         self._repo: ScrubbedRepo | None = None
 
@@ -97,7 +96,7 @@ class Repository:
 
     def _execute(self, argv: list[str]) -> tuple[int, str, str]:
         try:
-            status, out, err = self._cmd.run(self.cwd, argv, self.timeout)
+            status, out, err = self._cmd.run(argv, self.timeout)
         except GitTimeout as e:
             raise GitBusy(argv, self.cwd, -1, str(e)) from e
         return status, str(out), err
@@ -117,6 +116,8 @@ class Repository:
             NotARepository: ``cwd`` is not inside one.
         """
         if self._repo is None:
+            from pkgbuilder.vcs.command import open_gitpython_repo
+
             self._repo = open_gitpython_repo(self.cwd)
             if self._repo is None:
                 raise NotARepository(f"{self.cwd} is not inside a git repository.")
@@ -159,6 +160,8 @@ class Repository:
 
     def head_commit(self) -> str | None:
         """The commit HEAD points at; None before the first commit."""
+        from pkgbuilder.vcs.command import SymbolicReference
+
         try:
             # Read from the ref files in-process: no object lookup, so no git process.
             return SymbolicReference.dereference_recursive(self.repo, "HEAD")
@@ -183,6 +186,8 @@ class Repository:
         return self._ref_exists(f"refs/tags/{tag}")
 
     def _ref_exists(self, ref: str) -> bool:
+        from pkgbuilder.vcs.command import SymbolicReference
+
         try:  # loose ref files and packed-refs, read in-process
             SymbolicReference.dereference_recursive(self.repo, ref)
         except ValueError:
