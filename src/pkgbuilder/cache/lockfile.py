@@ -14,8 +14,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 LOCKFILE_NAMES = ("pnpm-lock.yaml", "yarn.lock", "package-lock.json", "npm-shrinkwrap.json")
 DEP_FIELDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
 
@@ -51,10 +49,10 @@ class Lockfile:
                 self._yarn = _parse_yarn(text)
                 self._entries = self._yarn_entries
             elif name == "pnpm-lock.yaml":
-                self._pnpm = yaml.safe_load(text) or {}
+                self._pnpm = _load_yaml(text) or {}
                 if isinstance(self._pnpm.get("importers"), dict):
                     self._entries = self._pnpm_entries
-        except (ValueError, yaml.YAMLError):
+        except ValueError:
             self._entries = self._fallback
 
     def entries(self, package_path: str, names: list[str]) -> dict[str, str]:
@@ -163,6 +161,17 @@ class Lockfile:
 
 
 _YARN_SPEC = re.compile(r'^"?((?:@[^@/"]+/)?[^@"]+)@')
+
+
+def _load_yaml(text: str) -> Any:
+    """``pnpm-lock.yaml``'s data; a YAML error raises ValueError. Only pnpm workspaces need
+    the YAML parser, so it is not loaded at every start."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"pnpm-lock.yaml: {e}") from None
 
 
 def _parse_yarn(text: str) -> dict[str, list[tuple[str, str, list[str]]]]:

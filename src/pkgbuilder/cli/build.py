@@ -346,8 +346,11 @@ async def run_build(
         client,
         embedded,
     ):
-        inp.search_attributes = await ensure_search_attributes(client, settings.temporal.namespace)
-        unfinished = await unfinished_suites(client, workspace)
+        # Independent round trips: one wait instead of two.
+        inp.search_attributes, unfinished = await asyncio.gather(
+            ensure_search_attributes(client, settings.temporal.namespace),
+            unfinished_suites(client, workspace),
+        )
         if resume:
             handle, inp, build_id = await _resume(client, unfinished, workspace, inp, as_json)
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -40,10 +40,12 @@ from pkgbuilder.models.orchestrator import (
     mode_name,
 )
 from pkgbuilder.queue.sources.base import QueueSourceError, default_queue_db
-from pkgbuilder.queue.sources.sqlite import SqliteQueue
 from pkgbuilder.workflows.common import failure_message
 from pkgbuilder.workflows.orchestrator import ContinuousBuilderWorkflow
 from pkgbuilder.workflows.policies import UPDATE_TIMEOUT
+
+if TYPE_CHECKING:  # sqlite3 is loaded by the queue commands only, not at every start
+    from pkgbuilder.queue.sources.sqlite import SqliteQueue
 
 T = TypeVar("T")
 
@@ -74,6 +76,8 @@ def _embedded_queue(orch: OrchestratorSettings) -> SqliteQueue:
             "orchestrator.source is 'mcp': add packages through the packages API; "
             "'pkgbuilder queue' edits the embedded queue only."
         )
+    from pkgbuilder.queue.sources.sqlite import SqliteQueue
+
     return SqliteQueue(Path(orch.queue_db).expanduser() if orch.queue_db else default_queue_db())
 
 

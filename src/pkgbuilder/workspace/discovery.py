@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pkgbuilder.models.build import PackageNode, WorkspaceGraph
 from pkgbuilder.models.common import Category, PackageManager
 from pkgbuilder.workspace.globs import declaration_index, literal_entries, matching_directories
@@ -108,6 +106,8 @@ def detect_package_manager(root: Path, manifest: dict[str, Any] | None) -> Packa
 
 
 def _pnpm_patterns(path: Path) -> list[Any]:
+    import yaml  # only pnpm workspaces need it: not loaded at every start
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as e:

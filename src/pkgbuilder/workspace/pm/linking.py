@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.workspace.pm.semver import parse_range, satisfies
 
@@ -46,17 +44,19 @@ def _read_npmrc(path: Path) -> dict[str, str]:
     return out
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on lockfiles
 # pnpm-lock.yaml's sections after ``importers`` (resolved packages) are most of the file.
 _AFTER_IMPORTERS = re.compile(r"^(?:packages|snapshots):", re.MULTILINE)
 
 
 def _read_yaml(path: Path, importers_only: bool = False) -> Any:
+    import yaml  # only pnpm workspaces need it: not loaded at every start
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on lockfiles
     try:
         text = path.read_text(encoding="utf-8-sig")
         if importers_only and (m := _AFTER_IMPORTERS.search(text)):
             text = text[: m.start()]
-        return yaml.load(text, Loader=_LOADER)
+        return yaml.load(text, Loader=loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 
