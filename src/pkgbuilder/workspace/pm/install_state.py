@@ -43,8 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pkgbuilder.models.common import PackageManager
 
 NPM_RECORD = "node_modules/.package-lock.json"
@@ -54,7 +52,6 @@ SETTINGS_FILES = (".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs", "pnpm-wor
 DEP_FIELDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
 _PNPM_FIELDS = ("dependencies", "devDependencies", "optionalDependencies")
 _PNPM_LOCK_KEYS = {"lockfileVersion", "settings", "importers", "packages", "snapshots"}
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ def current_install(
             return _npm(root, dirs)
         if pm is PackageManager.PNPM:
             return _pnpm(root, dirs, tool_version)
-    except (OSError, ValueError, TypeError, yaml.YAMLError):  # unreadable or malformed
+    except (OSError, ValueError, TypeError):  # unreadable or malformed (YAML errors too)
         return None
     return None
 
@@ -173,7 +170,18 @@ def _npm(root: Path, dirs: list[str]) -> InstallRecord | None:
 
 
 def _yaml(path: Path) -> dict[str, Any]:
-    return _dict(yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader))
+    return _load_yaml(path.read_text(encoding="utf-8"))
+
+
+def _load_yaml(text: str) -> dict[str, Any]:
+    """``text`` parsed as YAML (a dict, else empty); malformed YAML raises ValueError. The
+    parser loads here, for pnpm workspaces only, not at every start."""
+    import yaml
+
+    try:
+        return _dict(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    except yaml.YAMLError as e:
+        raise ValueError(f"malformed YAML: {e}") from None
 
 
 def _major(version: Any) -> str | None:
@@ -243,7 +251,7 @@ def _pnpm(root: Path, dirs: list[str], tool_version: str | None) -> InstallRecor
     pnpm_workspace = root / "pnpm-workspace.yaml"
     if pnpm_workspace.is_file() and set(_yaml(pnpm_workspace)) - {"packages"}:
         return None
-    lock = _dict(yaml.load(data.decode("utf-8"), Loader=_Loader))
+    lock = _load_yaml(data.decode("utf-8"))
     settings = _dict(lock.get("settings"))
     if set(lock) - _PNPM_LOCK_KEYS or settings.get("excludeLinksFromLockfile"):
         return None
