@@ -21,12 +21,14 @@ the suite's own history (event times, the server's clock) and the run's start an
 Usage::
 
     python bench/cli_start.py [--runs 7] [--packages 88] [--all] [--json] [--against DIR]
+        [--pause 1.0]
 
 Each checkout's ``src`` goes first on ``PYTHONPATH`` and its ``pkgbuilder`` entry point (from
 its ``pyproject.toml``) is run by this interpreter. ``--against DIR``: also run the sources of
 DIR (a checkout, e.g. ``git worktree add DIR main``; byte-compiled first), alternating with
 this one run by run (in turns first), so that both see the same machine load; medians of
-each.
+each. ``--pause`` seconds pass before each run: the server still settles the previous build
+for a while after its command exits, and a run starting into that pays for it.
 """
 
 from __future__ import annotations
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--all", action="store_true", help="build every package, not one")
     parser.add_argument("--against", type=Path, help="a checkout to compare with")
+    parser.add_argument(
+        "--pause", type=float, default=1.0, help="seconds between runs (the server settles)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     compile_sources()
@@ -164,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(args.runs):
                 order = list(variants.items())  # ABBA: neither always runs right after the other
                 for name, (command, src) in order if run % 2 == 0 else reversed(order):
+                    time.sleep(args.pause)
                     run_env = {**env, "PYTHONPATH": src}
                     figures = one_run(command, root, run_env, port, f"{name}{run}", only)
                     runs[name].append(figures)
