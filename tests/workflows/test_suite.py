@@ -14,7 +14,6 @@ from temporalio.client import Client
 from pkgbuilder.config import load_settings
 from pkgbuilder.models.build import BuildReport, PackageStatus, SuiteBuildInput, SuitePhase
 from pkgbuilder.runtime.worker import running_workers
-from pkgbuilder.workflows import suite as suite_module
 from pkgbuilder.workflows.suite import SuiteBuildWorkflow
 from tests.conftest import REPO_ROOT, copy_workspace
 
@@ -196,33 +195,6 @@ async def test_children_leave_their_report_files_to_the_suite(failing_run, clien
     base = await client.get_workflow_handle(by_name["@fx/base"].workflow_id).fetch_history()
     completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
     assert [e.event_type for e in base.events].count(completed) == 2
-
-
-async def test_the_suite_writes_reports_in_batches_during_build(
-    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With batches of one, a report file is written before the last child ends (in a
-    workflow task that confirms a child's start), and every package still gets its file."""
-    import uuid
-
-    monkeypatch.setattr(suite_module, "REPORT_BATCH", 1)
-    ws = copy_workspace(FIXTURE, tmp_path / "ws")
-    build_id = f"t{uuid.uuid4().hex[:8]}"
-    report = await run_suite(client, f"tq-{uuid.uuid4()}", ws, build_id)
-    history = await client.get_workflow_handle(f"suite-{build_id}").fetch_history()
-    writes: list[int] = []
-    last_child_end = 0
-    for e in history.events:
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            data = json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
-            if data["activity_type"] == "write_package_reports":
-                writes.append(e.event_id)
-        elif e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
-            last_child_end = e.event_id
-    assert writes and writes[0] < last_child_end
-    assert report.summary_path is not None
-    day = Path(report.summary_path).parent
-    assert all((day / f"{r.package_name}.json").is_file() for r in report.package_reports)
 
 
 async def test_concurrency_limit_bounds_parallel_builds(

@@ -79,9 +79,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 DONE_OK = DONE_OK_STATUSES
-# The children's report files are written during BUILD in batches of this many (one local
-# activity each), the rest when BUILD ends.
-REPORT_BATCH = 16
 FINAL = (*DONE_OK_STATUSES, PackageStatus.FAILED, PackageStatus.BLOCKED)
 
 
@@ -105,11 +102,8 @@ class SuiteBuildWorkflow:
         self._hits: dict[str, PackageBuildResult] = {}  # restored from the build cache
         self._miss_reasons: dict[str, str | None] = {}
         # Reports whose file is not written yet (children's, full tails; cache hits'), see
-        # _write_reports; how many children's starts were confirmed, and how many when the
-        # unwritten reports last made a batch.
+        # _write_reports.
         self._unwritten: dict[str, PackageBuildReport] = {}
-        self._starts = 0
-        self._unwritten_since = 0
 
     @property
     def _discovered(self) -> WorkspaceGraph:
@@ -292,28 +286,6 @@ class SuiteBuildWorkflow:
         build_start = workflow.now()
         end_times: dict[str, datetime] = {}
         running: dict[asyncio.Task[PackageBuildResult], str] = {}
-        writer = asyncio.create_task(self._write_reports_between_starts())
-        try:
-            await self._build_loop(nodes, graph, build_start, end_times, running)
-        finally:
-            writer.cancel()
-            await workflow.wait([writer])
-        # Anything still pending could never start (a dependency outside the graph failed).
-        for p in self._state.packages:
-            if p.status is PackageStatus.PENDING:
-                p.status = PackageStatus.BLOCKED
-                p.error = p.error or "a dependency did not complete"
-        await self._write_reports()
-
-    async def _build_loop(
-        self,
-        nodes: dict[str, PackageNode],
-        graph: WorkspaceGraph,
-        build_start: datetime,
-        end_times: dict[str, datetime],
-        running: dict[asyncio.Task[PackageBuildResult], str],
-    ) -> None:
-        """Start every ready package as slots free up, until none runs."""
         publish_hits = publishing.publishing_active(self._inp.config)
         suite_package = self._inp.config.suite_package
         while True:
@@ -370,6 +342,12 @@ class SuiteBuildWorkflow:
                 name = running.pop(task)
                 end_times[name] = workflow.now()
                 self._record(name, task)
+        # Anything still pending could never start (a dependency outside the graph failed).
+        for p in self._state.packages:
+            if p.status is PackageStatus.PENDING:
+                p.status = PackageStatus.BLOCKED
+                p.error = p.error or "a dependency did not complete"
+        await self._write_reports()
 
     def _gates_tests(self, name: str) -> bool:
         """Whether dependents need ``name``'s tests to pass, not only its build."""
@@ -444,7 +422,7 @@ class SuiteBuildWorkflow:
         result = self._hits[name]
         result.report.start_time = result.report.end_time = now
         self._results[name] = result
-        self._pend_report(result.report)
+        self._unwritten[name] = result.report
         self._built.add(name)
 
     async def _publish_hit(
@@ -492,48 +470,23 @@ class SuiteBuildWorkflow:
         the suite starts leaves its file to the suite, which saves each child a local
         activity and a workflow activation), the cache hits' and, in COMPLETE, those of
         packages that never ran."""
-        batch = dict(self._unwritten)
-        self._unwritten.clear()
-        if not batch:
+        names = list(self._unwritten)
+        if not names:
             return
-        try:
-            written = await workflow.execute_local_activity(
-                report_acts.write_package_reports,
-                WritePackageReportsInput(
-                    reports=list(batch.values()),
-                    reports_root=self._reports_root,
-                    date=self._date,
-                ),
-                start_to_close_timeout=SHORT_TIMEOUT,
-                retry_policy=FILE_RETRY,
-            )
-        except BaseException:
-            self._unwritten = {**batch, **self._unwritten}  # written by a later call
-            raise
-        for name, path in zip(batch, written, strict=True):
+        written = await workflow.execute_local_activity(
+            report_acts.write_package_reports,
+            WritePackageReportsInput(
+                reports=[self._unwritten[n] for n in names],
+                reports_root=self._reports_root,
+                date=self._date,
+            ),
+            start_to_close_timeout=SHORT_TIMEOUT,
+            retry_policy=FILE_RETRY,
+        )
+        for name, path in zip(names, written, strict=True):
             if name in self._results:
                 self._results[name].report_path = path.path
-
-    def _pend_report(self, report: PackageBuildReport) -> None:
-        self._unwritten[report.package_name] = report
-        if len(self._unwritten) == REPORT_BATCH:
-            self._unwritten_since = self._starts
-
-    async def _write_reports_between_starts(self) -> None:
-        """During BUILD: the ended children's reports, a batch at a time, written in a
-        workflow task that confirms a child's start (and starts nothing), not in one that
-        starts the next child after a completion (a local activity holds its workflow task
-        open)."""
-        while True:
-            await workflow.wait_condition(
-                lambda: (
-                    len(self._unwritten) >= REPORT_BATCH and self._starts > self._unwritten_since
-                )
-            )
-            try:
-                await self._write_reports()
-            except ActivityError:
-                workflow.logger.warning("package reports not written yet; retried when BUILD ends")
+        self._unwritten.clear()
 
     def _ready(self) -> list[str]:
         by_name = {p.name: p for p in self._state.packages}
@@ -586,7 +539,7 @@ class SuiteBuildWorkflow:
             report_by_parent=True,
         )
         assert state.workflow_id is not None
-        handle = await workflow.start_child_workflow(
+        result: PackageBuildResult = await workflow.execute_child_workflow(
             PackageBuildWorkflow.run,
             child_input,
             id=state.workflow_id,
@@ -597,8 +550,6 @@ class SuiteBuildWorkflow:
                 else None
             ),
         )
-        self._starts += 1
-        result: PackageBuildResult = await handle
         return result
 
     def _lookup_settings(self) -> BuildSettings:
@@ -642,7 +593,7 @@ class SuiteBuildWorkflow:
             self._fail(name, f"child workflow failed: {message}", state.start_time)
             return
         # The file gets the full report; the suite's history and result the short tails.
-        self._pend_report(result.report)
+        self._unwritten[name] = result.report
         result = result.model_copy(update={"report": compact_report(result.report)})
         self._results[name] = result
         if result.build_succeeded:
