@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from pkgbuilder.config import load_settings
@@ -176,25 +175,6 @@ async def test_reports_are_written_in_the_seed_format(failing_run) -> None:
     assert [w["packageName"] for w in other["waitedFor"]] == ["@fx/base"]
     assert (day / "logs").is_dir()
     assert ws.joinpath("production").is_dir()
-
-
-async def test_children_leave_their_report_files_to_the_suite(failing_run, client) -> None:
-    """A suite's child writes no report itself (no local activity, no second activation):
-    it ends in the workflow task of its check result, and the suite writes its file."""
-    report, _, _ = failing_run
-    assert report.summary_path is not None
-    day = Path(report.summary_path).parent
-    by_name = {r.package_name: r for r in report.package_reports}
-    for name in ("@fx/base", "@fx/broken"):
-        history = await client.get_workflow_handle(by_name[name].workflow_id).fetch_history()
-        kinds = [e.event_type for e in history.events]
-        assert EventType.EVENT_TYPE_MARKER_RECORDED not in kinds, name
-        written = json.loads((day / f"{name}.json").read_text())
-        assert written["workflowId"] == by_name[name].workflow_id
-        assert written["status"] == by_name[name].status.value
-    base = await client.get_workflow_handle(by_name["@fx/base"].workflow_id).fetch_history()
-    completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-    assert [e.event_type for e in base.events].count(completed) == 2
 
 
 async def test_concurrency_limit_bounds_parallel_builds(

@@ -224,9 +224,6 @@ class PackageBuildInput(Model):
     cache_miss_reason: str | None = None
     # Set in a `build --fleet` suite: the package steps run on a fleet worker's checkout.
     fleet: FleetTask | None = None
-    # Set by the suite: it writes the package's JSON report file (in one batch with the
-    # others), so the child returns its full report and writes no file (but when cancelled).
-    report_by_parent: bool = False
 
     _safe_build_id = field_validator("build_id")(check_safe_id)
 

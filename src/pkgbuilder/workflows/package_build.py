@@ -61,8 +61,7 @@ with workflow.unsafe.imports_passed_through():
 RESULT_TAIL_CHARS = 600
 
 
-def compact_report(report: PackageBuildReport) -> PackageBuildReport:
-    """The report with its failures' output tails cut to ``RESULT_TAIL_CHARS``."""
+def _compact(report: PackageBuildReport) -> PackageBuildReport:
     failures = [
         f.model_copy(update={"output_tail": f.output_tail[-RESULT_TAIL_CHARS:]})
         for f in report.failures
@@ -188,16 +187,14 @@ class PackageBuildWorkflow:
             report.error = f"{self._phase}: cancelled"
             await self._finish(report, start, root, date)
             raise
-        path = await self._finish(report, start, root, date, write=not inp.report_by_parent)
+        path = await self._finish(report, start, root, date)
         result = PackageBuildResult(
             package_name=pkg.name,
             success=report.status in (PackageStatus.SUCCESS, PackageStatus.CACHED),
             status=report.status,
             failed_phase=report.failed_phase,
             error=report.error,
-            # The parent that writes the report file needs its full tails (and cuts them
-            # for its own result).
-            report=report if inp.report_by_parent else compact_report(report),
+            report=_compact(report),
             report_path=path,
             build_succeeded=self._build_ok,
         )
@@ -208,10 +205,8 @@ class PackageBuildWorkflow:
         return result
 
     async def _finish(
-        self, report: PackageBuildReport, start: object, root: str, date: str, write: bool = True
+        self, report: PackageBuildReport, start: object, root: str, date: str
     ) -> str | None:
-        """Ends the report (times, outcome, search attributes); writes its file unless the
-        parent does (``write=False``: None, the parent sets the path)."""
         end = workflow.now()
         report.end_time = end
         assert report.start_time is not None
@@ -227,12 +222,6 @@ class PackageBuildWorkflow:
             self._upsert(
                 [sa.STATUS.value_set(report.status.value), sa.BUILD_PHASE.value_set("done")]
             )
-        if not write:
-            # A suite writes its children's reports in one batch (suite._write_reports):
-            # no local activity here, so the child ends in the workflow task of its last
-            # activity's result, without a second activation.
-            self._phase = "done"
-            return None
         try:
             # A local activity: a small file write needs no task-queue round trip, and the
             # parent learns the result (and frees the slot) one workflow task sooner.

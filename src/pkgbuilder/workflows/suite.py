@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.models.reports import (
         DiscoverInput,
         EstimatesInput,
+        WritePackageReportInput,
         WritePackageReportsInput,
         WriteSuiteSummaryInput,
     )
@@ -67,11 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from pkgbuilder.reporting.build_reports import build_suite_report, reports_root
     from pkgbuilder.workflows import publishing, session_child
     from pkgbuilder.workflows.common import failure_message, run_shell_step
-    from pkgbuilder.workflows.package_build import (
-        PackageBuildWorkflow,
-        child_search_attributes,
-        compact_report,
-    )
+    from pkgbuilder.workflows.package_build import PackageBuildWorkflow, child_search_attributes
     from pkgbuilder.workspace.graph import (
         critical_path_priority,
         transitive_dependencies,
@@ -101,9 +98,6 @@ class SuiteBuildWorkflow:
         self._hashes: dict[str, PackageHashes] = {}
         self._hits: dict[str, PackageBuildResult] = {}  # restored from the build cache
         self._miss_reasons: dict[str, str | None] = {}
-        # Reports whose file is not written yet (children's, full tails; cache hits'), see
-        # _write_reports.
-        self._unwritten: dict[str, PackageBuildReport] = {}
 
     @property
     def _discovered(self) -> WorkspaceGraph:
@@ -347,7 +341,7 @@ class SuiteBuildWorkflow:
             if p.status is PackageStatus.PENDING:
                 p.status = PackageStatus.BLOCKED
                 p.error = p.error or "a dependency did not complete"
-        await self._write_reports()
+        await self._write_cached_reports()
 
     def _gates_tests(self, name: str) -> bool:
         """Whether dependents need ``name``'s tests to pass, not only its build."""
@@ -422,7 +416,6 @@ class SuiteBuildWorkflow:
         result = self._hits[name]
         result.report.start_time = result.report.end_time = now
         self._results[name] = result
-        self._unwritten[name] = result.report
         self._built.add(name)
 
     async def _publish_hit(
@@ -465,18 +458,14 @@ class SuiteBuildWorkflow:
             )
         return result
 
-    async def _write_reports(self) -> None:
-        """Every report not yet in its file, in one local activity: the children's (a child
-        the suite starts leaves its file to the suite, which saves each child a local
-        activity and a workflow activation), the cache hits' and, in COMPLETE, those of
-        packages that never ran."""
-        names = list(self._unwritten)
+    async def _write_cached_reports(self) -> None:
+        names = [p.name for p in self._state.packages if p.status is PackageStatus.CACHED]
         if not names:
             return
         written = await workflow.execute_local_activity(
             report_acts.write_package_reports,
             WritePackageReportsInput(
-                reports=[self._unwritten[n] for n in names],
+                reports=[self._results[n].report for n in names],
                 reports_root=self._reports_root,
                 date=self._date,
             ),
@@ -484,9 +473,7 @@ class SuiteBuildWorkflow:
             retry_policy=FILE_RETRY,
         )
         for name, path in zip(names, written, strict=True):
-            if name in self._results:
-                self._results[name].report_path = path.path
-        self._unwritten.clear()
+            self._results[name].report_path = path.path
 
     def _ready(self) -> list[str]:
         by_name = {p.name: p for p in self._state.packages}
@@ -536,7 +523,6 @@ class SuiteBuildWorkflow:
             cache_hashes=self._hashes.get(node.name),
             cache_miss_reason=self._miss_reasons.get(node.name),
             fleet=self._fleet_task(node, graph),
-            report_by_parent=True,
         )
         assert state.workflow_id is not None
         result: PackageBuildResult = await workflow.execute_child_workflow(
@@ -592,9 +578,6 @@ class SuiteBuildWorkflow:
             message = failure_message(e)
             self._fail(name, f"child workflow failed: {message}", state.start_time)
             return
-        # The file gets the full report; the suite's history and result the short tails.
-        self._unwritten[name] = result.report
-        result = result.model_copy(update={"report": compact_report(result.report)})
         self._results[name] = result
         if result.build_succeeded:
             self._built.add(name)
@@ -663,9 +646,14 @@ class SuiteBuildWorkflow:
         for rep in reports:
             if rep.package_name not in self._results:
                 # Blocked (or never started) packages get their report file too.
-                self._unwritten[rep.package_name] = rep
-        # Also the children that ended before a cancellation (BUILD did not reach its end).
-        await self._write_reports()
+                await workflow.execute_local_activity(
+                    report_acts.write_package_report,
+                    WritePackageReportInput(
+                        report=rep, reports_root=self._reports_root, date=self._date
+                    ),
+                    start_to_close_timeout=SHORT_TIMEOUT,
+                    retry_policy=FILE_RETRY,
+                )
         end = workflow.now()
         summary = build_suite_report(
             build_id=self._inp.build_id,
