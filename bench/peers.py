@@ -17,6 +17,8 @@ timestamps (server-up runs):
     dispatch          activity scheduled -> started, summed per child
     after deps        a child's start - its last dependency's close (the parent's reaction,
                       plus any wait for a free slot under the concurrency limit)
+    fixed...          the build's one-time costs: CLI start -> suite start, suite start ->
+                      first child, last child -> suite end, suite end -> CLI exit
 
 Usage::
 
