@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -367,6 +368,24 @@ def test_store_prunes_least_recently_used(tmp_path: Path) -> None:
     assert store.prune() == (1, 100)
     assert store.has("a" * 32) and not store.has("b" * 32) and store.has("c" * 32)
     assert store.status().artifacts == 2
+
+
+def test_store_prunes_after_a_save_at_most_once_an_interval(tmp_path: Path) -> None:
+    """A save prunes only when the last scan is older than the interval (the marker's time),
+    so a large cache is not scanned once per built package."""
+    store = LocalStore(tmp_path / "c", max_bytes=150)
+    store.put("a" * 32, bytes(100))
+    assert store.prune_if_due() == (0, 0)  # never pruned: scans, fits
+    store.put("b" * 32, bytes(100))  # now over the cap
+    assert store.prune_if_due() is None  # scanned a moment ago: skipped
+    assert store.status().artifacts == 2
+    marker = tmp_path / "c" / "artifacts" / ".pruned"
+    past = time.time() - 61
+    os.utime(marker, (past, past))
+    os.utime(store._artifact("a" * 32), (1000, 1000))  # the least recently used
+    assert store.prune_if_due() == (1, 100)
+    assert store.has("b" * 32) and not store.has("a" * 32)
+    assert store.status().artifacts == 1  # the marker is not an artifact
 
 
 def _steps() -> CachedSteps:

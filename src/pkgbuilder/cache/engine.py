@@ -268,7 +268,7 @@ def save(inp: SaveCacheInput) -> SaveCacheResult:
         for task_hash, data, _ in artifacts:
             store.put(task_hash, data)
         out.stored = True
-        store.prune()
+        store.prune_if_due()
     remote = remote_for(settings)
     if remote is not None and remote.cfg.write:
         try:
