@@ -129,18 +129,13 @@ def write_pnpm_copy(npm_root: Path, dest: Path, packages: list[BenchPackage], pn
     )
 
 
-LAST_RUN: dict[str, float] = {}  # epoch ms of the last timed run's start and end
-
-
 def timed(
     argv: list[str], cwd: Path, env: dict[str, str]
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
-    LAST_RUN["start"] = time.time() * 1000
     started = time.monotonic()
     proc = subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600, check=False
     )
-    LAST_RUN["end"] = time.time() * 1000
     return time.monotonic() - started, proc
 
 
@@ -230,7 +225,9 @@ def _failed_packages(stdout: str) -> str:
     return "".join(lines)
 
 
-async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -> dict[str, float]:
+async def breakdown(
+    address: str, build_id: str, packages: list[BenchPackage], run_ms: tuple[float, float]
+) -> dict[str, float]:
     """Per-package means (ms) from the children's histories, plus the suite's hand-over.
 
     span: the child's first to last event; activity: inside activities; overhead: the rest
@@ -239,7 +236,8 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
     afterLastActivity: the last activity's end to the child's completion (its last workflow
     task with the report write); handover: in the suite, the last child completion before
     a child's start to that start being recorded (the median over the build); afterDeps:
-    a package's start minus its last dependency's end (includes waiting for a free slot)."""
+    a package's start minus its last dependency's end (includes waiting for a free slot);
+    ``run_ms``: the CLI run's (start, end) in epoch ms, for the fixed costs."""
     from temporalio.api.enums.v1 import EventType
     from temporalio.client import Client
 
@@ -318,7 +316,7 @@ async def breakdown(address: str, build_id: str, packages: list[BenchPackage]) -
     out = {k: statistics.mean(v) for k, v in sums.items() if v}
     if handover_ms := await _suite_handover(client, f"suite-{build_id}"):
         out["handover"] = handover_ms
-    out.update(await _fixed_costs(client, f"suite-{build_id}", spans))
+    out.update(await _fixed_costs(client, f"suite-{build_id}", spans, run_ms))
     if handover:
         out["afterDeps"] = statistics.median(handover)
     out["children"] = float(len(spans))
@@ -345,7 +343,7 @@ async def _suite_handover(client: Any, suite_id: str) -> float | None:
 
 
 async def _fixed_costs(
-    client: Any, suite_id: str, spans: dict[str, tuple[float, float]]
+    client: Any, suite_id: str, spans: dict[str, tuple[float, float]], run_ms: tuple[float, float]
 ) -> dict[str, float]:
     """The build's costs paid once (ms): the CLI's start to the suite's start (imports, the
     in-process worker, the client), the suite's start to its first child's, its last child's
@@ -354,11 +352,11 @@ async def _fixed_costs(
     events = list(history.events)
     first = events[0].event_time.ToMicroseconds() / 1000
     last = events[-1].event_time.ToMicroseconds() / 1000
-    out = {"fixedCliToSuite": first - LAST_RUN.get("start", first)}
+    out = {"fixedCliToSuite": first - run_ms[0]}
     if spans:
         out["fixedSuiteToFirstChild"] = min(s for s, _ in spans.values()) - first
         out["fixedLastChildToSuiteEnd"] = last - max(e for _, e in spans.values())
-    out["fixedSuiteEndToExit"] = LAST_RUN.get("end", last) - last
+    out["fixedSuiteEndToExit"] = run_ms[1] - last
     return out
 
 
@@ -402,14 +400,14 @@ def main(argv: list[str] | None = None) -> int:
                     if runner == "pkgbuilder-server":
                         assert server is not None
                         build_id = f"peers{rnd}"
-                        walls[runner].append(
-                            run_pkgbuilder(
-                                npm_root, args.concurrency, server.env, server.exe, build_id
-                            )
+                        wall = run_pkgbuilder(
+                            npm_root, args.concurrency, server.env, server.exe, build_id
                         )
-                        costs.append(
-                            asyncio.run(breakdown(f"localhost:{server.port}", build_id, packages))
-                        )
+                        walls[runner].append(wall)
+                        ended = time.time() * 1000  # the run's window, for its fixed costs
+                        run_ms = (ended - wall * 1000, ended)
+                        address = f"localhost:{server.port}"
+                        costs.append(asyncio.run(breakdown(address, build_id, packages, run_ms)))
                     elif runner == "pkgbuilder-embedded":
                         home = base / f"home-embedded-{rnd}"
                         env = {

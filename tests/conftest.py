@@ -17,7 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pkgbuilder.runtime.binaries import temporal_cli_path, temporal_test_server_path
-from pkgbuilder.runtime.server import DYNAMIC_CONFIG
+from pkgbuilder.runtime.server import dynamic_config_args
 from pkgbuilder.search_attributes import ALL_KEYS
 from pkgbuilder.workspace.pm.toolchain import TOOLS_CACHE_ENV
 
@@ -59,9 +59,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=list(ALL_KEYS),
         dev_server_existing_path=temporal_cli_path(),
         dev_server_log_level="error",
-        dev_server_extra_args=[
-            arg for setting in DYNAMIC_CONFIG for arg in ("--dynamic-config-value", setting)
-        ],
+        dev_server_extra_args=dynamic_config_args(),
     )
     try:
         yield env

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from pkgbuilder.util.yamltext import YamlError, load_yaml
+
 LOCKFILE_NAMES = ("pnpm-lock.yaml", "yarn.lock", "package-lock.json", "npm-shrinkwrap.json")
 DEP_FIELDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
 
@@ -164,13 +166,10 @@ _YARN_SPEC = re.compile(r'^"?((?:@[^@/"]+/)?[^@"]+)@')
 
 
 def _load_yaml(text: str) -> Any:
-    """``pnpm-lock.yaml``'s data; a YAML error raises ValueError. Only pnpm workspaces need
-    the YAML parser, so it is not loaded at every start."""
-    import yaml
-
+    """``pnpm-lock.yaml``'s data; a YAML error raises ValueError."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        return load_yaml(text)
+    except YamlError as e:
         raise ValueError(f"pnpm-lock.yaml: {e}") from None
 
 

@@ -43,6 +43,11 @@ SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 DYNAMIC_CONFIG = ("history.transferProcessorMaxPollRPS=1000",)
 
 
+def dynamic_config_args() -> list[str]:
+    """:data:`DYNAMIC_CONFIG` as ``temporal server start-dev`` options."""
+    return [arg for setting in DYNAMIC_CONFIG for arg in ("--dynamic-config-value", setting)]
+
+
 def dev_server_argv(
     port: int = 7233,
     ui_port: int = 8233,
@@ -75,8 +80,7 @@ def dev_server_argv(
         argv += ["--ui-port", str(ui_port)]
     for key in ALL_KEYS:
         argv += ["--search-attribute", f"{key.name}=Keyword"]
-    for setting in DYNAMIC_CONFIG:
-        argv += ["--dynamic-config-value", setting]
+    argv += dynamic_config_args()
     argv += extra or []
     return argv
 

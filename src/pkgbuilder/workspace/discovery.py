@@ -17,6 +17,7 @@ from typing import Any
 
 from pkgbuilder.models.build import PackageNode, WorkspaceGraph
 from pkgbuilder.models.common import Category, PackageManager
+from pkgbuilder.util.yamltext import YamlError, load_yaml
 from pkgbuilder.workspace.globs import declaration_index, literal_entries, matching_directories
 from pkgbuilder.workspace.graph import (
     DependencyCycleError,
@@ -106,13 +107,10 @@ def detect_package_manager(root: Path, manifest: dict[str, Any] | None) -> Packa
 
 
 def _pnpm_patterns(path: Path) -> list[Any]:
-    import yaml  # only pnpm workspaces need it: not loaded at every start
-
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
+        data = load_yaml(path.read_text(encoding="utf-8-sig"))
+    except YamlError as e:
+        where = f" (line {e.line})" if e.line is not None else ""
         raise WorkspaceError(f"pnpm-workspace.yaml is not valid YAML{where}.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise WorkspaceError(f"Cannot read pnpm-workspace.yaml: {e}.") from None

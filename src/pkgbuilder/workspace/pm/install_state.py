@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pkgbuilder.models.common import PackageManager
+from pkgbuilder.util.yamltext import load_yaml
 
 NPM_RECORD = "node_modules/.package-lock.json"
 PNPM_RECORD = "node_modules/.pnpm/lock.yaml"
@@ -170,18 +171,8 @@ def _npm(root: Path, dirs: list[str]) -> InstallRecord | None:
 
 
 def _yaml(path: Path) -> dict[str, Any]:
-    return _load_yaml(path.read_text(encoding="utf-8"))
-
-
-def _load_yaml(text: str) -> dict[str, Any]:
-    """``text`` parsed as YAML (a dict, else empty); malformed YAML raises ValueError. The
-    parser loads here, for pnpm workspaces only, not at every start."""
-    import yaml
-
-    try:
-        return _dict(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
-    except yaml.YAMLError as e:
-        raise ValueError(f"malformed YAML: {e}") from None
+    """The file's YAML (a dict, else empty); malformed YAML raises ValueError."""
+    return _dict(load_yaml(path.read_text(encoding="utf-8")))
 
 
 def _major(version: Any) -> str | None:
@@ -251,7 +242,7 @@ def _pnpm(root: Path, dirs: list[str], tool_version: str | None) -> InstallRecor
     pnpm_workspace = root / "pnpm-workspace.yaml"
     if pnpm_workspace.is_file() and set(_yaml(pnpm_workspace)) - {"packages"}:
         return None
-    lock = _load_yaml(data.decode("utf-8"))
+    lock = _dict(load_yaml(data.decode("utf-8")))
     settings = _dict(lock.get("settings"))
     if set(lock) - _PNPM_LOCK_KEYS or settings.get("excludeLinksFromLockfile"):
         return None

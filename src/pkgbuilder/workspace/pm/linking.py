@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pkgbuilder.models.common import PackageManager
+from pkgbuilder.util.yamltext import YamlError, load_yaml
 from pkgbuilder.workspace.pm.semver import parse_range, satisfies
 
 _PATH_PROTOCOLS = ("file:", "link:", "portal:")
@@ -49,15 +50,12 @@ _AFTER_IMPORTERS = re.compile(r"^(?:packages|snapshots):", re.MULTILINE)
 
 
 def _read_yaml(path: Path, importers_only: bool = False) -> Any:
-    import yaml  # only pnpm workspaces need it: not loaded at every start
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on lockfiles
     try:
         text = path.read_text(encoding="utf-8-sig")
         if importers_only and (m := _AFTER_IMPORTERS.search(text)):
             text = text[: m.start()]
-        return yaml.load(text, Loader=loader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return load_yaml(text)
+    except (OSError, UnicodeDecodeError, YamlError):
         return None
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from pkgbuilder.models.common import PackageManager
 from pkgbuilder.util.filelock import file_lock
+from pkgbuilder.util.yamltext import YamlError, load_yaml
 from pkgbuilder.workspace.pm.detect import requested_version
 
 TOOLS_CACHE_ENV = "PKGBUILDER_TOOLS_CACHE"
@@ -80,11 +81,9 @@ def is_yarn_berry(root: Path, requested: str | None) -> bool:
 
 
 def _read_yarnrc(root: Path) -> dict[str, Any]:
-    import yaml
-
     try:
-        data = yaml.safe_load((root / ".yarnrc.yml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = load_yaml((root / ".yarnrc.yml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlError):
         return {}
     return data if isinstance(data, dict) else {}
 
